@@ -1,0 +1,3 @@
+//! vrrp-agent: the user-space half of vrrp-xdp.
+
+pub mod proto;

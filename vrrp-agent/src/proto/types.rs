@@ -1,0 +1,93 @@
+//! Units and identifiers as types, so that seconds and centiseconds cannot be mixed up.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Virtual Router Identifier, 1..=255 (RFC 9568 §5.2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Vrid(u8);
+
+impl Vrid {
+    pub const fn new(v: u8) -> Option<Self> {
+        if v == 0 { None } else { Some(Self(v)) }
+    }
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl fmt::Display for Vrid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Router priority (RFC 9568 §5.2.4): 255 is the address owner, 0 means "master is leaving",
+/// 1..=254 are backups' values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Priority(pub u8);
+
+impl Priority {
+    pub const OWNER: Self = Self(255);
+    pub const RELEASE: Self = Self(0);
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A duration in centiseconds, the unit of VRRPv3's 12-bit Max Advertise Interval
+/// (RFC 9568 §5.2.7). VRRPv2's 8-bit seconds field converts into it (×100).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Centisecs(pub u16);
+
+impl Centisecs {
+    /// The largest value the 12-bit v3 field can carry (40.95 s).
+    pub const V3_MAX: Self = Self(0x0fff);
+
+    pub const fn get(self) -> u16 {
+        self.0
+    }
+    pub const fn from_secs(s: u8) -> Self {
+        Self(s as u16 * 100)
+    }
+    pub const fn as_duration(self) -> Duration {
+        Duration::from_millis(self.0 as u64 * 10)
+    }
+}
+
+impl fmt::Display for Centisecs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02}s", self.0 / 100, self.0 % 100)
+    }
+}
+
+/// The protocol version an instance speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Version {
+    /// RFC 3768: IPv4 only, seconds, optional simple password.
+    V2,
+    /// RFC 9568 (obsoletes RFC 5798): IPv4 and IPv6, centiseconds.
+    V3,
+}
+
+impl Version {
+    pub const fn number(self) -> u8 {
+        match self {
+            Self::V2 => 2,
+            Self::V3 => 3,
+        }
+    }
+}
+
+/// Address family of a virtual router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Family {
+    V4,
+    V6,
+}

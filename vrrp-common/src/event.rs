@@ -1,0 +1,80 @@
+//! Counters the XDP program keeps, and the records it hands to the agent.
+
+/// Index into the per-CPU `COUNTERS` array. Drop reasons come first, in the order the
+/// program checks them (ETH/IP bounds, protocol, TTL, version/type, VRID, length, auth, checksum).
+pub mod counter {
+    /// A VRRP advert that passed every check the data plane makes.
+    pub const ADVERT_VALID: u32 = 0;
+    /// The frame ends before the VRRP header or the length the IP header claims.
+    pub const DROP_TRUNCATED: u32 = 1;
+    /// A fragment of a VRRP packet; adverts are never fragmented in practice.
+    pub const DROP_FRAGMENT: u32 = 2;
+    /// TTL / hop limit is not 255: the advert did not originate on this link (RFC 9568 §7.1).
+    pub const DROP_BAD_TTL: u32 = 3;
+    /// Version is neither 2 nor 3, or not the one configured for the VRID.
+    pub const DROP_BAD_VERSION: u32 = 4;
+    /// Type is not ADVERTISEMENT (1).
+    pub const DROP_BAD_TYPE: u32 = 5;
+    /// No instance on this interface uses the VRID (counted per VRID as well).
+    pub const DROP_UNKNOWN_VRID: u32 = 6;
+    /// The packet is shorter than its address count requires, or has no address.
+    pub const DROP_BAD_LENGTH: u32 = 7;
+    /// VRRPv2 simple-password authentication mismatch (RFC 3768 §5.3.6.1).
+    pub const DROP_AUTH: u32 = 8;
+    /// Unicast mode: the source is not one of the configured peers.
+    pub const DROP_PEER_NOT_ALLOWED: u32 = 9;
+    /// The VRRP checksum is wrong in every form the family allows.
+    pub const DROP_BAD_CHECKSUM: u32 = 10;
+    /// A valid IPv4 VRRPv3 advert whose checksum covers the pseudo-header (keepalived, FRR).
+    pub const V3_CSUM_WITH_PSEUDO: u32 = 11;
+    /// A valid IPv4 VRRPv3 advert whose checksum is the RFC 9568 form, without pseudo-header.
+    pub const V3_CSUM_WITHOUT_PSEUDO: u32 = 12;
+    /// A valid advert handed to the agent through the events ring buffer.
+    pub const ADVERT_EVENT: u32 = 13;
+    /// A valid advert absorbed in the kernel (nothing new: only its timestamp was refreshed).
+    pub const ADVERT_ABSORBED: u32 = 14;
+    /// The events ring buffer was full; the advert was passed to the stack instead.
+    pub const EVENT_RING_FULL: u32 = 15;
+    /// ARP requests for an owned VIP answered with XDP_TX.
+    pub const ARP_REPLIED: u32 = 16;
+    /// Neighbor Solicitations for an owned VIP answered with XDP_TX.
+    pub const NS_REPLIED: u32 = 17;
+    /// ARP replies / gratuitous ARP claiming an owned VIP from another MAC (split-brain signal).
+    pub const ARP_CONFLICT: u32 = 18;
+    /// Neighbor Advertisements claiming an owned VIP from another MAC.
+    pub const NA_CONFLICT: u32 = 19;
+    /// Requests for an owned VIP not answered because the agent's liveness stamp is stale.
+    pub const DEADMAN_SILENCED: u32 = 20;
+
+    pub const COUNT: u32 = 21;
+
+    /// Prometheus/status label of each counter, indexed like the array.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "valid",
+        "truncated",
+        "fragment",
+        "bad_ttl",
+        "bad_version",
+        "bad_type",
+        "unknown_vrid",
+        "bad_length",
+        "auth_mismatch",
+        "peer_not_allowed",
+        "bad_checksum",
+        "v3_checksum_with_pseudo_header",
+        "v3_checksum_without_pseudo_header",
+        "advert_event",
+        "advert_absorbed",
+        "event_ring_full",
+        "arp_replied",
+        "ns_replied",
+        "arp_conflict",
+        "na_conflict",
+        "deadman_silenced",
+    ];
+
+    /// True for the counters that mean "this advert was dropped".
+    pub const fn is_drop(c: u32) -> bool {
+        c >= DROP_TRUNCATED && c <= DROP_BAD_CHECKSUM
+    }
+}

@@ -1,0 +1,193 @@
+//! The pure decision the XDP program makes about a VRRP packet, testable on the host.
+//!
+//! The program extracts [`AdvertFields`] with bounds-checked reads and asks [`classify`]; the
+//! checks run in the order of RFC 9568 §7.1 so the reason counted is the first one that fails.
+
+use crate::event::counter;
+use crate::maps::{VRID_F_AUTH_PASS, VridConfig};
+use crate::wire::{VRRP_HEADER_LEN, VRRP_TTL, VRRP_TYPE_ADVERT, VRRP_V2_AUTH_LEN};
+
+/// Header fields of a VRRP packet, as read from the frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdvertFields {
+    pub ipv6: bool,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// The IP packet is a fragment (IPv4 MF or offset != 0, or an IPv6 fragment header).
+    pub fragment: bool,
+    /// Length of the VRRP message according to the IP header.
+    pub vrrp_len: u16,
+    /// Bytes of the VRRP message actually present in the frame.
+    pub captured_len: u16,
+    /// First byte of the VRRP header: version (high nibble) and type (low nibble).
+    pub version_type: u8,
+    pub vrid: u8,
+    pub priority: u8,
+    /// Count of IPvX addresses.
+    pub count: u8,
+}
+
+impl AdvertFields {
+    pub const fn version(&self) -> u8 {
+        self.version_type >> 4
+    }
+    pub const fn kind(&self) -> u8 {
+        self.version_type & 0x0f
+    }
+}
+
+/// Bytes a VRRP message of this version/family/count occupies (RFC 9568 §5.1, RFC 3768 §5.1).
+pub const fn expected_len(version: u8, ipv6: bool, count: u8) -> usize {
+    let addr = if ipv6 { 16 } else { 4 };
+    let auth = if version == 2 { VRRP_V2_AUTH_LEN } else { 0 };
+    VRRP_HEADER_LEN + count as usize * addr + auth
+}
+
+/// Checks a VRRP packet against the configuration of its VRID, everything but the
+/// checksum and the authentication data (which need the payload bytes).
+///
+/// Returns `Ok(())` or the `counter::DROP_*` index of the first failed check.
+pub const fn classify(f: &AdvertFields, cfg: &VridConfig) -> Result<(), u32> {
+    if (f.captured_len as usize) < VRRP_HEADER_LEN {
+        return Err(counter::DROP_TRUNCATED);
+    }
+    if f.fragment {
+        return Err(counter::DROP_FRAGMENT);
+    }
+    // RFC 9568 §7.1: "MUST verify that the IPv4 TTL / IPv6 Hop Limit is 255".
+    if f.ttl != VRRP_TTL {
+        return Err(counter::DROP_BAD_TTL);
+    }
+    let version = f.version();
+    if version != 2 && version != 3 {
+        return Err(counter::DROP_BAD_VERSION);
+    }
+    // VRRPv2 is IPv4 only (RFC 3768).
+    if version == 2 && f.ipv6 {
+        return Err(counter::DROP_BAD_VERSION);
+    }
+    if f.kind() != VRRP_TYPE_ADVERT {
+        return Err(counter::DROP_BAD_TYPE);
+    }
+    if !cfg.is_configured() {
+        return Err(counter::DROP_UNKNOWN_VRID);
+    }
+    if version != cfg.version() {
+        return Err(counter::DROP_BAD_VERSION);
+    }
+    // RFC 9568 §7.1: the length must cover the header and the addresses it counts.
+    let need = expected_len(version, f.ipv6, f.count);
+    if f.count == 0 || (f.vrrp_len as usize) < need {
+        return Err(counter::DROP_BAD_LENGTH);
+    }
+    if (f.captured_len as usize) < need || f.captured_len < f.vrrp_len {
+        return Err(counter::DROP_TRUNCATED);
+    }
+    Ok(())
+}
+
+/// RFC 3768 §5.3.6.1: with simple-password auth, the 8 auth bytes must equal the password.
+pub const fn auth_ok(cfg: &VridConfig, auth_type: u8, data: &[u8; 8]) -> bool {
+    if cfg.flags & VRID_F_AUTH_PASS == 0 {
+        return true;
+    }
+    if auth_type != crate::wire::VRRP_V2_AUTH_PASS {
+        return false;
+    }
+    let mut i = 0;
+    while i < 8 {
+        if data[i] != cfg.auth_pass[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// One's-complement sum folding, shared by the XDP program and the agent's codec tests.
+#[inline(always)]
+pub const fn csum_fold(mut sum: u64) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maps::{VRID_F_CONFIGURED, VRID_F_V2};
+
+    fn v3() -> VridConfig {
+        VridConfig { flags: VRID_F_CONFIGURED, ..Default::default() }
+    }
+    fn good() -> AdvertFields {
+        AdvertFields {
+            ipv6: false,
+            ttl: 255,
+            fragment: false,
+            vrrp_len: 12,
+            captured_len: 12,
+            version_type: 0x31,
+            vrid: 51,
+            priority: 100,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn valid_v3_passes() {
+        assert_eq!(classify(&good(), &v3()), Ok(()));
+    }
+
+    #[test]
+    fn each_check_has_its_reason() {
+        let c = v3();
+        let cases: [(AdvertFields, u32); 9] = [
+            (AdvertFields { captured_len: 7, ..good() }, counter::DROP_TRUNCATED),
+            (AdvertFields { fragment: true, ..good() }, counter::DROP_FRAGMENT),
+            (AdvertFields { ttl: 64, ..good() }, counter::DROP_BAD_TTL),
+            (AdvertFields { version_type: 0x41, ..good() }, counter::DROP_BAD_VERSION),
+            (AdvertFields { version_type: 0x32, ..good() }, counter::DROP_BAD_TYPE),
+            (AdvertFields { count: 0, ..good() }, counter::DROP_BAD_LENGTH),
+            (AdvertFields { count: 2, ..good() }, counter::DROP_BAD_LENGTH),
+            (AdvertFields { vrrp_len: 16, count: 2, ..good() }, counter::DROP_TRUNCATED),
+            (AdvertFields { version_type: 0x21, vrrp_len: 20, captured_len: 20, ..good() }, counter::DROP_BAD_VERSION),
+        ];
+        for (f, want) in cases {
+            assert_eq!(classify(&f, &c), Err(want), "{f:?}");
+        }
+        assert_eq!(classify(&good(), &VridConfig::default()), Err(counter::DROP_UNKNOWN_VRID));
+    }
+
+    #[test]
+    fn v2_needs_auth_bytes_and_ipv4() {
+        let c = VridConfig { flags: VRID_F_CONFIGURED | VRID_F_V2, ..Default::default() };
+        let f = AdvertFields { version_type: 0x21, vrrp_len: 20, captured_len: 20, ..good() };
+        assert_eq!(classify(&f, &c), Ok(()));
+        let short = AdvertFields { vrrp_len: 12, captured_len: 12, ..f };
+        assert_eq!(classify(&short, &c), Err(counter::DROP_BAD_LENGTH));
+        let v6 = AdvertFields { ipv6: true, ..f };
+        assert_eq!(classify(&v6, &c), Err(counter::DROP_BAD_VERSION));
+    }
+
+    #[test]
+    fn password_check() {
+        let mut c = VridConfig { flags: VRID_F_CONFIGURED | VRID_F_V2 | VRID_F_AUTH_PASS, ..Default::default() };
+        c.auth_pass = *b"1111\0\0\0\0";
+        assert!(auth_ok(&c, 1, b"1111\0\0\0\0"));
+        assert!(!auth_ok(&c, 1, b"1112\0\0\0\0"));
+        assert!(!auth_ok(&c, 0, b"1111\0\0\0\0"));
+        let open = VridConfig { flags: VRID_F_CONFIGURED | VRID_F_V2, ..Default::default() };
+        assert!(auth_ok(&open, 0, &[0; 8]));
+    }
+
+    #[test]
+    fn slots_are_distinct_per_family() {
+        use crate::maps::vrid_slot;
+        assert_eq!(vrid_slot(false, 51), 51);
+        assert_eq!(vrid_slot(true, 51), 307);
+        assert!(vrid_slot(true, 255) < crate::maps::VRID_SLOTS);
+        assert_eq!(counter::NAMES.len() as u32, counter::COUNT);
+    }
+}
