@@ -1,3 +1,5 @@
 //! vrrp-agent: the user-space half of vrrp-xdp.
 
+pub mod config;
+pub mod io;
 pub mod proto;

@@ -1,0 +1,5 @@
+//! The thin I/O shell: sockets, netlink, announcements, the XDP loader.
+
+pub mod announce;
+pub mod netlink;
+pub mod socket;

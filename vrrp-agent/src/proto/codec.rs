@@ -1,0 +1,1 @@
+//! VRRP codec (owned by the codec work).

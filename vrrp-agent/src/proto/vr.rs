@@ -1,0 +1,1 @@
+//! The virtual-router state machine (owned by the state machine work).
