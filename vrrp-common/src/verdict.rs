@@ -104,13 +104,17 @@ pub const fn auth_ok(cfg: &VridConfig, auth_type: u8, data: &[u8; 8]) -> bool {
     true
 }
 
-/// One's-complement sum folding, shared by the XDP program and the agent's codec tests.
+/// One's-complement sum folding, shared by the XDP program and the agent's codec.
+///
+/// A fixed number of folds rather than a loop: the verifier cannot bound a data-dependent
+/// loop here. Any u64 fits in 16 bits after these four steps.
 #[inline(always)]
-pub const fn csum_fold(mut sum: u64) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+pub const fn csum_fold(sum: u64) -> u16 {
+    let mut s = (sum & 0xffff_ffff) + (sum >> 32);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    !(s as u16)
 }
 
 #[cfg(test)]
@@ -119,7 +123,10 @@ mod tests {
     use crate::maps::{VRID_F_CONFIGURED, VRID_F_V2};
 
     fn v3() -> VridConfig {
-        VridConfig { flags: VRID_F_CONFIGURED, ..Default::default() }
+        VridConfig {
+            flags: VRID_F_CONFIGURED,
+            ..Default::default()
+        }
     }
     fn good() -> AdvertFields {
         AdvertFields {
@@ -144,28 +151,88 @@ mod tests {
     fn each_check_has_its_reason() {
         let c = v3();
         let cases: [(AdvertFields, u32); 9] = [
-            (AdvertFields { captured_len: 7, ..good() }, counter::DROP_TRUNCATED),
-            (AdvertFields { fragment: true, ..good() }, counter::DROP_FRAGMENT),
+            (
+                AdvertFields {
+                    captured_len: 7,
+                    ..good()
+                },
+                counter::DROP_TRUNCATED,
+            ),
+            (
+                AdvertFields {
+                    fragment: true,
+                    ..good()
+                },
+                counter::DROP_FRAGMENT,
+            ),
             (AdvertFields { ttl: 64, ..good() }, counter::DROP_BAD_TTL),
-            (AdvertFields { version_type: 0x41, ..good() }, counter::DROP_BAD_VERSION),
-            (AdvertFields { version_type: 0x32, ..good() }, counter::DROP_BAD_TYPE),
-            (AdvertFields { count: 0, ..good() }, counter::DROP_BAD_LENGTH),
-            (AdvertFields { count: 2, ..good() }, counter::DROP_BAD_LENGTH),
-            (AdvertFields { vrrp_len: 16, count: 2, ..good() }, counter::DROP_TRUNCATED),
-            (AdvertFields { version_type: 0x21, vrrp_len: 20, captured_len: 20, ..good() }, counter::DROP_BAD_VERSION),
+            (
+                AdvertFields {
+                    version_type: 0x41,
+                    ..good()
+                },
+                counter::DROP_BAD_VERSION,
+            ),
+            (
+                AdvertFields {
+                    version_type: 0x32,
+                    ..good()
+                },
+                counter::DROP_BAD_TYPE,
+            ),
+            (
+                AdvertFields { count: 0, ..good() },
+                counter::DROP_BAD_LENGTH,
+            ),
+            (
+                AdvertFields { count: 2, ..good() },
+                counter::DROP_BAD_LENGTH,
+            ),
+            (
+                AdvertFields {
+                    vrrp_len: 16,
+                    count: 2,
+                    ..good()
+                },
+                counter::DROP_TRUNCATED,
+            ),
+            (
+                AdvertFields {
+                    version_type: 0x21,
+                    vrrp_len: 20,
+                    captured_len: 20,
+                    ..good()
+                },
+                counter::DROP_BAD_VERSION,
+            ),
         ];
         for (f, want) in cases {
             assert_eq!(classify(&f, &c), Err(want), "{f:?}");
         }
-        assert_eq!(classify(&good(), &VridConfig::default()), Err(counter::DROP_UNKNOWN_VRID));
+        assert_eq!(
+            classify(&good(), &VridConfig::default()),
+            Err(counter::DROP_UNKNOWN_VRID)
+        );
     }
 
     #[test]
     fn v2_needs_auth_bytes_and_ipv4() {
-        let c = VridConfig { flags: VRID_F_CONFIGURED | VRID_F_V2, ..Default::default() };
-        let f = AdvertFields { version_type: 0x21, vrrp_len: 20, captured_len: 20, ..good() };
+        let c = VridConfig {
+            flags: VRID_F_CONFIGURED | VRID_F_V2,
+            ..Default::default()
+        };
+        let f = AdvertFields {
+            version_type: 0x21,
+            vrrp_len: 20,
+            captured_len: 20,
+            ..good()
+        };
         assert_eq!(classify(&f, &c), Ok(()));
-        let short = AdvertFields { vrrp_len: 12, captured_len: 12, ..f };
+        let short = AdvertFields {
+            vrrp_len: 12,
+            captured_len: 12,
+            ..f
+        };
         assert_eq!(classify(&short, &c), Err(counter::DROP_BAD_LENGTH));
         let v6 = AdvertFields { ipv6: true, ..f };
         assert_eq!(classify(&v6, &c), Err(counter::DROP_BAD_VERSION));
@@ -173,13 +240,41 @@ mod tests {
 
     #[test]
     fn password_check() {
-        let mut c = VridConfig { flags: VRID_F_CONFIGURED | VRID_F_V2 | VRID_F_AUTH_PASS, ..Default::default() };
+        let mut c = VridConfig {
+            flags: VRID_F_CONFIGURED | VRID_F_V2 | VRID_F_AUTH_PASS,
+            ..Default::default()
+        };
         c.auth_pass = *b"1111\0\0\0\0";
         assert!(auth_ok(&c, 1, b"1111\0\0\0\0"));
         assert!(!auth_ok(&c, 1, b"1112\0\0\0\0"));
         assert!(!auth_ok(&c, 0, b"1111\0\0\0\0"));
-        let open = VridConfig { flags: VRID_F_CONFIGURED | VRID_F_V2, ..Default::default() };
+        let open = VridConfig {
+            flags: VRID_F_CONFIGURED | VRID_F_V2,
+            ..Default::default()
+        };
         assert!(auth_ok(&open, 0, &[0; 8]));
+    }
+
+    #[test]
+    fn fold_matches_a_loop() {
+        fn slow(mut s: u64) -> u16 {
+            while s >> 16 != 0 {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            !(s as u16)
+        }
+        for s in [
+            0,
+            1,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            u64::MAX,
+            0xffff_ffff,
+            0x1234_5678_9abc_def0,
+        ] {
+            assert_eq!(csum_fold(s), slow(s), "{s:#x}");
+        }
     }
 
     #[test]

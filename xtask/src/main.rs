@@ -1,1 +1,52 @@
-fn main() {}
+//! `cargo xtask`: what cargo alone cannot do — the eBPF toolchain bootstrap and build, running
+//! the agent, the namespace demo, the root test suite and the benchmarks.
+
+mod build;
+mod deps;
+mod test;
+mod toolchain;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "vrrp-xdp build, run, demo and test tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing (nightly rust-src, bpf-linker), build the XDP object, then the
+    /// agent with the object embedded.
+    Build(build::BuildOpts),
+    /// Build, then run the agent with the given arguments (e.g. `-- --iface eth0`).
+    Run {
+        #[command(flatten)]
+        build: build::BuildOpts,
+        /// Arguments for vrrp-agent.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Every test: unit tests, then the root-only XDP and namespace lab tests.
+    Test(test::TestOpts),
+    /// Install the Debian packages the lab tests and the demo use (keepalived, tshark, ...).
+    Deps,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Build(opts) => build::build_all(&opts).map(|_| ()),
+        Cmd::Run { build, args } => {
+            let agent = build::build_all(&build)?;
+            util::exec(std::process::Command::new(agent).args(args))
+        }
+        Cmd::Test(opts) => test::main(&opts),
+        Cmd::Deps => deps::ensure_debian_packages(deps::TEST_PACKAGES),
+    }
+}

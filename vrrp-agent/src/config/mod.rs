@@ -1,1 +1,118 @@
-//! keepalived.conf reader.
+//! keepalived.conf reader: the VRRP half of keepalived's configuration language, read the way
+//! keepalived 2.2.x reads it (lib/parser.c, keepalived/vrrp/vrrp_parser.c,
+//! keepalived/core/global_parser.c), into a validated, typed [`Config`].
+//!
+//! Pipeline: `lexer` (files, `include`, `$NAME` definitions, comments, quotes, braces) →
+//! `tree` (statements and `{ }` blocks) → `parse` (keywords into typed values, keepalived's
+//! defaults, then cross-checks). Broken syntax and invalid values are errors (the agent refuses
+//! to start); unknown or unsupported keywords are warnings that carry their location.
+
+mod glob;
+mod lexer;
+mod parse;
+mod tree;
+mod types;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use types::*;
+
+/// Where something was written: file, 1-based line and 1-based column (in characters).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub file: Arc<str>,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Span {
+    pub fn new(file: &str, line: u32, col: u32) -> Self {
+        Self {
+            file: Arc::from(file),
+            line,
+            col,
+        }
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// A warning about the configuration: the agent starts, but the user should look.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{span}: {message}")]
+pub struct Diagnostic {
+    pub span: Span,
+    pub message: String,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Broken syntax or an invalid value, at its location.
+    #[error("{span}: {message}")]
+    Invalid { span: Span, message: String },
+    /// The top-level file could not be read.
+    #[error("{}:0:0: cannot read configuration: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn at(span: &Span, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            span: span.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// The location of the error, when it has one inside a file.
+    pub fn span(&self) -> Option<&Span> {
+        match self {
+            Self::Invalid { span, .. } => Some(span),
+            Self::Io { .. } => None,
+        }
+    }
+}
+
+/// A parsed and validated configuration plus the warnings met on the way.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Read `path` (and what it includes) as keepalived does.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&text);
+    // keepalived chdir()s into the directory of each file it opens (lib/parser.c
+    // open_conf_file), so relative includes resolve against the including file's directory.
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    run(&text, &path.display().to_string(), &dir)
+}
+
+/// Parse configuration text; `name` is used in locations, and relative `include`s resolve
+/// against the current directory.
+pub fn parse_str(text: &str, name: &str) -> Result<Loaded, ConfigError> {
+    run(text, name, Path::new(""))
+}
+
+fn run(text: &str, name: &str, dir: &Path) -> Result<Loaded, ConfigError> {
+    let mut warnings = Vec::new();
+    let lines = lexer::lex(text, name, dir, &mut warnings)?;
+    let stmts = tree::build(lines, name)?;
+    let config = parse::parse(&stmts, &mut warnings)?;
+    Ok(Loaded { config, warnings })
+}

@@ -3,3 +3,4 @@
 pub mod announce;
 pub mod netlink;
 pub mod socket;
+pub mod xdp;

@@ -1,1 +1,1212 @@
-//! The virtual-router state machine (owned by the state machine work).
+//! The virtual-router state machine: RFC 9568 (VRRPv3) and RFC 3768 (VRRPv2), with keepalived's
+//! choices where the RFCs leave room (each such place names the keepalived function it mirrors).
+//!
+//! Sans-IO in the shape of smoltcp/quinn: the driver feeds [`Input`]s with the current time,
+//! drains [`Output`]s with [`VirtualRouter::poll_output`] after every [`VirtualRouter::handle`],
+//! and calls `handle(now, Input::Timeout)` once `now >= poll_timeout()`. Timers are data; a
+//! spurious or early `Timeout` is harmless because deadlines are compared with `now`.
+//!
+//! Lifecycle: [`VirtualRouter::new`] leaves the router in `Initialize` so the driver can report
+//! link and tracking state first; `Input::Startup` is the RFC's Startup event.
+
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::advert::{Advert, Auth};
+use super::types::{Centisecs, Family, Priority, Version, Vrid};
+
+/// keepalived's `VRRP_DOWN_TIMER_ADVERTS`: adverts missed before the master is declared down
+/// (RFC 9568 §6.1 and RFC 3768 §6.1 fix it at 3; keepalived's `down_timer_adverts` can change it).
+pub const DEFAULT_DOWN_TIMER_ADVERTS: u8 = 3;
+
+/// The state the instance wants at startup: keepalived's `state MASTER|BACKUP`.
+///
+/// keepalived derives it from the priority when it is not configured (`vrrp_complete_instance`:
+/// owner → MASTER, else BACKUP); [`InitialState::for_priority`] gives that default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum InitialState {
+    Backup,
+    Master,
+}
+
+impl InitialState {
+    /// keepalived's default when `state` is not configured.
+    pub const fn for_priority(p: Priority) -> Self {
+        if p.0 == Priority::OWNER.0 {
+            Self::Master
+        } else {
+            Self::Backup
+        }
+    }
+}
+
+/// The configuration of one virtual router, already resolved from keepalived.conf (global
+/// defaults and `vrrp_strict` applied by the config layer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VrConfig {
+    pub vrid: Vrid,
+    pub version: Version,
+    pub family: Family,
+    /// Base priority, 1..=255 (255 = address owner).
+    pub priority: Priority,
+    /// Advertisement_Interval. VRRPv2 requires whole seconds.
+    pub interval: Centisecs,
+    /// `false` is keepalived's `nopreempt`.
+    pub preempt: bool,
+    /// keepalived's `preempt_delay` (see `backup_rx` for its exact semantics).
+    pub preempt_delay: Duration,
+    /// Accept_Mode (RFC 9568 §6.1). Only stored: the I/O shell decides address binding; see
+    /// [`VirtualRouter::accepts_vip_traffic`].
+    pub accept: bool,
+    /// The virtual addresses, all of `family`.
+    pub addresses: Vec<IpAddr>,
+    /// Our own primary address: the advert source, and the tie-breaker (RFC 9568 §6.4.3).
+    pub primary: IpAddr,
+    /// VRRPv2 authentication (RFC 3768 §5.3.6). Forced to `Auth::None` for VRRPv3.
+    pub auth: Auth,
+    pub initial: InitialState,
+    pub unicast_peers: Vec<IpAddr>,
+    /// keepalived's `check_unicast_src`: drop unicast adverts from addresses not in
+    /// `unicast_peers`. Off by default in keepalived.
+    pub check_unicast_src: bool,
+    /// keepalived's `down_timer_adverts` (1..=100, default 3).
+    pub down_timer_adverts: u8,
+    /// keepalived's `lower_prio_no_advert`: as master, do not re-advertise on a lower priority
+    /// advert.
+    pub lower_prio_no_advert: bool,
+    /// keepalived's `higher_prio_send_advert`: as master, advertise once more before yielding.
+    pub higher_prio_send_advert: bool,
+    /// keepalived's `garp_lower_prio_repeat` != 0: as master, re-announce on a lower priority
+    /// advert.
+    pub garp_lower_prio: bool,
+    /// keepalived's `garp_master_delay` (default 5 s; zero = no second burst).
+    pub garp_master_delay: Duration,
+    /// keepalived's `garp_master_refresh` (default none).
+    pub garp_master_refresh: Option<Duration>,
+    /// keepalived's `owner_ignore_adverts`: an address owner drops every advert, as RFC 3768
+    /// §7.1 and RFC 9568 §7.1 literally say. keepalived's default (false) processes them.
+    pub owner_ignore_adverts: bool,
+}
+
+impl VrConfig {
+    /// A configuration with keepalived's defaults for everything not given (non-strict mode):
+    /// VRRPv2, priority 100, advert_int 1 s, preempt, accept, garp_master_delay 5 s.
+    pub fn keepalived_defaults(
+        vrid: Vrid,
+        family: Family,
+        primary: IpAddr,
+        addresses: Vec<IpAddr>,
+    ) -> Self {
+        Self {
+            vrid,
+            version: Version::V2,
+            family,
+            priority: Priority(100),
+            interval: Centisecs(100),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            accept: true,
+            addresses,
+            primary,
+            auth: Auth::None,
+            initial: InitialState::Backup,
+            unicast_peers: Vec::new(),
+            check_unicast_src: false,
+            down_timer_adverts: DEFAULT_DOWN_TIMER_ADVERTS,
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            garp_lower_prio: true,
+            garp_master_delay: Duration::from_secs(5),
+            garp_master_refresh: None,
+            owner_ignore_adverts: false,
+        }
+    }
+
+    fn is_owner(&self) -> bool {
+        self.priority == Priority::OWNER
+    }
+
+    /// Rejects what no VRRP router can run.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.priority == Priority::RELEASE {
+            return Err(ConfigError::PriorityZero);
+        }
+        if self.interval.get() == 0 {
+            return Err(ConfigError::IntervalZero);
+        }
+        match self.version {
+            // RFC 9568 §5.2.7: a 12-bit field.
+            Version::V3 if self.interval > Centisecs::V3_MAX => {
+                return Err(ConfigError::IntervalTooLarge(self.interval));
+            }
+            Version::V2 => {
+                // RFC 3768 §5.3.7: 8-bit whole seconds; RFC 3768 is IPv4 only.
+                if !self.interval.get().is_multiple_of(100) || self.interval.get() > 255 * 100 {
+                    return Err(ConfigError::V2Interval(self.interval));
+                }
+                if self.family == Family::V6 {
+                    return Err(ConfigError::V2Ipv6);
+                }
+            }
+            Version::V3 => {}
+        }
+        if self.addresses.is_empty() {
+            return Err(ConfigError::NoAddresses);
+        }
+        if self.addresses.len() > 255 {
+            return Err(ConfigError::TooManyAddresses(self.addresses.len()));
+        }
+        if let Some(a) = self
+            .addresses
+            .iter()
+            .find(|a| family_of(**a) != self.family)
+        {
+            return Err(ConfigError::AddressFamily(*a));
+        }
+        if family_of(self.primary) != self.family {
+            return Err(ConfigError::AddressFamily(self.primary));
+        }
+        if self.down_timer_adverts == 0 || self.down_timer_adverts > 100 {
+            return Err(ConfigError::DownTimerAdverts(self.down_timer_adverts));
+        }
+        Ok(())
+    }
+
+    /// keepalived's silent corrections in `vrrp_complete_instance` (it logs and resets).
+    fn normalize(&mut self) {
+        if self.version == Version::V3 {
+            // RFC 9568 §9.1: no authentication in v3.
+            self.auth = Auth::None;
+        }
+        // "nopreempt is incompatible with priority 255" / "will not work with initial state
+        // MASTER": keepalived clears nopreempt (and preempt_delay with state MASTER).
+        if self.is_owner() || self.initial == InitialState::Master {
+            self.preempt = true;
+        }
+        if self.initial == InitialState::Master || !self.preempt {
+            self.preempt_delay = Duration::ZERO;
+        }
+    }
+}
+
+/// Errors in a [`VrConfig`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
+pub enum ConfigError {
+    #[error("priority 0 is reserved for a master that is leaving (RFC 9568 §5.2.4)")]
+    PriorityZero,
+    #[error("advertisement interval must not be zero")]
+    IntervalZero,
+    #[error("advertisement interval {0} exceeds the 12-bit VRRPv3 field (40.95s)")]
+    IntervalTooLarge(Centisecs),
+    #[error("VRRPv2 advertisement interval {0} must be whole seconds, 1..=255")]
+    V2Interval(Centisecs),
+    #[error("VRRPv2 (RFC 3768) is IPv4 only")]
+    V2Ipv6,
+    #[error("no virtual addresses")]
+    NoAddresses,
+    #[error("{0} virtual addresses, at most 255 fit in an advert")]
+    TooManyAddresses(usize),
+    #[error("address {0} is not of the virtual router's family")]
+    AddressFamily(IpAddr),
+    #[error("down_timer_adverts {0} outside 1..=100")]
+    DownTimerAdverts(u8),
+    #[error("VRID, version or family changed; create a new virtual router instead")]
+    IdentityChanged,
+}
+
+/// States: RFC 9568 §6.4 plus keepalived's FAULT and a terminal Stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+    /// keepalived's FAULT: interface down or a tracked failure with weight 0.
+    Fault,
+    /// After `Input::Shutdown`; `Input::Startup` starts again.
+    Stopped,
+}
+
+/// Why a transition happened (logs, status, notify scripts).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Reason {
+    /// Initialize → Backup.
+    Startup,
+    /// Initialize (or Fault) → Master as the address owner.
+    Owner,
+    /// keepalived `state MASTER` for a non-owner: no master heard during one interval.
+    InitialMaster {
+        after: Duration,
+    },
+    /// Master_Down_Timer fired.
+    MasterDown {
+        after: Duration,
+    },
+    /// The master sent priority 0 and Skew_Time passed.
+    PriorityZeroReceived {
+        src: IpAddr,
+    },
+    /// We preempted a lower priority master (its adverts were discarded until it timed out).
+    Preempt {
+        src: IpAddr,
+        priority: Priority,
+    },
+    /// Master → Backup: a better advert.
+    HigherPriority {
+        src: IpAddr,
+        priority: Priority,
+    },
+    LinkDown,
+    LinkUp,
+    TrackFailed,
+    TrackRecovered,
+    Shutdown,
+}
+
+/// Receive checks that discard an advert (RFC 9568 §7.1, RFC 3768 §7.1). Never a state change.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum DropReason {
+    VridMismatch {
+        got: Vrid,
+    },
+    VersionMismatch {
+        got: Version,
+    },
+    /// Source or addresses of the other family.
+    FamilyMismatch,
+    /// RFC 3768 §7.1: authentication type or password differ.
+    AuthMismatch,
+    /// RFC 3768 §7.1: a v2 advert interval must equal ours.
+    IntervalMismatch {
+        ours: Centisecs,
+        theirs: Centisecs,
+    },
+    /// We are the address owner and `owner_ignore_adverts` is set.
+    OwnerIgnoresAdverts,
+    /// Unicast source not in `unicast_peers` (with `check_unicast_src`).
+    UnknownUnicastSource,
+    /// Our own primary address as source: a loop.
+    OwnAddress,
+}
+
+/// Accepted, but worth a log line (RFC 9568 §7.1 "MUST log"; keepalived logs and processes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum RxWarning {
+    /// RFC 9568 §7.1 / RFC 3768 §7.1: the address list differs from ours. keepalived
+    /// (`vrrp_check_packet`) counts `addr_list_err`, logs, and still processes the advert.
+    AddressListMismatch,
+    /// VRRPv3 interval differs from ours: keepalived logs and learns it (RFC 9568 §6.4.2).
+    IntervalMismatch { ours: Centisecs, theirs: Centisecs },
+}
+
+/// What an `Announce` is for; the I/O shell picks the repeat count (keepalived's
+/// `garp_master_repeat`, `garp_lower_prio_repeat`, `garp_master_refresh_repeat`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum AnnounceKind {
+    BecomeMaster,
+    /// `garp_master_delay` after becoming master.
+    Delayed,
+    Refresh,
+    /// Master heard a lower priority advert.
+    LowerPriority,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// RFC 9568 §6.4.1 Startup event.
+    Startup,
+    Advert {
+        src: IpAddr,
+        advert: Advert,
+    },
+    /// A deadline may have passed.
+    Timeout,
+    Link {
+        up: bool,
+    },
+    /// Effective priority from tracking (base + weights). Clamped to 1..=254 and ignored by an
+    /// address owner, as keepalived's `vrrp_set_effective_priority`; failures that should stop
+    /// the instance are `Fault(true)`.
+    Priority(Priority),
+    /// Some tracked object with weight 0 is failed (true) / none is (false); the tracking
+    /// layer aggregates. The link state is separate (`Link`), FAULT lasts while either holds.
+    Fault(bool),
+    Config(VrConfig),
+    Shutdown,
+    /// The data plane absorbed an advert from `src` identical to the last one it passed up, at
+    /// `at` (its timestamp). Re-processed as that advert received at `at`.
+    AdvertSeenAt {
+        src: IpAddr,
+        at: Instant,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Output {
+    SendAdvert {
+        priority: Priority,
+    },
+    /// Gratuitous ARP / unsolicited NA for the virtual addresses.
+    Announce {
+        kind: AnnounceKind,
+    },
+    /// Bind the virtual addresses. Never twice without a `RemoveVips` between.
+    InstallVips,
+    /// Unbind the virtual addresses installed by the last `InstallVips`.
+    RemoveVips,
+    SetXdpOwnership(bool),
+    Transition {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+    Dropped {
+        src: IpAddr,
+        reason: DropReason,
+    },
+    Warning {
+        src: IpAddr,
+        warning: RxWarning,
+    },
+    /// keepalived's `notify_master_rx_lower_pri`.
+    MasterRxLowerPriority {
+        src: IpAddr,
+        priority: Priority,
+    },
+    PriorityChanged {
+        from: Priority,
+        to: Priority,
+    },
+    /// `Input::Config` was not applied; the old configuration stays.
+    ConfigRejected {
+        error: ConfigError,
+    },
+}
+
+/// The master as seen from Backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct MasterInfo {
+    pub addr: IpAddr,
+    pub priority: Priority,
+    pub interval: Centisecs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransitionRecord {
+    pub at: Instant,
+    pub from: State,
+    pub to: State,
+    pub reason: Reason,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Adverts that passed the receive checks.
+    pub adverts_rx: u64,
+    /// `AdvertSeenAt` replays.
+    pub adverts_seen: u64,
+    pub adverts_tx: u64,
+    pub priority_zero_rx: u64,
+    pub priority_zero_tx: u64,
+    pub became_master: u64,
+    pub released_master: u64,
+    pub dropped_vrid: u64,
+    pub dropped_version: u64,
+    pub dropped_family: u64,
+    pub dropped_auth: u64,
+    pub dropped_interval: u64,
+    pub dropped_owner: u64,
+    pub dropped_unknown_unicast_src: u64,
+    pub dropped_own_address: u64,
+    pub address_list_mismatch: u64,
+    pub interval_mismatch: u64,
+    /// Lower priority adverts discarded in Backup to preempt (RFC 9568 §6.4.2).
+    pub discarded_lower_priority: u64,
+    /// Adverts while Initialize/Fault/Stopped (keepalived ignores them).
+    pub ignored_not_running: u64,
+    /// `AdvertSeenAt` from a source we hold no advert for.
+    pub seen_unmatched: u64,
+}
+
+/// A serializable snapshot for the status socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub vrid: Vrid,
+    pub state: State,
+    pub base_priority: Priority,
+    pub effective_priority: Priority,
+    pub master: Option<MasterInfo>,
+    pub master_adver_int: Centisecs,
+    pub master_down_interval: Duration,
+    pub last_transition: Option<TransitionStatus>,
+    pub counters: Counters,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TransitionStatus {
+    pub from: State,
+    pub to: State,
+    pub reason: Reason,
+    /// How long ago, at the time of the snapshot.
+    pub ago: Duration,
+}
+
+/// What makes a Backup take over when its Master_Down_Timer fires (keepalived's
+/// `next_master_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cause {
+    NoResponse,
+    InitialMaster,
+    PriorityZero(IpAddr),
+    Preempt(IpAddr, Priority),
+}
+
+/// RFC 9568 §6.1 Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256 centiseconds;
+/// RFC 3768 §6.1 Skew_Time = (256 - Priority) / 256 seconds.
+///
+/// Computed in nanoseconds, which is exact for v2 and within 0.5 ns for v3 (keepalived truncates
+/// to microseconds: `VRRP_TIMER_SKEW_CALC`).
+pub fn skew_time(version: Version, priority: Priority, master_adver_int: Centisecs) -> Duration {
+    let weight = 256 - u64::from(priority.get());
+    let unit_ns = match version {
+        Version::V3 => u64::from(master_adver_int.get()) * 10_000_000,
+        Version::V2 => 1_000_000_000,
+    };
+    Duration::from_nanos(weight * unit_ns / 256)
+}
+
+/// RFC 9568 §6.1 / RFC 3768 §6.1: Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time
+/// (3 is keepalived's `down_timer_adverts`). For v2 the interval is always the configured one.
+pub fn master_down_interval(
+    version: Version,
+    priority: Priority,
+    master_adver_int: Centisecs,
+    down_timer_adverts: u8,
+) -> Duration {
+    master_adver_int.as_duration() * u32::from(down_timer_adverts)
+        + skew_time(version, priority, master_adver_int)
+}
+
+fn family_of(a: IpAddr) -> Family {
+    match a {
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
+    }
+}
+
+/// RFC 9568 §6.4.3: "based on an unsigned integer comparison of the IPvX addresses in network
+/// byte order". `None` across families (dropped before this is asked).
+fn addr_cmp(a: IpAddr, b: IpAddr) -> Option<Ordering> {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => Some(u32::from(a).cmp(&u32::from(b))),
+        (IpAddr::V6(a), IpAddr::V6(b)) => Some(u128::from(a).cmp(&u128::from(b))),
+        _ => None,
+    }
+}
+
+fn later(t: Instant, d: Duration) -> Instant {
+    // An Instant this far in the future cannot be represented; firing early is the safe side.
+    t.checked_add(d).unwrap_or(t)
+}
+
+fn same_set(a: &[IpAddr], b: &[IpAddr]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
+/// One virtual router (one VRID on one interface, one family).
+#[derive(Debug)]
+pub struct VirtualRouter {
+    cfg: VrConfig,
+    state: State,
+    effective: Priority,
+    /// RFC 9568 §6.1 Master_Adver_Interval: learned from the master in Backup (v3).
+    master_adver_int: Centisecs,
+    /// Adver_Timer in Master, Master_Down_Timer in Backup, none otherwise.
+    deadline: Option<Instant>,
+    /// When the Master_Down_Timer was last (re)armed, for `Reason::MasterDown { after }`.
+    armed_at: Instant,
+    cause: Cause,
+    garp_at: Option<Instant>,
+    garp_refresh_at: Option<Instant>,
+    /// keepalived's `preempt_time`: lower priority adverts are accepted until then.
+    preempt_at: Option<Instant>,
+    link_up: bool,
+    track_fault: bool,
+    master: Option<MasterInfo>,
+    /// The last advert that passed the checks, for `AdvertSeenAt` and for warning once.
+    last_rx: Option<(IpAddr, Advert)>,
+    last_transition: Option<TransitionRecord>,
+    counters: Counters,
+    out: VecDeque<Output>,
+}
+
+impl VirtualRouter {
+    /// A router in `Initialize`; send `Input::Startup` to start it.
+    pub fn new(mut cfg: VrConfig, now: Instant) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        cfg.normalize();
+        Ok(Self {
+            effective: cfg.priority,
+            master_adver_int: cfg.interval,
+            cfg,
+            state: State::Initialize,
+            deadline: None,
+            armed_at: now,
+            cause: Cause::NoResponse,
+            garp_at: None,
+            garp_refresh_at: None,
+            preempt_at: None,
+            link_up: true,
+            track_fault: false,
+            master: None,
+            last_rx: None,
+            last_transition: None,
+            counters: Counters::default(),
+            out: VecDeque::new(),
+        })
+    }
+
+    /// Processes one input. Never blocks, never reads a clock.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Startup => {
+                if matches!(self.state, State::Initialize | State::Stopped) {
+                    self.startup(now);
+                }
+            }
+            Input::Shutdown => self.shutdown(now),
+            Input::Timeout => self.on_timeout(now),
+            Input::Link { up } => {
+                self.link_up = up;
+                let reason = if up { Reason::LinkUp } else { Reason::LinkDown };
+                self.reevaluate_fault(now, reason);
+            }
+            Input::Fault(failed) => {
+                self.track_fault = failed;
+                let reason = if failed {
+                    Reason::TrackFailed
+                } else {
+                    Reason::TrackRecovered
+                };
+                self.reevaluate_fault(now, reason);
+            }
+            Input::Priority(p) => self.set_effective(p),
+            Input::Advert { src, advert } => self.receive(now, now, src, advert, false),
+            Input::AdvertSeenAt { src, at } => {
+                let at = at.min(now);
+                match &self.last_rx {
+                    Some((s, adv)) if *s == src => {
+                        let adv = adv.clone();
+                        self.counters.adverts_seen += 1;
+                        self.receive(now, at, src, adv, true);
+                    }
+                    _ => self.counters.seen_unmatched += 1,
+                }
+            }
+            Input::Config(cfg) => self.reconfigure(now, cfg),
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The one next deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.deadline, self.garp_at, self.garp_refresh_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn config(&self) -> &VrConfig {
+        &self.cfg
+    }
+
+    pub fn effective_priority(&self) -> Priority {
+        self.effective
+    }
+
+    /// The current master: ourselves in Master, the last accepted advertiser in Backup.
+    pub fn master(&self) -> Option<MasterInfo> {
+        match self.state {
+            State::Master => Some(MasterInfo {
+                addr: self.cfg.primary,
+                priority: self.effective,
+                interval: self.cfg.interval,
+            }),
+            State::Backup => self.master,
+            _ => None,
+        }
+    }
+
+    pub fn master_adver_int(&self) -> Centisecs {
+        self.master_adver_int
+    }
+
+    pub fn skew_time(&self) -> Duration {
+        skew_time(self.cfg.version, self.effective, self.master_adver_int)
+    }
+
+    pub fn master_down_interval(&self) -> Duration {
+        master_down_interval(
+            self.cfg.version,
+            self.effective,
+            self.master_adver_int,
+            self.cfg.down_timer_adverts,
+        )
+    }
+
+    pub fn last_transition(&self) -> Option<&TransitionRecord> {
+        self.last_transition.as_ref()
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// RFC 9568 §6.4.3 (Accept_Mode): the master accepts packets addressed to the virtual
+    /// addresses if it is the owner or Accept_Mode is set.
+    pub fn accepts_vip_traffic(&self) -> bool {
+        self.state == State::Master && (self.cfg.is_owner() || self.cfg.accept)
+    }
+
+    pub fn status(&self, now: Instant) -> Status {
+        Status {
+            vrid: self.cfg.vrid,
+            state: self.state,
+            base_priority: self.cfg.priority,
+            effective_priority: self.effective,
+            master: self.master(),
+            master_adver_int: self.master_adver_int,
+            master_down_interval: self.master_down_interval(),
+            last_transition: self.last_transition.as_ref().map(|t| TransitionStatus {
+                from: t.from,
+                to: t.to,
+                reason: t.reason.clone(),
+                ago: now.saturating_duration_since(t.at),
+            }),
+            counters: self.counters.clone(),
+        }
+    }
+
+    // ---- transitions ----
+
+    fn emit(&mut self, o: Output) {
+        self.out.push_back(o);
+    }
+
+    fn transition(&mut self, now: Instant, to: State, reason: Reason) {
+        let from = self.state;
+        self.state = to;
+        self.last_transition = Some(TransitionRecord {
+            at: now,
+            from,
+            to,
+            reason: reason.clone(),
+        });
+        self.emit(Output::Transition { from, to, reason });
+    }
+
+    fn send_advert(&mut self, priority: Priority) {
+        self.counters.adverts_tx += 1;
+        if priority == Priority::RELEASE {
+            self.counters.priority_zero_tx += 1;
+        }
+        self.emit(Output::SendAdvert { priority });
+    }
+
+    fn fault_reason(&self) -> Option<Reason> {
+        if !self.link_up {
+            Some(Reason::LinkDown)
+        } else if self.track_fault {
+            Some(Reason::TrackFailed)
+        } else {
+            None
+        }
+    }
+
+    /// RFC 9568 §6.4.1 Startup; keepalived `vrrp_init_state`.
+    fn startup(&mut self, now: Instant) {
+        self.master_adver_int = self.cfg.interval;
+        self.master = None;
+        if let Some(reason) = self.fault_reason() {
+            // keepalived enters FAULT from init when the interface is down or a script failed.
+            self.transition(now, State::Fault, reason);
+            return;
+        }
+        match (self.cfg.is_owner(), self.cfg.initial) {
+            // RFC 9568 §6.4.1: priority 255 goes straight to Master. keepalived does the same
+            // for an owner with (default) `state MASTER`, via a 1 µs master-down timer.
+            (true, InitialState::Master) => self.become_master(now, Reason::Owner),
+            (_, initial) => {
+                self.transition(now, State::Backup, Reason::Startup);
+                self.preempt_at = None;
+                if initial == InitialState::Master {
+                    // keepalived `vrrp_init_state`: a non-owner with `state MASTER` starts in
+                    // BACKUP but waits only Master_Adver_Interval + SKEW_MIN (interval/256), "to
+                    // ensure there is no other master".
+                    let wait = self.master_adver_int.as_duration()
+                        + skew_time(self.cfg.version, Priority(255), self.master_adver_int);
+                    self.arm_master_down(now, wait, Cause::InitialMaster);
+                } else {
+                    self.arm_master_down(now, self.master_down_interval(), Cause::NoResponse);
+                }
+            }
+        }
+    }
+
+    fn arm_master_down(&mut self, at: Instant, wait: Duration, cause: Cause) {
+        self.deadline = Some(later(at, wait));
+        self.armed_at = at;
+        self.cause = cause;
+    }
+
+    /// RFC 9568 §6.4.2 (Master_Down_Timer fires) / §6.4.1 (owner): send an advert, announce,
+    /// start the Adver_Timer. Order from keepalived `vrrp_state_master_tx`: the advert first so
+    /// the old master drops the addresses before our gratuitous ARPs.
+    fn become_master(&mut self, now: Instant, reason: Reason) {
+        // keepalived `vrrp_state_become_master`: back to our own interval.
+        self.master_adver_int = self.cfg.interval;
+        self.transition(now, State::Master, reason);
+        self.counters.became_master += 1;
+        self.send_advert(self.effective);
+        self.emit(Output::SetXdpOwnership(true));
+        self.emit(Output::InstallVips);
+        self.emit(Output::Announce {
+            kind: AnnounceKind::BecomeMaster,
+        });
+        self.deadline = Some(later(now, self.cfg.interval.as_duration()));
+        self.garp_at =
+            (!self.cfg.garp_master_delay.is_zero()).then(|| later(now, self.cfg.garp_master_delay));
+        self.garp_refresh_at = self
+            .cfg
+            .garp_master_refresh
+            .filter(|d| !d.is_zero())
+            .map(|d| later(now, self.cfg.garp_master_delay + d));
+        self.master = None;
+        self.preempt_at = None;
+    }
+
+    /// Undo `become_master`'s effects on the host, in reverse order.
+    fn release_master(&mut self) {
+        self.counters.released_master += 1;
+        self.emit(Output::RemoveVips);
+        self.emit(Output::SetXdpOwnership(false));
+        self.garp_at = None;
+        self.garp_refresh_at = None;
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        match self.state {
+            State::Master => {
+                self.transition(now, State::Stopped, Reason::Shutdown);
+                // RFC 9568 §6.4.3 Shutdown: send an advert with priority 0 so a backup takes
+                // over after Skew_Time (keepalived `vrrp_restore_interface(advF = true)`).
+                self.send_advert(Priority::RELEASE);
+                self.release_master();
+            }
+            State::Backup | State::Fault | State::Initialize => {
+                self.transition(now, State::Stopped, Reason::Shutdown);
+            }
+            State::Stopped => {}
+        }
+        self.deadline = None;
+        self.master = None;
+    }
+
+    fn reevaluate_fault(&mut self, now: Instant, reason: Reason) {
+        let faulted = self.fault_reason();
+        match (self.state, faulted) {
+            (State::Initialize | State::Stopped | State::Fault, Some(_)) => {}
+            (State::Initialize | State::Stopped, None) => {}
+            (State::Backup | State::Master, Some(why)) => self.enter_fault(now, why),
+            (State::Fault, None) => self.leave_fault(now, reason),
+            (State::Backup | State::Master, None) => {}
+        }
+    }
+
+    fn enter_fault(&mut self, now: Instant, reason: Reason) {
+        let was_master = self.state == State::Master;
+        self.transition(now, State::Fault, reason);
+        if was_master {
+            // keepalived `vrrp_state_leave_master` (wantstate FAULT) sends priority 0 so the
+            // backup takes over after Skew_Time rather than Master_Down_Interval.
+            self.send_advert(Priority::RELEASE);
+            self.release_master();
+        }
+        self.deadline = None;
+        self.master = None;
+    }
+
+    /// keepalived `try_up_instance` + `vrrp_state_leave_fault`: the owner with `state MASTER`
+    /// goes straight to Master, everyone else to Backup with a fresh Master_Down_Timer.
+    fn leave_fault(&mut self, now: Instant, reason: Reason) {
+        self.master_adver_int = self.cfg.interval;
+        if self.cfg.is_owner() && self.cfg.initial == InitialState::Master {
+            self.become_master(now, reason);
+        } else {
+            self.transition(now, State::Backup, reason);
+            self.preempt_at = None;
+            self.arm_master_down(now, self.master_down_interval(), Cause::NoResponse);
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Master => {
+                if self.deadline.is_some_and(|d| d <= now) {
+                    // RFC 9568 §6.4.3: Adver_Timer fires → send, reset to Advertisement_Interval.
+                    self.send_advert(self.effective);
+                    self.deadline = Some(later(now, self.cfg.interval.as_duration()));
+                }
+                if self.garp_at.is_some_and(|d| d <= now) {
+                    self.garp_at = None;
+                    self.emit(Output::Announce {
+                        kind: AnnounceKind::Delayed,
+                    });
+                }
+                if let Some(refresh) = self.cfg.garp_master_refresh
+                    && self.garp_refresh_at.is_some_and(|d| d <= now)
+                {
+                    self.garp_refresh_at = Some(later(now, refresh));
+                    self.emit(Output::Announce {
+                        kind: AnnounceKind::Refresh,
+                    });
+                }
+            }
+            State::Backup => {
+                if self.deadline.is_some_and(|d| d <= now) {
+                    let after = now.saturating_duration_since(self.armed_at);
+                    let reason = match self.cause {
+                        Cause::NoResponse => Reason::MasterDown { after },
+                        Cause::InitialMaster => Reason::InitialMaster { after },
+                        Cause::PriorityZero(src) => Reason::PriorityZeroReceived { src },
+                        Cause::Preempt(src, priority) => Reason::Preempt { src, priority },
+                    };
+                    // RFC 9568 §6.4.2: Master_Down_Timer fires → become Master.
+                    self.become_master(now, reason);
+                }
+            }
+            State::Initialize | State::Fault | State::Stopped => {}
+        }
+    }
+
+    /// keepalived `vrrp_set_effective_priority`.
+    fn set_effective(&mut self, p: Priority) {
+        // The owner's priority is never changed by tracking.
+        if self.cfg.is_owner() {
+            return;
+        }
+        let new = Priority(p.get().clamp(1, 254));
+        if new == self.effective {
+            return;
+        }
+        let old_down = self.master_down_interval();
+        let from = self.effective;
+        self.effective = new;
+        if self.state == State::Backup
+            && let Some(d) = self.deadline
+        {
+            // keepalived shifts the running Master_Down_Timer by the change in Skew_Time, so a
+            // higher priority takes over sooner.
+            let new_down = self.master_down_interval();
+            self.deadline = Some(if new_down >= old_down {
+                later(d, new_down - old_down)
+            } else {
+                d.checked_sub(old_down - new_down).unwrap_or(d)
+            });
+        }
+        // In Master the next advert carries the new priority (keepalived does not send at once).
+        self.emit(Output::PriorityChanged { from, to: new });
+    }
+
+    fn reconfigure(&mut self, now: Instant, mut cfg: VrConfig) {
+        if let Err(error) = cfg.validate() {
+            self.emit(Output::ConfigRejected { error });
+            return;
+        }
+        if cfg.vrid != self.cfg.vrid
+            || cfg.version != self.cfg.version
+            || cfg.family != self.cfg.family
+        {
+            self.emit(Output::ConfigRejected {
+                error: ConfigError::IdentityChanged,
+            });
+            return;
+        }
+        cfg.normalize();
+        // Keep the tracking offset (effective - base) across a base priority change.
+        let delta = if self.cfg.is_owner() {
+            0
+        } else {
+            i16::from(self.effective.get()) - i16::from(self.cfg.priority.get())
+        };
+        let addresses_changed = !same_set(&cfg.addresses, &self.cfg.addresses);
+        let interval = cfg.interval;
+        let new_base = cfg.priority;
+        self.cfg = cfg;
+        let target = if self.cfg.is_owner() {
+            Priority::OWNER
+        } else {
+            Priority((i16::from(new_base.get()) + delta).clamp(1, 254) as u8)
+        };
+        if target != self.effective {
+            if self.cfg.is_owner() {
+                let from = self.effective;
+                self.effective = target;
+                self.emit(Output::PriorityChanged { from, to: target });
+            } else {
+                self.set_effective(target);
+            }
+        }
+        match self.state {
+            State::Master => {
+                self.master_adver_int = interval;
+                if addresses_changed {
+                    self.emit(Output::RemoveVips);
+                    self.emit(Output::InstallVips);
+                    self.emit(Output::Announce {
+                        kind: AnnounceKind::BecomeMaster,
+                    });
+                }
+                let next = later(now, interval.as_duration());
+                self.deadline = Some(self.deadline.map_or(next, |d| d.min(next)));
+            }
+            State::Backup => {
+                if self.cfg.version == Version::V2 {
+                    self.master_adver_int = interval;
+                }
+            }
+            State::Initialize | State::Fault | State::Stopped => {
+                self.master_adver_int = interval;
+            }
+        }
+    }
+
+    // ---- receiving ----
+
+    /// RFC 9568 §7.1 / RFC 3768 §7.1 receive checks that depend on configuration, in
+    /// keepalived's order (`vrrp_check_packet`). The codec has done the rest.
+    fn check(&mut self, src: IpAddr, adv: &Advert) -> Result<(), DropReason> {
+        if adv.vrid != self.cfg.vrid {
+            self.counters.dropped_vrid += 1;
+            return Err(DropReason::VridMismatch { got: adv.vrid });
+        }
+        if adv.version != self.cfg.version {
+            self.counters.dropped_version += 1;
+            return Err(DropReason::VersionMismatch { got: adv.version });
+        }
+        if family_of(src) != self.cfg.family
+            || adv
+                .addresses
+                .iter()
+                .any(|a| family_of(*a) != self.cfg.family)
+        {
+            self.counters.dropped_family += 1;
+            return Err(DropReason::FamilyMismatch);
+        }
+        if self.cfg.version == Version::V2 {
+            // RFC 3768 §7.1: MUST perform the authentication given by Auth Type.
+            if adv.auth != self.cfg.auth {
+                self.counters.dropped_auth += 1;
+                return Err(DropReason::AuthMismatch);
+            }
+            // RFC 3768 §7.1: MUST verify the Adver Interval equals ours, else discard.
+            // keepalived: "to prevent concurrent VRID running => multiple master in 1 VRID".
+            if adv.interval != self.cfg.interval {
+                self.counters.dropped_interval += 1;
+                return Err(DropReason::IntervalMismatch {
+                    ours: self.cfg.interval,
+                    theirs: adv.interval,
+                });
+            }
+        }
+        if src == self.cfg.primary {
+            self.counters.dropped_own_address += 1;
+            return Err(DropReason::OwnAddress);
+        }
+        // RFC 9568 §7.1: the owner discards adverts; keepalived only with owner_ignore_adverts.
+        if self.cfg.owner_ignore_adverts && self.effective == Priority::OWNER {
+            self.counters.dropped_owner += 1;
+            return Err(DropReason::OwnerIgnoresAdverts);
+        }
+        if self.cfg.check_unicast_src
+            && !self.cfg.unicast_peers.is_empty()
+            && !self.cfg.unicast_peers.contains(&src)
+        {
+            self.counters.dropped_unknown_unicast_src += 1;
+            return Err(DropReason::UnknownUnicastSource);
+        }
+        Ok(())
+    }
+
+    fn warnings(&mut self, src: IpAddr, adv: &Advert, replay: bool) {
+        let mut found = Vec::new();
+        if self.cfg.version == Version::V3 && adv.interval != self.cfg.interval {
+            self.counters.interval_mismatch += 1;
+            found.push(RxWarning::IntervalMismatch {
+                ours: self.cfg.interval,
+                theirs: adv.interval,
+            });
+        }
+        if !same_set(&adv.addresses, &self.cfg.addresses) {
+            self.counters.address_list_mismatch += 1;
+            found.push(RxWarning::AddressListMismatch);
+        }
+        // Log once per distinct advert (keepalived rate-limits these logs the same way).
+        let new = self
+            .last_rx
+            .as_ref()
+            .is_none_or(|(s, a)| *s != src || a != adv);
+        if !replay && new {
+            for warning in found {
+                self.emit(Output::Warning { src, warning });
+            }
+        }
+    }
+
+    /// `now` is when we act (sends, advert timer); `at` is when the advert arrived (master-down
+    /// timer), different only for `AdvertSeenAt`.
+    fn receive(&mut self, now: Instant, at: Instant, src: IpAddr, adv: Advert, replay: bool) {
+        if !matches!(self.state, State::Backup | State::Master) {
+            // keepalived `vrrp_dispatcher_read`: ignored in FAULT and INIT.
+            self.counters.ignored_not_running += 1;
+            return;
+        }
+        if let Err(reason) = self.check(src, &adv) {
+            self.emit(Output::Dropped { src, reason });
+            return;
+        }
+        self.warnings(src, &adv, replay);
+        if !replay {
+            self.counters.adverts_rx += 1;
+        }
+        if adv.priority == Priority::RELEASE {
+            self.counters.priority_zero_rx += 1;
+        }
+        match self.state {
+            State::Backup => self.backup_rx(at, src, &adv, replay),
+            State::Master => self.master_rx(now, src, &adv),
+            _ => {}
+        }
+        self.last_rx = Some((src, adv));
+    }
+
+    /// RFC 9568 §6.4.2 (Backup, ADVERTISEMENT received); keepalived `vrrp_state_backup`.
+    fn backup_rx(&mut self, at: Instant, src: IpAddr, adv: &Advert, replay: bool) {
+        if adv.priority == Priority::RELEASE {
+            // RFC 9568 §6.4.2: priority 0 → Master_Down_Timer = Skew_Time.
+            self.arm_master_down(at, self.skew_time(), Cause::PriorityZero(src));
+            return;
+        }
+        // keepalived: with preempt_delay, lower priority adverts are still accepted until
+        // preempt_time (armed by the first one) has passed; then they are discarded and the
+        // master-down timer runs out. This applies whenever we are Backup, not only at startup.
+        let delaying = !self.cfg.preempt_delay.is_zero() && self.preempt_at.is_none_or(|t| t > at);
+        // RFC 9568 §6.4.2: accept if Preempt_Mode is False or the priority is >= ours.
+        if !self.cfg.preempt || adv.priority >= self.effective || delaying {
+            // RFC 9568 §6.4.2: Master_Adver_Interval := the advert's; Skew_Time and
+            // Master_Down_Interval are recomputed from it (master_down_interval() reads it).
+            // An interval of 0 would make us take over at once on every advert: not learnt.
+            if self.cfg.version == Version::V3 && adv.interval.get() != 0 {
+                self.master_adver_int = adv.interval;
+            }
+            let wait = self.master_down_interval();
+            let next = later(at, wait);
+            // A replayed timestamp may be older than a reset we already did: never go back.
+            if !(replay && self.deadline.is_some_and(|d| d > next)) {
+                self.arm_master_down(at, wait, Cause::NoResponse);
+            }
+            self.master = Some(MasterInfo {
+                addr: src,
+                priority: adv.priority,
+                interval: adv.interval,
+            });
+            if !self.cfg.preempt_delay.is_zero() {
+                if adv.priority >= self.effective {
+                    self.preempt_at = None;
+                } else if self.preempt_at.is_none() {
+                    self.preempt_at = Some(later(at, self.cfg.preempt_delay));
+                }
+            }
+        } else {
+            // RFC 9568 §6.4.2: discard; the running timer makes us preempt.
+            self.counters.discarded_lower_priority += 1;
+            self.cause = Cause::Preempt(src, adv.priority);
+            self.master = Some(MasterInfo {
+                addr: src,
+                priority: adv.priority,
+                interval: adv.interval,
+            });
+        }
+    }
+
+    /// RFC 9568 §6.4.3 (Master, ADVERTISEMENT received); keepalived `vrrp_state_master_rx`.
+    fn master_rx(&mut self, now: Instant, src: IpAddr, adv: &Advert) {
+        let ours = self.effective;
+        let theirs = adv.priority;
+        let src_higher = addr_cmp(src, self.cfg.primary) == Some(Ordering::Greater);
+        if theirs == Priority::RELEASE {
+            // RFC 9568 §6.4.3: priority 0 → send an advert, reset the Adver_Timer.
+            self.send_advert(ours);
+            self.deadline = Some(later(now, self.cfg.interval.as_duration()));
+            return;
+        }
+        // RFC 9568 §6.4.3: higher priority, or equal priority and a higher primary address.
+        let better = theirs > ours || (theirs == ours && src_higher);
+        if better {
+            if self.cfg.higher_prio_send_advert {
+                self.send_advert(ours);
+            }
+            // RFC 9568 §6.4.3: Master_Adver_Interval := the advert's (not 0, as in backup_rx).
+            if self.cfg.version == Version::V3 && adv.interval.get() != 0 {
+                self.master_adver_int = adv.interval;
+            }
+            self.transition(
+                now,
+                State::Backup,
+                Reason::HigherPriority {
+                    src,
+                    priority: theirs,
+                },
+            );
+            self.release_master();
+            self.preempt_at = None;
+            let wait = self.master_down_interval();
+            self.arm_master_down(now, wait, Cause::NoResponse);
+            self.master = Some(MasterInfo {
+                addr: src,
+                priority: theirs,
+                interval: adv.interval,
+            });
+        } else {
+            // RFC 9568 §6.4.3 says discard. keepalived (default, non-strict) re-advertises at
+            // once to force a new election and re-sends gratuitous ARPs, because a lower
+            // priority master has probably been announcing the addresses (split brain).
+            if !self.cfg.lower_prio_no_advert {
+                self.send_advert(ours);
+                self.deadline = Some(later(now, self.cfg.interval.as_duration()));
+            }
+            if self.cfg.garp_lower_prio {
+                self.emit(Output::Announce {
+                    kind: AnnounceKind::LowerPriority,
+                });
+            }
+            self.emit(Output::MasterRxLowerPriority {
+                src,
+                priority: theirs,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

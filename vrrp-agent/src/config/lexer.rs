@@ -1,0 +1,384 @@
+//! Lines to tokens, as keepalived's lib/parser.c read_line()/alloc_strvec_r() do:
+//! `#` and `!` start a comment anywhere outside quotes (decomment()), `"..."` is one word
+//! without its quotes, `{` and `}` are words of their own even when glued to text, `include`
+//! splices files in at line level, `$NAME=value` defines and `$NAME`/`${NAME}` substitutes,
+//! and `@ID` lines are kept only for a matching config id (`@^ID` reverses the test).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::glob;
+use super::{ConfigError, Diagnostic, Span};
+
+/// Includes deeper than this are taken for a loop.
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TokKind {
+    Word,
+    Open,
+    Close,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Tok {
+    pub kind: TokKind,
+    pub text: String,
+    pub quoted: bool,
+    pub span: Span,
+}
+
+/// One logical line of tokens (never empty).
+pub(crate) type Line = Vec<Tok>;
+
+struct Lexer<'w> {
+    defs: HashMap<String, String>,
+    out: Vec<Line>,
+    warnings: &'w mut Vec<Diagnostic>,
+}
+
+pub(crate) fn lex(
+    text: &str,
+    name: &str,
+    dir: &Path,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Vec<Line>, ConfigError> {
+    let mut lx = Lexer {
+        defs: HashMap::new(),
+        out: Vec::new(),
+        warnings,
+    };
+    lx.file(text, Arc::from(name), dir, 0)?;
+    Ok(lx.out)
+}
+
+/// A character with the column it came from (substituted text keeps the `$`'s column).
+type Chars = Vec<(char, u32)>;
+
+impl Lexer<'_> {
+    fn warn(&mut self, span: &Span, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            span: span.clone(),
+            message: message.into(),
+        });
+    }
+
+    fn file(
+        &mut self,
+        text: &str,
+        name: Arc<str>,
+        dir: &Path,
+        depth: usize,
+    ) -> Result<(), ConfigError> {
+        for (idx, raw) in text.lines().enumerate() {
+            let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
+            let span_at = |col: u32| Span {
+                file: name.clone(),
+                line: line_no,
+                col,
+            };
+            let chars: Chars = raw.chars().zip(1u32..).collect();
+            let mut chars = decomment(&chars, &span_at)?;
+            if chars.is_empty() {
+                continue;
+            }
+            if chars.first().map(|c| c.0) == Some('@') {
+                // No config id is set (keepalived's `-i`), so `@ID` lines are dropped and
+                // `@^ID` lines kept, as read_line() does with a NULL config_id.
+                let rev = chars.get(1).map(|c| c.0) == Some('^');
+                let Some(ws) = chars.iter().position(|c| c.0 == ' ' || c.0 == '\t') else {
+                    continue;
+                };
+                if !rev {
+                    continue;
+                }
+                chars = trim_start(chars.get(ws..).unwrap_or_default());
+            }
+            if let Some((name, value)) = definition(&chars) {
+                self.defs.insert(name, value);
+                continue;
+            }
+            if !self.defs.is_empty() && chars.iter().any(|c| c.0 == '$') {
+                chars = self.substitute(&chars);
+                chars = decomment(&chars, &span_at)?;
+                if chars.is_empty() {
+                    continue;
+                }
+            }
+            if let Some(rest) = include_arg(&chars) {
+                let span = span_at(chars.first().map_or(1, |c| c.1));
+                let pattern: String = rest.iter().map(|c| c.0).collect();
+                let pattern = pattern.trim().trim_matches('"').to_string();
+                let strict = chars.get(7).is_some_and(|c| !c.0.is_whitespace());
+                self.include(&pattern, strict, &span, dir, depth)?;
+                continue;
+            }
+            let toks = tokenize(&chars, &span_at)?;
+            if !toks.is_empty() {
+                self.out.push(toks);
+            }
+        }
+        Ok(())
+    }
+
+    /// `include`: plain include only logs problems in keepalived (include_check off by
+    /// default), so they are warnings here; `includer`/`includem`/`includew`/`includeb`/
+    /// `includea` ask for the checks, so they are errors.
+    fn include(
+        &mut self,
+        pattern: &str,
+        strict: bool,
+        span: &Span,
+        dir: &Path,
+        depth: usize,
+    ) -> Result<(), ConfigError> {
+        if depth >= MAX_INCLUDE_DEPTH {
+            return Err(ConfigError::at(
+                span,
+                format!("include nested deeper than {MAX_INCLUDE_DEPTH} files (a loop?)"),
+            ));
+        }
+        if pattern.is_empty() {
+            return Err(ConfigError::at(span, "include without a file name"));
+        }
+        let full = if Path::new(pattern).is_absolute() {
+            PathBuf::from(pattern)
+        } else {
+            dir.join(pattern)
+        };
+        let matches = glob::glob(&full.to_string_lossy());
+        if matches.is_empty() {
+            let msg = format!("include {pattern}: no file matches");
+            if strict {
+                return Err(ConfigError::at(span, msg));
+            }
+            self.warn(span, msg);
+            return Ok(());
+        }
+        for path in matches {
+            if let Some(why) = unusable(&path) {
+                let msg = format!("include {}: {why} - skipping", path.display());
+                if strict {
+                    return Err(ConfigError::at(span, msg));
+                }
+                self.warn(span, msg);
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    let msg = format!("include {}: {e}", path.display());
+                    if strict {
+                        return Err(ConfigError::at(span, msg));
+                    }
+                    self.warn(span, msg);
+                    continue;
+                }
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            let sub_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let name: Arc<str> = Arc::from(path.display().to_string().as_str());
+            self.file(&text, name, &sub_dir, depth + 1)?;
+        }
+        Ok(())
+    }
+
+    /// keepalived's replace_param(): `$NAME` and `${NAME}` for defined names; anything else
+    /// is left as written.
+    fn substitute(&self, chars: &[(char, u32)]) -> Chars {
+        let mut out = Vec::with_capacity(chars.len());
+        let mut i = 0;
+        while let Some(&(c, col)) = chars.get(i) {
+            if c == '$' {
+                let braced = chars.get(i + 1).map(|c| c.0) == Some('{');
+                let start = if braced { i + 2 } else { i + 1 };
+                let mut end = start;
+                while chars
+                    .get(end)
+                    .is_some_and(|c| c.0.is_ascii_alphanumeric() || c.0 == '_')
+                {
+                    end += 1;
+                }
+                let name: String = chars
+                    .get(start..end)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| c.0)
+                    .collect();
+                let closed = !braced || chars.get(end).map(|c| c.0) == Some('}');
+                if let (Some(value), true) = (self.defs.get(&name), closed && !name.is_empty()) {
+                    out.extend(value.chars().map(|v| (v, col)));
+                    i = if braced { end + 1 } else { end };
+                    continue;
+                }
+            }
+            out.push((c, col));
+            i += 1;
+        }
+        out
+    }
+}
+
+/// Why keepalived's check_glob_file() would skip this file.
+fn unusable(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Err(_) => Some("cannot be read"),
+        Ok(m) if !m.is_file() => Some("not a regular file"),
+        Ok(m) if m.permissions().mode() & 0o111 != 0 => Some("is executable"),
+        Ok(_) => None,
+    }
+}
+
+fn trim_start(chars: &[(char, u32)]) -> Chars {
+    let skip = chars
+        .iter()
+        .take_while(|c| c.0 == ' ' || c.0 == '\t')
+        .count();
+    chars.get(skip..).unwrap_or_default().to_vec()
+}
+
+/// decomment(): drop leading/trailing blanks and everything from an unquoted `#` or `!`;
+/// `\#` and `\!` outside quotes stand for the character itself.
+fn decomment(chars: &[(char, u32)], span_at: &dyn Fn(u32) -> Span) -> Result<Chars, ConfigError> {
+    let mut out = Vec::with_capacity(chars.len());
+    let mut quote: Option<u32> = None;
+    let mut i = 0;
+    while let Some(&(c, col)) = chars.get(i) {
+        match c {
+            '"' => {
+                quote = if quote.is_some() { None } else { Some(col) };
+                out.push((c, col));
+            }
+            '\\' if quote.is_none() && matches!(chars.get(i + 1).map(|c| c.0), Some('#' | '!')) => {
+                if let Some(&next) = chars.get(i + 1) {
+                    out.push(next);
+                }
+                i += 1;
+            }
+            '#' | '!' if quote.is_none() => break,
+            _ => out.push((c, col)),
+        }
+        i += 1;
+    }
+    if let Some(col) = quote {
+        return Err(ConfigError::at(&span_at(col), "unmatched quote"));
+    }
+    let mut out = trim_start(&out);
+    while out.last().is_some_and(|c| c.0.is_whitespace()) {
+        out.pop();
+    }
+    Ok(out)
+}
+
+/// check_definition(): `$NAME=value` (NAME starts with a letter or `_`).
+fn definition(chars: &[(char, u32)]) -> Option<(String, String)> {
+    let text: String = chars.iter().map(|c| c.0).collect();
+    let rest = text.strip_prefix('$')?;
+    let first = rest.chars().next()?;
+    if !(first.is_ascii_alphabetic() || first == '_') {
+        return None;
+    }
+    let name_len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let (name, after) = rest.split_at(name_len);
+    let value = after.trim_start_matches([' ', '\t']).strip_prefix('=')?;
+    Some((
+        name.to_string(),
+        value.trim_start_matches([' ', '\t']).to_string(),
+    ))
+}
+
+/// is_include(): `include` or `include[rmwba]` followed by blanks; returns the argument.
+fn include_arg(chars: &[(char, u32)]) -> Option<&[(char, u32)]> {
+    let word: String = chars.iter().take(8).map(|c| c.0).collect();
+    let rest = if word.len() > 7 && word.starts_with("include") {
+        let c7 = word.chars().nth(7)?;
+        if c7 == ' ' || c7 == '\t' {
+            chars.get(8..)?
+        } else if "rmwba".contains(c7) && chars.get(8).is_some_and(|c| c.0 == ' ' || c.0 == '\t') {
+            chars.get(9..)?
+        } else {
+            return None;
+        }
+    } else {
+        return None;
+    };
+    Some(rest)
+}
+
+/// alloc_strvec_r() with read_line()'s brace splitting: words split at blanks, a `"` starts a
+/// quoted word (no escapes) and ends an unquoted one, braces outside quotes are words alone.
+fn tokenize(chars: &[(char, u32)], span_at: &dyn Fn(u32) -> Span) -> Result<Line, ConfigError> {
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while let Some(&(c, col)) = chars.get(i) {
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let span = span_at(col);
+        match c {
+            '{' | '}' => {
+                toks.push(Tok {
+                    kind: if c == '{' {
+                        TokKind::Open
+                    } else {
+                        TokKind::Close
+                    },
+                    text: c.to_string(),
+                    quoted: false,
+                    span,
+                });
+                i += 1;
+            }
+            '"' => {
+                let start = i + 1;
+                let mut end = start;
+                while chars.get(end).is_some_and(|c| c.0 != '"') {
+                    end += 1;
+                }
+                if end >= chars.len() {
+                    return Err(ConfigError::at(&span, "unmatched quote"));
+                }
+                let text = chars
+                    .get(start..end)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| c.0)
+                    .collect();
+                toks.push(Tok {
+                    kind: TokKind::Word,
+                    text,
+                    quoted: true,
+                    span,
+                });
+                i = end + 1;
+            }
+            _ => {
+                let start = i;
+                while chars
+                    .get(i)
+                    .is_some_and(|c| !c.0.is_whitespace() && !matches!(c.0, '"' | '{' | '}'))
+                {
+                    i += 1;
+                }
+                let text = chars
+                    .get(start..i)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| c.0)
+                    .collect();
+                toks.push(Tok {
+                    kind: TokKind::Word,
+                    text,
+                    quoted: false,
+                    span,
+                });
+            }
+        }
+    }
+    Ok(toks)
+}

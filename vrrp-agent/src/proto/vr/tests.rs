@@ -1,0 +1,1445 @@
+//! Unit tests for the state machine, with a fake clock (one base Instant plus Durations).
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::*;
+
+const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100));
+const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+const C: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3));
+
+/// The fake clock's one real reading; everything else is this plus a Duration.
+#[expect(clippy::disallowed_methods, reason = "the base of the fake clock")]
+fn base() -> Instant {
+    Instant::now()
+}
+
+fn vrid() -> Vrid {
+    Vrid::new(51).unwrap_or_else(|| unreachable!())
+}
+
+fn cfg(version: Version, prio: u8, primary: IpAddr) -> VrConfig {
+    let mut c = VrConfig::keepalived_defaults(vrid(), Family::V4, primary, vec![VIP]);
+    c.version = version;
+    c.priority = Priority(prio);
+    c.initial = InitialState::for_priority(c.priority);
+    c.garp_master_delay = Duration::ZERO;
+    c
+}
+
+fn v3(prio: u8, primary: IpAddr) -> VrConfig {
+    cfg(Version::V3, prio, primary)
+}
+
+fn advert_from(c: &VrConfig, prio: u8) -> Advert {
+    Advert {
+        version: c.version,
+        vrid: c.vrid,
+        priority: Priority(prio),
+        interval: c.interval,
+        addresses: c.addresses.clone(),
+        auth: c.auth,
+    }
+}
+
+fn adv(prio: u8) -> Advert {
+    advert_from(&v3(prio, B), prio)
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn us(n: u64) -> Duration {
+    Duration::from_micros(n)
+}
+
+/// One router and a fake clock.
+struct One {
+    t0: Instant,
+    vr: VirtualRouter,
+}
+
+impl One {
+    fn new(c: VrConfig) -> Self {
+        let t0 = base();
+        let vr = VirtualRouter::new(c, t0).unwrap_or_else(|e| panic!("config: {e}"));
+        Self { t0, vr }
+    }
+    fn started(c: VrConfig) -> Self {
+        let mut o = Self::new(c);
+        o.at(Duration::ZERO, Input::Startup);
+        o
+    }
+    fn at(&mut self, t: Duration, input: Input) -> Vec<Output> {
+        self.vr.handle(self.t0 + t, input);
+        std::iter::from_fn(|| self.vr.poll_output()).collect()
+    }
+    fn rx(&mut self, t: Duration, src: IpAddr, a: Advert) -> Vec<Output> {
+        self.at(t, Input::Advert { src, advert: a })
+    }
+    fn next(&self) -> Option<Duration> {
+        self.vr.poll_timeout().map(|d| d - self.t0)
+    }
+}
+
+fn become_master(from: State, reason: Reason, prio: u8) -> Vec<Output> {
+    vec![
+        Output::Transition {
+            from,
+            to: State::Master,
+            reason,
+        },
+        Output::SendAdvert {
+            priority: Priority(prio),
+        },
+        Output::SetXdpOwnership(true),
+        Output::InstallVips,
+        Output::Announce {
+            kind: AnnounceKind::BecomeMaster,
+        },
+    ]
+}
+
+// ---- timer arithmetic ----
+
+#[test]
+fn rfc9568_skew_example() {
+    // (256 - 100) * 100 / 256 = 60.9375 cs; master down = 300 + 60.9375 cs.
+    let p = Priority(100);
+    assert_eq!(skew_time(Version::V3, p, Centisecs(100)), us(609_375));
+    assert_eq!(
+        master_down_interval(Version::V3, p, Centisecs(100), 3),
+        us(3_609_375)
+    );
+}
+
+#[test]
+fn rfc3768_skew_example() {
+    // (256 - 50) / 256 s = 0.8046875 s, exactly.
+    let p = Priority(50);
+    assert_eq!(
+        skew_time(Version::V2, p, Centisecs(100)),
+        Duration::from_nanos(804_687_500)
+    );
+    assert_eq!(
+        master_down_interval(Version::V2, p, Centisecs(100), 3),
+        Duration::from_nanos(3_804_687_500)
+    );
+    // v2 skew ignores the interval (RFC 3768 §6.1).
+    assert_eq!(
+        skew_time(Version::V2, p, Centisecs(300)),
+        Duration::from_nanos(804_687_500)
+    );
+}
+
+#[test]
+fn skew_extremes() {
+    assert_eq!(
+        skew_time(Version::V3, Priority(255), Centisecs(100)),
+        us(3_906) + Duration::from_nanos(250)
+    );
+    assert_eq!(
+        skew_time(Version::V3, Priority(1), Centisecs(4095)),
+        Duration::from_nanos(255 * 4095 * 10_000_000 / 256)
+    );
+}
+
+// ---- startup ----
+
+#[test]
+fn owner_starts_master() {
+    let mut o = One::new(v3(255, A));
+    let out = o.at(Duration::ZERO, Input::Startup);
+    assert_eq!(out, become_master(State::Initialize, Reason::Owner, 255));
+    assert_eq!(o.next(), Some(ms(1000)));
+    assert_eq!(o.at(ms(999), Input::Timeout), vec![]);
+    assert_eq!(
+        o.at(ms(1000), Input::Timeout),
+        vec![Output::SendAdvert {
+            priority: Priority(255)
+        }]
+    );
+    assert_eq!(o.next(), Some(ms(2000)));
+    assert_eq!(o.vr.master().map(|m| m.addr), Some(A));
+}
+
+#[test]
+fn owner_with_state_backup_waits() {
+    let mut c = v3(255, A);
+    c.initial = InitialState::Backup;
+    let o = One::started(c);
+    assert_eq!(o.vr.state(), State::Backup);
+    assert_eq!(
+        o.next(),
+        Some(ms(3000) + us(3_906) + Duration::from_nanos(250))
+    );
+}
+
+#[test]
+fn backup_times_out_to_master() {
+    let mut o = One::new(v3(100, A));
+    let out = o.at(Duration::ZERO, Input::Startup);
+    assert_eq!(
+        out,
+        vec![Output::Transition {
+            from: State::Initialize,
+            to: State::Backup,
+            reason: Reason::Startup
+        }]
+    );
+    assert_eq!(o.next(), Some(us(3_609_375)));
+    // A spurious early timeout does nothing.
+    assert_eq!(o.at(ms(3000), Input::Timeout), vec![]);
+    let out = o.at(us(3_609_375), Input::Timeout);
+    assert_eq!(
+        out,
+        become_master(
+            State::Backup,
+            Reason::MasterDown {
+                after: us(3_609_375)
+            },
+            100
+        )
+    );
+    assert_eq!(o.vr.counters().became_master, 1);
+}
+
+#[test]
+fn non_owner_state_master_takes_over_after_one_interval() {
+    // keepalived vrrp_init_state: master_adver_int + SKEW_MIN.
+    let mut c = v3(100, A);
+    c.initial = InitialState::Master;
+    c.preempt = false; // normalized back to true, as keepalived does
+    let mut o = One::started(c);
+    assert!(o.vr.config().preempt);
+    assert_eq!(o.vr.state(), State::Backup);
+    let wait = ms(1000) + us(3_906) + Duration::from_nanos(250);
+    assert_eq!(o.next(), Some(wait));
+    let out = o.at(wait, Input::Timeout);
+    assert_eq!(
+        out,
+        become_master(State::Backup, Reason::InitialMaster { after: wait }, 100)
+    );
+}
+
+#[test]
+fn non_owner_state_master_defers_to_higher() {
+    let mut c = v3(100, A);
+    c.initial = InitialState::Master;
+    let mut o = One::started(c);
+    o.rx(ms(500), B, adv(150));
+    assert_eq!(
+        o.next(),
+        Some(ms(500) + master_down_interval(Version::V3, Priority(100), Centisecs(100), 3))
+    );
+    assert_eq!(
+        o.vr.master().map(|m| (m.addr, m.priority)),
+        Some((B, Priority(150)))
+    );
+}
+
+#[test]
+fn startup_with_link_down_is_fault() {
+    let mut o = One::new(v3(255, A));
+    assert_eq!(o.at(Duration::ZERO, Input::Link { up: false }), vec![]);
+    let out = o.at(Duration::ZERO, Input::Startup);
+    assert_eq!(
+        out,
+        vec![Output::Transition {
+            from: State::Initialize,
+            to: State::Fault,
+            reason: Reason::LinkDown
+        }]
+    );
+    assert_eq!(o.next(), None);
+    // The owner recovers straight to Master.
+    let out = o.at(ms(10), Input::Link { up: true });
+    assert_eq!(out, become_master(State::Fault, Reason::LinkUp, 255));
+}
+
+// ---- Backup ----
+
+#[test]
+fn backup_resets_on_higher_or_equal() {
+    let mut o = One::started(v3(100, A));
+    for (i, p) in [(1u64, 200u8), (2, 100), (3, 150)] {
+        let t = ms(i * 1000);
+        assert_eq!(o.rx(t, B, adv(p)), vec![]);
+        assert_eq!(o.next(), Some(t + us(3_609_375)));
+    }
+    assert_eq!(o.vr.counters().adverts_rx, 3);
+    assert_eq!(o.vr.state(), State::Backup);
+}
+
+#[test]
+fn backup_priority_zero_fast_takeover() {
+    let mut o = One::started(v3(100, A));
+    o.rx(ms(1000), B, adv(200));
+    o.rx(ms(1500), B, adv(0));
+    assert_eq!(o.next(), Some(ms(1500) + us(609_375)));
+    let out = o.at(ms(1500) + us(609_375), Input::Timeout);
+    assert_eq!(
+        out,
+        become_master(State::Backup, Reason::PriorityZeroReceived { src: B }, 100)
+    );
+    assert_eq!(o.vr.counters().priority_zero_rx, 1);
+}
+
+#[test]
+fn backup_discards_lower_and_preempts() {
+    let mut o = One::started(v3(100, A));
+    let first = us(3_609_375);
+    assert_eq!(o.rx(ms(1000), B, adv(50)), vec![]);
+    assert_eq!(
+        o.next(),
+        Some(first),
+        "lower priority must not reset the timer"
+    );
+    o.rx(ms(2000), B, adv(50));
+    o.rx(ms(3000), B, adv(50));
+    assert_eq!(o.vr.counters().discarded_lower_priority, 3);
+    let out = o.at(first, Input::Timeout);
+    assert_eq!(
+        out,
+        become_master(
+            State::Backup,
+            Reason::Preempt {
+                src: B,
+                priority: Priority(50)
+            },
+            100
+        )
+    );
+}
+
+#[test]
+fn nopreempt_accepts_lower() {
+    let mut c = v3(100, A);
+    c.preempt = false;
+    let mut o = One::started(c);
+    for i in 1..10u64 {
+        o.rx(ms(i * 1000), B, adv(50));
+        assert_eq!(o.at(ms(i * 1000 + 999), Input::Timeout), vec![]);
+    }
+    assert_eq!(o.vr.state(), State::Backup);
+}
+
+#[test]
+fn preempt_delay_keepalived_semantics() {
+    let mut c = v3(100, A);
+    c.preempt_delay = ms(5000);
+    let mut o = One::started(c);
+    // Lower priority adverts are accepted while now < preempt_time = first one + 5 s.
+    for i in 1..=5u64 {
+        o.rx(ms(i * 1000), B, adv(50));
+    }
+    assert_eq!(o.next(), Some(ms(5000) + us(3_609_375)));
+    assert_eq!(o.vr.counters().discarded_lower_priority, 0);
+    // From 6 s on they are discarded.
+    o.rx(ms(6000), B, adv(50));
+    o.rx(ms(7000), B, adv(50));
+    assert_eq!(o.vr.counters().discarded_lower_priority, 2);
+    assert_eq!(o.next(), Some(ms(5000) + us(3_609_375)));
+    let out = o.at(ms(5000) + us(3_609_375), Input::Timeout);
+    assert!(matches!(
+        out.first(),
+        Some(Output::Transition {
+            reason: Reason::Preempt { .. },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn preempt_delay_cleared_by_higher_advert() {
+    let mut c = v3(100, A);
+    c.preempt_delay = ms(2000);
+    let mut o = One::started(c);
+    o.rx(ms(1000), B, adv(50)); // arms preempt_time = 3 s
+    o.rx(ms(1500), B, adv(200)); // clears it
+    o.rx(ms(3500), B, adv(50)); // arms again: 5.5 s
+    o.rx(ms(4000), B, adv(50));
+    assert_eq!(o.vr.counters().discarded_lower_priority, 0);
+    assert_eq!(o.next(), Some(ms(4000) + us(3_609_375)));
+}
+
+#[test]
+fn v3_learns_master_interval() {
+    let mut o = One::started(v3(100, A));
+    let mut a = adv(200);
+    a.interval = Centisecs(200);
+    let out = o.rx(ms(1000), B, a.clone());
+    assert_eq!(
+        out,
+        vec![Output::Warning {
+            src: B,
+            warning: RxWarning::IntervalMismatch {
+                ours: Centisecs(100),
+                theirs: Centisecs(200)
+            }
+        }]
+    );
+    assert_eq!(o.vr.master_adver_int(), Centisecs(200));
+    // 3 * 200 cs + (156 * 200 / 256) cs = 6 s + 1.21875 s
+    assert_eq!(o.next(), Some(ms(1000) + ms(6000) + us(1_218_750)));
+    // The same advert again is not warned about twice.
+    assert_eq!(o.rx(ms(2000), B, a), vec![]);
+    assert_eq!(o.vr.counters().interval_mismatch, 2);
+    // Becoming master restores our own interval.
+    o.at(ms(2000) + ms(6000) + us(1_218_750), Input::Timeout);
+    assert_eq!(o.vr.state(), State::Master);
+    assert_eq!(o.vr.master_adver_int(), Centisecs(100));
+}
+
+#[test]
+fn v2_ignores_interval_learning_and_drops_mismatch() {
+    let mut o = One::started(cfg(Version::V2, 100, A));
+    let mut a = advert_from(&cfg(Version::V2, 200, B), 200);
+    a.interval = Centisecs(300);
+    let out = o.rx(ms(1000), B, a);
+    assert_eq!(
+        out,
+        vec![Output::Dropped {
+            src: B,
+            reason: DropReason::IntervalMismatch {
+                ours: Centisecs(100),
+                theirs: Centisecs(300)
+            }
+        }]
+    );
+    assert_eq!(o.vr.counters().dropped_interval, 1);
+    assert_eq!(o.vr.state(), State::Backup);
+    // v2 master down uses (256 - 100)/256 s.
+    assert_eq!(o.next(), Some(ms(3000) + us(609_375)));
+}
+
+#[test]
+fn v2_auth() {
+    let mut c = cfg(Version::V2, 100, A);
+    c.auth = Auth::Pass(*b"secret\0\0");
+    let mut o = One::started(c.clone());
+    let mut a = advert_from(&c, 200);
+    a.auth = Auth::Pass(*b"wrong\0\0\0");
+    let out = o.rx(ms(100), B, a.clone());
+    assert_eq!(
+        out,
+        vec![Output::Dropped {
+            src: B,
+            reason: DropReason::AuthMismatch
+        }]
+    );
+    a.auth = Auth::None;
+    assert_eq!(o.rx(ms(200), B, a.clone()).len(), 1);
+    a.auth = c.auth;
+    assert_eq!(o.rx(ms(300), B, a), vec![]);
+    assert_eq!(o.vr.counters().dropped_auth, 2);
+    assert_eq!(o.vr.counters().adverts_rx, 1);
+}
+
+#[test]
+fn v3_auth_is_forced_none() {
+    let mut c = v3(100, A);
+    c.auth = Auth::Pass(*b"secret\0\0");
+    let o = One::new(c);
+    assert_eq!(o.vr.config().auth, Auth::None);
+}
+
+#[test]
+fn receive_checks_drop_without_state_change() {
+    let mut c = v3(100, A);
+    c.unicast_peers = vec![B];
+    c.check_unicast_src = true;
+    let mut o = One::started(c);
+    let before = o.next();
+    let mut wrong_vrid = adv(200);
+    wrong_vrid.vrid = Vrid::new(52).unwrap_or_else(|| unreachable!());
+    let mut wrong_version = adv(200);
+    wrong_version.version = Version::V2;
+    let v6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let cases = [
+        (
+            B,
+            wrong_vrid,
+            DropReason::VridMismatch {
+                got: Vrid::new(52).unwrap_or_else(|| unreachable!()),
+            },
+        ),
+        (
+            B,
+            wrong_version,
+            DropReason::VersionMismatch { got: Version::V2 },
+        ),
+        (v6, adv(200), DropReason::FamilyMismatch),
+        (A, adv(200), DropReason::OwnAddress),
+        (C, adv(200), DropReason::UnknownUnicastSource),
+    ];
+    for (i, (src, a, reason)) in cases.into_iter().enumerate() {
+        let out = o.rx(ms(100 * (i as u64 + 1)), src, a);
+        assert_eq!(out, vec![Output::Dropped { src, reason }]);
+        assert_eq!(o.vr.state(), State::Backup);
+        assert_eq!(o.next(), before);
+    }
+    let c = o.vr.counters();
+    assert_eq!(
+        (
+            c.dropped_vrid,
+            c.dropped_version,
+            c.dropped_family,
+            c.dropped_own_address,
+            c.dropped_unknown_unicast_src,
+            c.adverts_rx
+        ),
+        (1, 1, 1, 1, 1, 0)
+    );
+    // A configured peer passes.
+    assert_eq!(o.rx(ms(900), B, adv(200)), vec![]);
+}
+
+#[test]
+fn unicast_src_unchecked_by_default() {
+    let mut c = v3(100, A);
+    c.unicast_peers = vec![B];
+    let mut o = One::started(c);
+    assert_eq!(o.rx(ms(100), C, adv(200)), vec![]);
+    assert_eq!(o.vr.master().map(|m| m.addr), Some(C));
+}
+
+#[test]
+fn address_list_mismatch_is_logged_and_processed() {
+    let mut o = One::started(v3(100, A));
+    let mut a = adv(200);
+    a.addresses = vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99))];
+    let out = o.rx(ms(1000), B, a);
+    assert_eq!(
+        out,
+        vec![Output::Warning {
+            src: B,
+            warning: RxWarning::AddressListMismatch
+        }]
+    );
+    assert_eq!(o.next(), Some(ms(1000) + us(3_609_375)));
+    assert_eq!(o.vr.counters().address_list_mismatch, 1);
+}
+
+#[test]
+fn owner_ignore_adverts() {
+    let mut c = v3(255, A);
+    c.owner_ignore_adverts = true;
+    let mut o = One::started(c);
+    let out = o.rx(ms(100), B, adv(0));
+    assert_eq!(
+        out,
+        vec![Output::Dropped {
+            src: B,
+            reason: DropReason::OwnerIgnoresAdverts
+        }]
+    );
+}
+
+#[test]
+fn adverts_ignored_in_fault() {
+    let mut o = One::started(v3(100, A));
+    o.at(ms(10), Input::Fault(true));
+    assert_eq!(o.vr.state(), State::Fault);
+    assert_eq!(o.rx(ms(20), B, adv(0)), vec![]);
+    assert_eq!(o.vr.counters().ignored_not_running, 1);
+    assert_eq!(o.next(), None);
+}
+
+// ---- Master ----
+
+fn master(prio: u8) -> One {
+    let mut o = One::started(v3(prio, B));
+    let t = o.next().unwrap_or_default();
+    o.at(t, Input::Timeout);
+    assert_eq!(o.vr.state(), State::Master);
+    o
+}
+
+#[test]
+fn master_priority_zero_readvertises() {
+    let mut o = master(100);
+    let t = o.next().unwrap_or_default() - ms(400);
+    let out = o.rx(t, A, advert_from(&v3(0, A), 0));
+    assert_eq!(
+        out,
+        vec![Output::SendAdvert {
+            priority: Priority(100)
+        }]
+    );
+    assert_eq!(o.next(), Some(t + ms(1000)));
+}
+
+#[test]
+fn master_yields_to_higher() {
+    let mut o = master(100);
+    let t = o.next().unwrap_or_default();
+    let mut a = advert_from(&v3(200, C), 200);
+    a.interval = Centisecs(50);
+    let out = o.rx(t, C, a);
+    assert_eq!(
+        out,
+        vec![
+            Output::Warning {
+                src: C,
+                warning: RxWarning::IntervalMismatch {
+                    ours: Centisecs(100),
+                    theirs: Centisecs(50)
+                }
+            },
+            Output::Transition {
+                from: State::Master,
+                to: State::Backup,
+                reason: Reason::HigherPriority {
+                    src: C,
+                    priority: Priority(200)
+                }
+            },
+            Output::RemoveVips,
+            Output::SetXdpOwnership(false),
+        ]
+    );
+    // Master_Down_Interval from the new master's 50 cs: 150 + 156*50/256 cs.
+    assert_eq!(
+        o.next(),
+        Some(t + ms(1500) + us(304_687) + Duration::from_nanos(500))
+    );
+    assert_eq!(o.vr.counters().released_master, 1);
+}
+
+#[test]
+fn master_equal_priority_tie_break() {
+    // We are B (.2). C (.3) wins the tie; A (.1) loses it.
+    let mut o = master(100);
+    let t = o.next().unwrap_or_default();
+    let out = o.rx(t, A, advert_from(&v3(100, A), 100));
+    assert_eq!(
+        out,
+        vec![
+            Output::SendAdvert {
+                priority: Priority(100)
+            },
+            Output::Announce {
+                kind: AnnounceKind::LowerPriority
+            },
+            Output::MasterRxLowerPriority {
+                src: A,
+                priority: Priority(100)
+            },
+        ]
+    );
+    assert_eq!(o.vr.state(), State::Master);
+    let out = o.rx(t, C, advert_from(&v3(100, C), 100));
+    assert!(matches!(
+        out.first(),
+        Some(Output::Transition {
+            to: State::Backup,
+            reason: Reason::HigherPriority { src: C, .. },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn ipv6_tie_break_is_unsigned_128_bit() {
+    let lo: IpAddr = "fe80::1"
+        .parse()
+        .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let hi: IpAddr = "fe80::8000:0:0:1"
+        .parse()
+        .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    assert_eq!(addr_cmp(hi, lo), Some(Ordering::Greater));
+    assert_eq!(addr_cmp(A, lo), None);
+    let big = IpAddr::V4(Ipv4Addr::new(200, 0, 0, 1));
+    assert_eq!(addr_cmp(big, A), Some(Ordering::Greater));
+}
+
+#[test]
+fn master_lower_priority_quiet_options() {
+    let mut c = v3(100, B);
+    c.lower_prio_no_advert = true;
+    c.garp_lower_prio = false;
+    let mut o = One::started(c);
+    let t = o.next().unwrap_or_default();
+    o.at(t, Input::Timeout);
+    let out = o.rx(t + ms(10), A, advert_from(&v3(50, A), 50));
+    assert_eq!(
+        out,
+        vec![Output::MasterRxLowerPriority {
+            src: A,
+            priority: Priority(50)
+        }]
+    );
+}
+
+#[test]
+fn higher_prio_send_advert_option() {
+    let mut c = v3(100, B);
+    c.higher_prio_send_advert = true;
+    let mut o = One::started(c);
+    let t = o.next().unwrap_or_default();
+    o.at(t, Input::Timeout);
+    let out = o.rx(t + ms(10), C, advert_from(&v3(150, C), 150));
+    assert_eq!(
+        out.first(),
+        Some(&Output::SendAdvert {
+            priority: Priority(100)
+        })
+    );
+    assert_eq!(o.vr.state(), State::Backup);
+}
+
+#[test]
+fn shutdown_master_sends_priority_zero() {
+    let mut o = master(100);
+    let out = o.at(ms(5000), Input::Shutdown);
+    assert_eq!(
+        out,
+        vec![
+            Output::Transition {
+                from: State::Master,
+                to: State::Stopped,
+                reason: Reason::Shutdown
+            },
+            Output::SendAdvert {
+                priority: Priority(0)
+            },
+            Output::RemoveVips,
+            Output::SetXdpOwnership(false),
+        ]
+    );
+    assert_eq!(o.next(), None);
+    assert_eq!(o.vr.counters().priority_zero_tx, 1);
+    // Restartable.
+    o.at(ms(6000), Input::Startup);
+    assert_eq!(o.vr.state(), State::Backup);
+}
+
+#[test]
+fn shutdown_backup_just_stops() {
+    let mut o = One::started(v3(100, A));
+    let out = o.at(ms(10), Input::Shutdown);
+    assert_eq!(
+        out,
+        vec![Output::Transition {
+            from: State::Backup,
+            to: State::Stopped,
+            reason: Reason::Shutdown
+        }]
+    );
+    assert_eq!(o.at(ms(20), Input::Shutdown), vec![]);
+}
+
+#[test]
+fn link_down_in_master_releases() {
+    let mut o = master(100);
+    let out = o.at(ms(5000), Input::Link { up: false });
+    assert_eq!(
+        out,
+        vec![
+            Output::Transition {
+                from: State::Master,
+                to: State::Fault,
+                reason: Reason::LinkDown
+            },
+            Output::SendAdvert {
+                priority: Priority(0)
+            },
+            Output::RemoveVips,
+            Output::SetXdpOwnership(false),
+        ]
+    );
+    // Track failure on top: still Fault; link back with track still failed: still Fault.
+    assert_eq!(o.at(ms(5100), Input::Fault(true)), vec![]);
+    assert_eq!(o.at(ms(5200), Input::Link { up: true }), vec![]);
+    let out = o.at(ms(5300), Input::Fault(false));
+    assert_eq!(
+        out,
+        vec![Output::Transition {
+            from: State::Fault,
+            to: State::Backup,
+            reason: Reason::TrackRecovered
+        }]
+    );
+    assert_eq!(o.next(), Some(ms(5300) + us(3_609_375)));
+}
+
+// ---- priority ----
+
+#[test]
+fn priority_change_shifts_backup_timer() {
+    let mut o = One::started(v3(100, A));
+    o.rx(ms(1000), B, adv(150));
+    let out = o.at(ms(1500), Input::Priority(Priority(200)));
+    assert_eq!(
+        out,
+        vec![Output::PriorityChanged {
+            from: Priority(100),
+            to: Priority(200)
+        }]
+    );
+    // skew shrinks from 60.9375 cs to 21.875 cs.
+    assert_eq!(o.next(), Some(ms(1000) + ms(3000) + us(218_750)));
+    // Now higher than the master: its next advert is discarded → preempt.
+    o.rx(ms(2000), B, adv(150));
+    assert_eq!(o.vr.counters().discarded_lower_priority, 1);
+}
+
+#[test]
+fn priority_is_clamped_and_owner_fixed() {
+    let mut o = One::started(v3(100, A));
+    o.at(ms(1), Input::Priority(Priority(0)));
+    assert_eq!(o.vr.effective_priority(), Priority(1));
+    o.at(ms(2), Input::Priority(Priority(255)));
+    assert_eq!(o.vr.effective_priority(), Priority(254));
+    let mut owner = One::started(v3(255, A));
+    assert_eq!(owner.at(ms(1), Input::Priority(Priority(10))), vec![]);
+    assert_eq!(owner.vr.effective_priority(), Priority(255));
+}
+
+#[test]
+fn master_advertises_new_priority() {
+    let mut o = master(100);
+    o.at(ms(5000), Input::Priority(Priority(80)));
+    let t = o.next().unwrap_or_default();
+    assert_eq!(
+        o.at(t, Input::Timeout),
+        vec![Output::SendAdvert {
+            priority: Priority(80)
+        }]
+    );
+    assert_eq!(o.vr.state(), State::Master);
+}
+
+// ---- data-plane timestamps ----
+
+#[test]
+fn advert_seen_at_rearms_from_timestamp() {
+    let mut o = One::started(v3(100, A));
+    o.rx(ms(1000), B, adv(200));
+    let out = o.at(
+        ms(4000),
+        Input::AdvertSeenAt {
+            src: B,
+            at: o.t0 + ms(3000),
+        },
+    );
+    assert_eq!(out, vec![]);
+    assert_eq!(o.next(), Some(ms(3000) + us(3_609_375)));
+    // An older timestamp never moves the deadline back.
+    o.at(
+        ms(4100),
+        Input::AdvertSeenAt {
+            src: B,
+            at: o.t0 + ms(2000),
+        },
+    );
+    assert_eq!(o.next(), Some(ms(3000) + us(3_609_375)));
+    // Unknown source: counted, ignored.
+    o.at(
+        ms(4200),
+        Input::AdvertSeenAt {
+            src: C,
+            at: o.t0 + ms(4200),
+        },
+    );
+    assert_eq!(o.vr.counters().seen_unmatched, 1);
+    assert_eq!(o.vr.counters().adverts_seen, 2);
+    assert_eq!(o.vr.counters().adverts_rx, 1);
+}
+
+#[test]
+fn advert_seen_at_does_not_rescue_a_lower_master() {
+    let mut o = One::started(v3(100, A));
+    o.rx(ms(1000), B, adv(50));
+    o.at(
+        ms(3000),
+        Input::AdvertSeenAt {
+            src: B,
+            at: o.t0 + ms(3000),
+        },
+    );
+    assert_eq!(o.next(), Some(us(3_609_375)));
+}
+
+#[test]
+fn advert_seen_at_in_master_replays_lower() {
+    let mut o = master(100);
+    o.rx(ms(4000), A, advert_from(&v3(50, A), 50));
+    let out = o.at(
+        ms(4500),
+        Input::AdvertSeenAt {
+            src: A,
+            at: o.t0 + ms(4400),
+        },
+    );
+    assert_eq!(
+        out.first(),
+        Some(&Output::SendAdvert {
+            priority: Priority(100)
+        })
+    );
+}
+
+#[test]
+fn zero_interval_is_not_learnt() {
+    let mut o = One::started(v3(100, A));
+    let mut a = adv(200);
+    a.interval = Centisecs(0);
+    o.rx(ms(1000), B, a);
+    assert_eq!(o.vr.master_adver_int(), Centisecs(100));
+    assert_eq!(o.next(), Some(ms(1000) + us(3_609_375)));
+}
+
+// ---- announcements ----
+
+#[test]
+fn garp_delay_and_refresh() {
+    let mut c = v3(255, A);
+    c.garp_master_delay = ms(5000);
+    c.garp_master_refresh = Some(ms(60_000));
+    let mut o = One::new(c);
+    let mut announces = Vec::new();
+    for out in o.at(Duration::ZERO, Input::Startup) {
+        if let Output::Announce { kind } = out {
+            announces.push((Duration::ZERO, kind));
+        }
+    }
+    let mut t = Duration::ZERO;
+    while t < ms(130_000) {
+        t = o.next().unwrap_or(ms(130_000));
+        for out in o.at(t, Input::Timeout) {
+            if let Output::Announce { kind } = out {
+                announces.push((t, kind));
+            }
+        }
+    }
+    assert_eq!(
+        announces,
+        vec![
+            (Duration::ZERO, AnnounceKind::BecomeMaster),
+            (ms(5000), AnnounceKind::Delayed),
+            (ms(65_000), AnnounceKind::Refresh),
+            (ms(125_000), AnnounceKind::Refresh),
+        ]
+    );
+}
+
+// ---- configuration ----
+
+#[test]
+fn validate_rejects() {
+    let good = v3(100, A);
+    type Mutation = Box<dyn Fn(&mut VrConfig)>;
+    let cases: Vec<(Mutation, ConfigError)> = vec![
+        (
+            Box::new(|c| c.priority = Priority(0)),
+            ConfigError::PriorityZero,
+        ),
+        (
+            Box::new(|c| c.interval = Centisecs(0)),
+            ConfigError::IntervalZero,
+        ),
+        (
+            Box::new(|c| c.interval = Centisecs(4096)),
+            ConfigError::IntervalTooLarge(Centisecs(4096)),
+        ),
+        (
+            Box::new(|c| {
+                c.version = Version::V2;
+                c.interval = Centisecs(150);
+            }),
+            ConfigError::V2Interval(Centisecs(150)),
+        ),
+        (Box::new(|c| c.addresses.clear()), ConfigError::NoAddresses),
+        (
+            Box::new(|c| c.addresses.push(IpAddr::V6(Ipv6Addr::LOCALHOST))),
+            ConfigError::AddressFamily(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        ),
+        (
+            Box::new(|c| c.down_timer_adverts = 0),
+            ConfigError::DownTimerAdverts(0),
+        ),
+    ];
+    for (mutate, err) in cases {
+        let mut c = good.clone();
+        mutate(&mut c);
+        assert_eq!(VirtualRouter::new(c, base()).err(), Some(err));
+    }
+    let mut c = good;
+    c.version = Version::V2;
+    c.family = Family::V6;
+    c.addresses = vec![IpAddr::V6(Ipv6Addr::LOCALHOST)];
+    c.primary = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    assert_eq!(c.validate(), Err(ConfigError::V2Ipv6));
+}
+
+#[test]
+fn reconfigure() {
+    let mut o = master(100);
+    let mut c = o.vr.config().clone();
+    c.vrid = Vrid::new(9).unwrap_or_else(|| unreachable!());
+    assert_eq!(
+        o.at(ms(5000), Input::Config(c)),
+        vec![Output::ConfigRejected {
+            error: ConfigError::IdentityChanged
+        }]
+    );
+    let mut c = o.vr.config().clone();
+    c.priority = Priority(0);
+    assert_eq!(
+        o.at(ms(5000), Input::Config(c)),
+        vec![Output::ConfigRejected {
+            error: ConfigError::PriorityZero
+        }]
+    );
+    // Tracking offset is kept across a base priority change.
+    o.at(ms(5000), Input::Priority(Priority(90)));
+    let mut c = o.vr.config().clone();
+    c.priority = Priority(150);
+    c.addresses.push(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 101)));
+    let out = o.at(ms(5100), Input::Config(c));
+    assert_eq!(
+        out,
+        vec![
+            Output::PriorityChanged {
+                from: Priority(90),
+                to: Priority(140)
+            },
+            Output::RemoveVips,
+            Output::InstallVips,
+            Output::Announce {
+                kind: AnnounceKind::BecomeMaster
+            },
+        ]
+    );
+    assert_eq!(o.vr.state(), State::Master);
+}
+
+#[test]
+fn status_snapshot_serializes() {
+    let mut o = master(100);
+    o.rx(ms(4000), A, advert_from(&v3(50, A), 50));
+    let s = o.vr.status(o.t0 + ms(5000));
+    assert_eq!(s.state, State::Master);
+    assert!(s.last_transition.is_some());
+    let j = serde_json::to_string(&s).unwrap_or_default();
+    assert!(j.contains("\"Master\""), "{j}");
+    assert!(o.vr.accepts_vip_traffic());
+}
+
+// ---- two routers on a simulated wire ----
+
+struct Node {
+    vr: VirtualRouter,
+    alive: bool,
+    vips: bool,
+    log: Vec<(Duration, Output)>,
+}
+
+/// Routers on one zero-latency segment: each SendAdvert is delivered at once to every other
+/// live router, built from the sender's configuration.
+struct Wire {
+    t0: Instant,
+    now: Duration,
+    nodes: Vec<Node>,
+    connected: bool,
+}
+
+impl Wire {
+    fn new(cfgs: Vec<VrConfig>) -> Self {
+        let t0 = base();
+        let nodes = cfgs
+            .into_iter()
+            .map(|c| Node {
+                vr: VirtualRouter::new(c, t0).unwrap_or_else(|e| panic!("{e}")),
+                alive: false,
+                vips: false,
+                log: Vec::new(),
+            })
+            .collect();
+        Self {
+            t0,
+            now: Duration::ZERO,
+            nodes,
+            connected: true,
+        }
+    }
+
+    fn input(&mut self, i: usize, input: Input) {
+        let mut queue = VecDeque::from([(i, input)]);
+        while let Some((n, input)) = queue.pop_front() {
+            if !self.nodes[n].alive {
+                continue;
+            }
+            let now = self.t0 + self.now;
+            self.nodes[n].vr.handle(now, input);
+            while let Some(out) = self.nodes[n].vr.poll_output() {
+                match &out {
+                    Output::InstallVips => {
+                        assert!(!self.nodes[n].vips, "double install");
+                        self.nodes[n].vips = true;
+                    }
+                    Output::RemoveVips => self.nodes[n].vips = false,
+                    Output::SendAdvert { priority } => {
+                        let c = self.nodes[n].vr.config();
+                        let advert = advert_from(c, priority.get());
+                        let src = c.primary;
+                        for j in 0..self.nodes.len() {
+                            if j != n && self.connected {
+                                queue.push_back((
+                                    j,
+                                    Input::Advert {
+                                        src,
+                                        advert: advert.clone(),
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                self.nodes[n].log.push((self.now, out));
+            }
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        self.nodes[i].alive = true;
+        self.input(i, Input::Startup);
+    }
+
+    /// The node crashes: no more adverts, no shutdown.
+    fn kill(&mut self, i: usize) {
+        self.nodes[i].alive = false;
+        self.nodes[i].vips = false;
+        let c = self.nodes[i].vr.config().clone();
+        self.nodes[i].vr =
+            VirtualRouter::new(c, self.t0 + self.now).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn run_until(&mut self, t: Duration) {
+        loop {
+            let next = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.alive)
+                .filter_map(|(i, n)| n.vr.poll_timeout().map(|d| (d, i)))
+                .filter(|(d, _)| *d <= self.t0 + t)
+                .min();
+            let Some((d, i)) = next else { break };
+            self.now = self.now.max(d - self.t0);
+            self.input(i, Input::Timeout);
+        }
+        self.now = t;
+    }
+
+    fn states(&self) -> Vec<State> {
+        self.nodes.iter().map(|n| n.vr.state()).collect()
+    }
+
+    fn check_vips(&self) {
+        for n in &self.nodes {
+            assert_eq!(n.vips, n.vr.state() == State::Master);
+        }
+    }
+
+    /// When node `i` last became master, and why.
+    fn last_master(&self, i: usize) -> Option<(Duration, Reason)> {
+        self.nodes[i].log.iter().rev().find_map(|(t, o)| match o {
+            Output::Transition {
+                to: State::Master,
+                reason,
+                ..
+            } => Some((*t, reason.clone())),
+            _ => None,
+        })
+    }
+}
+
+fn pair(a: VrConfig, b: VrConfig) -> Wire {
+    let mut w = Wire::new(vec![a, b]);
+    w.start(0);
+    w.start(1);
+    w
+}
+
+#[test]
+fn wire_election_and_failover_on_silence() {
+    let mut w = pair(v3(200, A), v3(100, B));
+    w.run_until(ms(10_000));
+    assert_eq!(w.states(), vec![State::Master, State::Backup]);
+    w.check_vips();
+    // A got master after its own master-down interval: 3 s + 56/256 s.
+    assert_eq!(w.last_master(0).map(|m| m.0), Some(ms(3000) + us(218_750)));
+    w.kill(0);
+    let killed = w.now;
+    w.run_until(ms(20_000));
+    assert_eq!(w.states()[1], State::Master);
+    let (t, reason) = w.last_master(1).unwrap_or_else(|| panic!("no takeover"));
+    assert!(matches!(reason, Reason::MasterDown { .. }));
+    // The last advert from A was at most one interval before the kill.
+    assert!(
+        t - killed <= us(3_609_375) && t - killed > ms(2_600),
+        "{:?}",
+        t - killed
+    );
+    w.check_vips();
+}
+
+#[test]
+fn wire_priority_zero_fast_takeover() {
+    let mut w = pair(v3(200, A), v3(100, B));
+    w.run_until(ms(10_000));
+    w.input(0, Input::Shutdown);
+    let t0 = w.now;
+    w.run_until(ms(20_000));
+    assert_eq!(w.states(), vec![State::Stopped, State::Master]);
+    assert_eq!(
+        w.last_master(1),
+        Some((t0 + us(609_375), Reason::PriorityZeroReceived { src: A }))
+    );
+}
+
+#[test]
+fn wire_preempt_back() {
+    let mut w = pair(v3(200, A), v3(100, B));
+    w.run_until(ms(10_000));
+    w.kill(0);
+    w.run_until(ms(20_000));
+    assert_eq!(w.states()[1], State::Master);
+    w.start(0);
+    let back = w.now;
+    w.run_until(ms(30_000));
+    assert_eq!(w.states(), vec![State::Master, State::Backup]);
+    w.check_vips();
+    let (t, reason) = w.last_master(0).unwrap_or_else(|| panic!("no preempt"));
+    assert_eq!(
+        reason,
+        Reason::Preempt {
+            src: B,
+            priority: Priority(100)
+        }
+    );
+    assert_eq!(t, back + ms(3000) + us(218_750));
+    // B yielded on A's first advert.
+    assert!(w.nodes[1].log.iter().any(|(tt, o)| *tt == t
+        && matches!(
+            o,
+            Output::Transition {
+                to: State::Backup,
+                reason: Reason::HigherPriority { src: A, .. },
+                ..
+            }
+        )));
+}
+
+#[test]
+fn wire_nopreempt() {
+    let mut a = v3(200, A);
+    a.preempt = false;
+    let mut w = pair(a, v3(100, B));
+    w.run_until(ms(10_000));
+    assert_eq!(w.states(), vec![State::Master, State::Backup]);
+    w.kill(0);
+    w.run_until(ms(20_000));
+    w.start(0);
+    w.run_until(ms(60_000));
+    assert_eq!(w.states(), vec![State::Backup, State::Master]);
+    w.check_vips();
+}
+
+#[test]
+fn wire_preempt_delay() {
+    let mut a = v3(200, A);
+    a.preempt_delay = ms(10_000);
+    let mut w = pair(a, v3(100, B));
+    w.run_until(ms(10_000));
+    w.kill(0);
+    w.run_until(ms(20_000));
+    w.start(0);
+    let back = w.now;
+    w.run_until(ms(60_000));
+    assert_eq!(w.states(), vec![State::Master, State::Backup]);
+    let (t, _) = w.last_master(0).unwrap_or_else(|| panic!("no preempt"));
+    // The first of B's adverts (within one interval) arms the delay; after it, the next advert is
+    // discarded and A's master-down timer (armed by the last accepted one) runs out.
+    let waited = t - back;
+    assert!(waited > ms(10_000) + ms(3000), "{waited:?}");
+    assert!(
+        waited <= ms(10_000) + ms(1000) + ms(1000) + us(3_218_750),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn wire_equal_priority_tie_break() {
+    // A backup accepts an equal priority master, so a tie only shows after a partition.
+    let mut w = Wire::new(vec![v3(100, A), v3(100, B)]);
+    w.connected = false;
+    w.start(0);
+    w.start(1);
+    w.run_until(ms(5_000));
+    assert_eq!(w.states(), vec![State::Master, State::Master]);
+    w.connected = true;
+    w.run_until(ms(10_000));
+    // B, the higher address, stays master.
+    assert_eq!(w.states(), vec![State::Backup, State::Master]);
+    w.check_vips();
+    assert!(w.nodes[0].log.iter().any(|(_, o)| matches!(
+        o,
+        Output::Transition {
+            reason: Reason::HigherPriority {
+                src: B,
+                priority: Priority(100)
+            },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn wire_v2_failover() {
+    let mut w = pair(cfg(Version::V2, 150, A), cfg(Version::V2, 50, B));
+    w.run_until(ms(10_000));
+    assert_eq!(w.states(), vec![State::Master, State::Backup]);
+    w.input(0, Input::Shutdown);
+    let t0 = w.now;
+    w.run_until(ms(20_000));
+    assert_eq!(
+        w.last_master(1).map(|m| m.0),
+        Some(t0 + Duration::from_nanos(804_687_500))
+    );
+}
+
+#[test]
+fn wire_tracking_handover_via_backup_preemption() {
+    let mut w = pair(v3(150, A), v3(100, B));
+    w.run_until(ms(10_000));
+    assert_eq!(w.states(), vec![State::Master, State::Backup]);
+    // A's track script drops it below B: A keeps being master until B preempts it.
+    w.input(0, Input::Priority(Priority(50)));
+    assert_eq!(w.states(), vec![State::Master, State::Backup]);
+    w.run_until(ms(20_000));
+    assert_eq!(w.states(), vec![State::Backup, State::Master]);
+    w.check_vips();
+    assert!(matches!(
+        w.last_master(1),
+        Some((_, Reason::Preempt { src: A, .. }))
+    ));
+}
+
+// ---- properties ----
+
+#[derive(Clone, Debug)]
+enum Step {
+    Wait(u16),
+    Startup,
+    Shutdown,
+    Advert(u8, u8, bool),
+    Link(bool),
+    Fault(bool),
+    Prio(u8),
+    Seen(u8, u16),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0u16..5000).prop_map(Step::Wait),
+        1 => Just(Step::Startup),
+        1 => Just(Step::Shutdown),
+        4 => (0u8..4, any::<u8>(), any::<bool>()).prop_map(|(s, p, i)| Step::Advert(s, p, i)),
+        1 => any::<bool>().prop_map(Step::Link),
+        1 => any::<bool>().prop_map(Step::Fault),
+        1 => any::<u8>().prop_map(Step::Prio),
+        2 => (0u8..4, 0u16..5000).prop_map(|(s, back)| Step::Seen(s, back)),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn never_panics_and_vips_follow_master(
+        prio in 1u8..=255,
+        version in prop_oneof![Just(Version::V2), Just(Version::V3)],
+        preempt in any::<bool>(),
+        delay in 0u64..3000,
+        initial_master in any::<bool>(),
+        steps in proptest::collection::vec(step(), 1..120),
+    ) {
+        let srcs = [A, B, C, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 200))];
+        let mut c = cfg(version, prio, B);
+        c.preempt = preempt;
+        c.preempt_delay = ms(delay);
+        c.initial = if initial_master { InitialState::Master } else { InitialState::Backup };
+        c.garp_master_delay = ms(700);
+        c.garp_master_refresh = Some(ms(1300));
+        let t0 = base();
+        let mut vr = VirtualRouter::new(c.clone(), t0).unwrap_or_else(|e| panic!("{e}"));
+        let mut now = Duration::ZERO;
+        let mut vips = false;
+        for s in steps {
+            let (input, is_timeout) = match s {
+                Step::Wait(d) => {
+                    now += ms(u64::from(d));
+                    (Input::Timeout, true)
+                }
+                Step::Startup => (Input::Startup, false),
+                Step::Shutdown => (Input::Shutdown, false),
+                Step::Advert(i, p, interval_off) => {
+                    let mut a = advert_from(&c, p);
+                    if interval_off {
+                        a.interval = Centisecs(200);
+                    }
+                    (Input::Advert { src: srcs[usize::from(i)], advert: a }, false)
+                }
+                Step::Link(up) => (Input::Link { up }, false),
+                Step::Fault(f) => (Input::Fault(f), false),
+                Step::Prio(p) => (Input::Priority(Priority(p)), false),
+                Step::Seen(i, back) => (
+                    Input::AdvertSeenAt {
+                        src: srcs[usize::from(i)],
+                        at: t0 + now.saturating_sub(ms(u64::from(back))),
+                    },
+                    false,
+                ),
+            };
+            let state_before = vr.state();
+            vr.handle(t0 + now, input);
+            let mut dropped = false;
+            let mut changed = false;
+            while let Some(o) = vr.poll_output() {
+                match o {
+                    Output::InstallVips => {
+                        prop_assert!(!vips, "InstallVips twice");
+                        vips = true;
+                    }
+                    Output::RemoveVips => {
+                        prop_assert!(vips, "RemoveVips without InstallVips");
+                        vips = false;
+                    }
+                    Output::Dropped { .. } => dropped = true,
+                    Output::Transition { .. } => changed = true,
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(vips, vr.state() == State::Master);
+            if dropped {
+                prop_assert!(!changed && vr.state() == state_before);
+            }
+            if is_timeout {
+                // Every due deadline has been served.
+                prop_assert!(vr.poll_timeout().is_none_or(|d| d > t0 + now));
+            }
+            if vr.state() == State::Master {
+                prop_assert!(vr.poll_timeout().is_some());
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `cargo xtask test`: the whole suite. Unit tests, then (as root) the XDP program on crafted
+//! frames and the namespace lab. In CI a lab test that cannot run is a failure, not a skip.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::build::{self, BuildOpts};
+use crate::deps;
+use crate::util::{self, run};
+
+#[derive(Args, Debug)]
+pub struct TestOpts {
+    /// Only the tests that need neither root nor the XDP object.
+    #[arg(long)]
+    pub unit: bool,
+    /// Skip `cargo fmt --check` and clippy.
+    #[arg(long)]
+    pub no_lint: bool,
+    /// Passed to the test binaries (a name filter, `--nocapture`, ...).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+pub fn main(opts: &TestOpts) -> Result<()> {
+    let root = util::root();
+    let ci = std::env::var_os("CI").is_some();
+    if !opts.no_lint {
+        run(Command::new("cargo")
+            .current_dir(&root)
+            .args(["fmt", "--all", "--", "--check"]))?;
+    }
+    let mut tally = Tally::default();
+    if opts.unit {
+        if !opts.no_lint {
+            clippy(&root)?;
+        }
+        cargo_test(
+            &mut tally,
+            &["--workspace", "--exclude", "vrrp-ebpf"],
+            &[],
+            &opts.args,
+        )?;
+        return finish(&tally);
+    }
+    if !util::is_root() {
+        bail!(
+            "the lab and XDP tests need root (network namespaces, BPF): run `sudo -E cargo xtask test`, \
+             or `cargo xtask test --unit` for the unprivileged part"
+        );
+    }
+    deps::ensure_debian_packages(deps::TEST_PACKAGES)?;
+    let agent = build::build_all(&BuildOpts { debug: true })?;
+    let obj = build::ebpf_object();
+    if !opts.no_lint {
+        clippy(&root)?;
+    }
+    let env: Vec<(&str, String)> = vec![
+        ("VRRP_LAB", "1".into()),
+        ("VRRP_EBPF_OBJ", obj.display().to_string()),
+        ("VRRP_AGENT_BIN", agent.display().to_string()),
+    ];
+    cargo_test(
+        &mut tally,
+        &["--workspace", "--exclude", "vrrp-ebpf"],
+        &env,
+        &opts.args,
+    )?;
+    cargo_test(
+        &mut tally,
+        &["-p", "vrrp-tests", "--features", "lab"],
+        &env,
+        &opts.args,
+    )?;
+    if ci && tally.ignored > 0 {
+        eprintln!("xtask: {} test(s) were ignored", tally.ignored);
+    }
+    finish(&tally)
+}
+
+fn clippy(root: &std::path::Path) -> Result<()> {
+    run(Command::new("cargo").current_dir(root).args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "vrrp-ebpf",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+/// Runs `cargo test`, streaming its output and adding up its "test result:" lines.
+fn cargo_test(
+    tally: &mut Tally,
+    sel: &[&str],
+    env: &[(&str, String)],
+    args: &[String],
+) -> Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(util::root()).arg("test").args(sel);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if !args.is_empty() {
+        cmd.arg("--").args(args);
+    }
+    eprintln!("+ {}", util::show(&cmd));
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start cargo test")?;
+    let out = child.stdout.take().context("no stdout")?;
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.trim().strip_prefix("test result: ") {
+            tally.passed += field(rest, "passed");
+            tally.failed += field(rest, "failed");
+            tally.ignored += field(rest, "ignored");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        let _ = finish(tally);
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
+
+fn field(summary: &str, name: &str) -> u64 {
+    summary
+        .split([';', '.'])
+        .filter_map(|p| p.trim().strip_suffix(name))
+        .filter_map(|n| n.trim().parse().ok())
+        .next()
+        .unwrap_or(0)
+}
+
+fn finish(t: &Tally) -> Result<()> {
+    println!();
+    println!(
+        "{} passed, {} failed, {} skipped",
+        t.passed, t.failed, t.ignored
+    );
+    if t.passed == 0 {
+        bail!("no test ran");
+    }
+    if t.failed > 0 {
+        bail!("{} test(s) failed", t.failed);
+    }
+    Ok(())
+}
