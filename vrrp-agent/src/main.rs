@@ -1,1 +1,230 @@
-fn main() {}
+//! vrrp-agent: the command line. No protocol logic here.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use vrrp_agent::config;
+use vrrp_agent::daemon::{Daemon, DataPlaneChoice, Options};
+
+/// A VRRP daemon (RFC 9568 VRRPv3, RFC 3768 VRRPv2) with an XDP fast path, configured like
+/// keepalived.
+///
+/// With `-f FILE` it reads a keepalived.conf (the VRRP part: global_defs, vrrp_instance,
+/// vrrp_script, vrrp_sync_group, include). Without a file it runs one instance described by
+/// the flags below (`--iface`, `--vip`, ...).
+///
+/// Signals: SIGTERM/SIGINT release the VIPs (sending priority 0 so a backup takes over at
+/// once) and exit; SIGUSR1 logs the status.
+#[derive(Parser, Debug)]
+#[command(name = "vrrp-agent", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    /// keepalived.conf to read.
+    #[arg(short = 'f', long = "config", value_name = "FILE", conflicts_with_all = ["vips"])]
+    config: Option<PathBuf>,
+
+    /// Check the configuration, print warnings and exit (like `keepalived -t`).
+    #[arg(short = 't', long = "check")]
+    check: bool,
+
+    /// Interface of the quick single-instance setup.
+    #[arg(long, value_name = "IFACE")]
+    iface: Option<String>,
+
+    /// Virtual IP of the quick setup, CIDR or plain (repeatable).
+    #[arg(long = "vip", value_name = "ADDR[/LEN]")]
+    vips: Vec<String>,
+
+    /// Virtual router ID of the quick setup.
+    #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u8).range(1..=255))]
+    vrid: u8,
+
+    /// Priority of the quick setup (255 = address owner).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=255))]
+    priority: u8,
+
+    /// Advertisement interval in seconds (fractions allowed with VRRPv3, e.g. 0.05).
+    #[arg(long, default_value = "1")]
+    advert_int: String,
+
+    /// Initial state of the quick setup (keepalived's `state`).
+    #[arg(long, value_enum, default_value_t = StateArg::Backup)]
+    state: StateArg,
+
+    /// VRRP version of the quick setup.
+    #[arg(long = "vrrp-version", default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    vrrp_version: u8,
+
+    /// Unicast peer instead of multicast (repeatable).
+    #[arg(long = "unicast-peer", value_name = "ADDR")]
+    unicast_peers: Vec<IpAddr>,
+
+    /// Source address for unicast adverts.
+    #[arg(long = "unicast-src", value_name = "ADDR")]
+    unicast_src: Option<IpAddr>,
+
+    /// Do not preempt a lower priority master (keepalived's `nopreempt`).
+    #[arg(long)]
+    nopreempt: bool,
+
+    /// Receive adverts on raw sockets only, without XDP.
+    #[arg(long)]
+    no_xdp: bool,
+
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+    xdp_mode: XdpModeArg,
+
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `vrrp_agent=debug`.
+    #[arg(long, env = "VRRP_LOG", default_value = "info")]
+    log: String,
+
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StateArg {
+    Master,
+    Backup,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum XdpModeArg {
+    Auto,
+    Native,
+    Generic,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vrrp-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let (loaded, path) = match &cli.config {
+        Some(p) => (config::load(p)?, Some(p.clone())),
+        None => {
+            let text = quick_config(&cli)?;
+            (config::parse_str(&text, "<command line>")?, None)
+        }
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    if cli.check {
+        println!(
+            "configuration OK: {} instance(s), {} warning(s)",
+            loaded.config.instances.len(),
+            loaded.warnings.len()
+        );
+        return Ok(());
+    }
+    if loaded.config.instances.is_empty() {
+        bail!("no vrrp_instance configured: nothing to do");
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        tracing::warn!(
+            "not running as root: raw sockets, netlink and XDP need CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF"
+        );
+    }
+    let dataplane = match (cli.no_xdp, cli.xdp_mode) {
+        (true, _) => DataPlaneChoice::Off,
+        (false, XdpModeArg::Auto) => match loaded.config.global.xdp.mode {
+            config::XdpMode::Off => DataPlaneChoice::Off,
+            config::XdpMode::Native => DataPlaneChoice::Native,
+            config::XdpMode::Generic => DataPlaneChoice::Generic,
+            config::XdpMode::Auto => DataPlaneChoice::Auto,
+        },
+        (false, XdpModeArg::Native) => DataPlaneChoice::Native,
+        (false, XdpModeArg::Generic) => DataPlaneChoice::Generic,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(async move {
+        let daemon = Daemon::new(Options {
+            config: loaded.config,
+            config_path: path,
+            dataplane,
+        })
+        .await?;
+        daemon.run().await
+    })
+}
+
+/// The quick setup as keepalived.conf text, so flags and files share one validation path.
+fn quick_config(cli: &Cli) -> Result<String> {
+    let Some(iface) = &cli.iface else {
+        bail!(
+            "give a keepalived.conf with -f FILE, or a quick setup with --iface IFACE --vip ADDR"
+        );
+    };
+    if cli.vips.is_empty() {
+        bail!("--vip ADDR is required with --iface (or give -f FILE)");
+    }
+    let mut s = String::new();
+    s.push_str("vrrp_instance VI_1 {\n");
+    s.push_str(&format!("    interface {iface}\n"));
+    s.push_str(&format!(
+        "    state {}\n",
+        match cli.state {
+            StateArg::Master => "MASTER",
+            StateArg::Backup => "BACKUP",
+        }
+    ));
+    s.push_str(&format!("    virtual_router_id {}\n", cli.vrid));
+    s.push_str(&format!("    priority {}\n", cli.priority));
+    s.push_str(&format!("    advert_int {}\n", cli.advert_int));
+    s.push_str(&format!("    version {}\n", cli.vrrp_version));
+    if cli.nopreempt {
+        s.push_str("    nopreempt\n");
+    }
+    if cli.vips.iter().any(|v| v.contains(':')) {
+        s.push_str("    native_ipv6\n");
+    }
+    if let Some(src) = cli.unicast_src {
+        s.push_str(&format!("    unicast_src_ip {src}\n"));
+    }
+    if !cli.unicast_peers.is_empty() {
+        s.push_str("    unicast_peer {\n");
+        for p in &cli.unicast_peers {
+            s.push_str(&format!("        {p}\n"));
+        }
+        s.push_str("    }\n");
+    }
+    s.push_str("    virtual_ipaddress {\n");
+    for v in &cli.vips {
+        s.push_str(&format!("        {v}\n"));
+    }
+    s.push_str("    }\n}\n");
+    Ok(s)
+}

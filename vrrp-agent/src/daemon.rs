@@ -1,0 +1,790 @@
+//! The driver: owns the clock, the sockets, netlink and the data plane, and feeds the sans-IO
+//! virtual routers. One task, one `select!` over received adverts, link events, signals and
+//! the earliest timer deadline of all instances.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures::StreamExt;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+use vrrp_common::maps::{VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_V2, VridConfig};
+
+use crate::config::{self, Config};
+use crate::io::announce::{self, Announcer};
+use crate::io::netlink::{Netlink, VipSpec};
+use crate::io::socket::AdvertSocket;
+use crate::io::xdp::{self, DataPlane};
+use crate::proto::codec::{self, ChecksumForm, RxMeta};
+use crate::proto::vr::{self, AnnounceKind, Input, Output, Reason, State, VirtualRouter, VrConfig};
+use crate::proto::{Advert, Auth, Family, Priority, Version};
+
+/// How the daemon receives adverts and whether XDP is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataPlaneChoice {
+    /// Native XDP, falling back to generic, falling back to raw sockets only (with a warning).
+    Auto,
+    Native,
+    Generic,
+    /// No XDP at all: raw sockets only (`--no-xdp`).
+    Off,
+}
+
+pub struct Options {
+    pub config: Config,
+    pub config_path: Option<PathBuf>,
+    pub dataplane: DataPlaneChoice,
+}
+
+/// The driver's clock. The only place the agent reads time (clippy forbids it elsewhere).
+#[expect(clippy::disallowed_methods, reason = "the driver owns the clock")]
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// A received advert or decode error, from a socket reader task.
+struct Rx {
+    sock: usize,
+    src: IpAddr,
+    result: Result<Advert, codec::DecodeError>,
+}
+
+/// One raw VRRP socket per (interface, family, source address).
+struct Sock {
+    sock: Arc<AdvertSocket>,
+    ifindex: u32,
+    family: Family,
+}
+
+struct Iface {
+    name: String,
+    index: u32,
+    mac: [u8; 6],
+    up: bool,
+    announcer: Option<Arc<Announcer>>,
+    dataplane: Option<DataPlane>,
+}
+
+struct VipBinding {
+    ifindex: u32,
+    spec: VipSpec,
+}
+
+struct Instance {
+    cfg: config::Instance,
+    vr: VirtualRouter,
+    iface: usize,
+    sock: usize,
+    vips: Vec<VipBinding>,
+    /// Where adverts go: the multicast group or the unicast peers.
+    destinations: Vec<IpAddr>,
+    form: ChecksumForm,
+    installed: bool,
+    peers: BTreeMap<IpAddr, Peer>,
+    decode_errors: BTreeMap<&'static str, u64>,
+    transitions: BTreeMap<String, u64>,
+}
+
+/// A router heard on the VRID.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub priority: Priority,
+    pub interval: crate::proto::Centisecs,
+    pub last_seen: Instant,
+}
+
+pub struct Daemon {
+    netlink: Netlink,
+    ifaces: Vec<Iface>,
+    socks: Vec<Sock>,
+    instances: Vec<Instance>,
+    garp_interval: Duration,
+    gna_interval: Duration,
+    rx_rx: mpsc::Receiver<Rx>,
+    unknown_vrid: u64,
+}
+
+impl Daemon {
+    /// Resolves interfaces and addresses, opens sockets, attaches XDP and builds the routers.
+    /// Nothing is bound or sent yet.
+    pub async fn new(opts: Options) -> Result<Self> {
+        let netlink = Netlink::new().context("opening rtnetlink")?;
+        let cfg = opts.config;
+        let mut ifaces: Vec<Iface> = Vec::new();
+        let mut socks: Vec<Sock> = Vec::new();
+        let mut instances = Vec::new();
+        let (rx_tx, rx_rx) = mpsc::channel(1024);
+        let all_vips: Vec<IpAddr> = cfg
+            .instances
+            .iter()
+            .flat_map(|i| i.vips.iter().chain(&i.excluded_vips).map(|v| v.addr))
+            .collect();
+
+        for inst in &cfg.instances {
+            let iface = match ifaces.iter().position(|i| i.name == inst.interface) {
+                Some(i) => i,
+                None => {
+                    let link = netlink.link_by_name(&inst.interface).await.map_err(|e| {
+                        anyhow!("{}: instance {}: {e}", inst.interface_span, inst.name)
+                    })?;
+                    ifaces.push(Iface {
+                        name: inst.interface.clone(),
+                        index: link.index,
+                        mac: link.mac,
+                        up: link.up,
+                        announcer: None,
+                        dataplane: None,
+                    });
+                    ifaces.len() - 1
+                }
+            };
+            let ifindex = ifaces[iface].index;
+            let src = match inst.unicast_src {
+                Some(a) => a,
+                None => primary_address(&netlink, ifindex, inst.family, &all_vips)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "{}: instance {}: no source address on {}",
+                            inst.span, inst.name, inst.interface
+                        )
+                    })?,
+            };
+            let sock = match socks
+                .iter()
+                .position(|s| s.ifindex == ifindex && s.sock.source() == src)
+            {
+                Some(s) => s,
+                None => {
+                    // One receiving socket per (interface, family): a second one would see
+                    // every advert twice. Further sources only send.
+                    let first_of_family = !socks
+                        .iter()
+                        .any(|s| s.ifindex == ifindex && s.family == inst.family);
+                    let multicast = cfg.instances.iter().any(|i| {
+                        i.interface == inst.interface
+                            && i.family == inst.family
+                            && i.unicast_peers.is_empty()
+                    });
+                    let s = AdvertSocket::open(
+                        &inst.interface,
+                        ifindex,
+                        src,
+                        first_of_family && multicast,
+                    )
+                    .with_context(|| format!("instance {}", inst.name))?;
+                    let s = Arc::new(s);
+                    let idx = socks.len();
+                    if first_of_family {
+                        spawn_reader(idx, s.clone(), rx_tx.clone());
+                    }
+                    socks.push(Sock {
+                        sock: s,
+                        ifindex,
+                        family: inst.family,
+                    });
+                    idx
+                }
+            };
+            let mut vips = Vec::new();
+            for v in &inst.vips {
+                let vindex = match &v.dev {
+                    Some(dev) if dev != &inst.interface => {
+                        netlink
+                            .link_by_name(dev)
+                            .await
+                            .map_err(|e| anyhow!("{}: {e}", v.span))?
+                            .index
+                    }
+                    _ => ifindex,
+                };
+                vips.push(VipBinding {
+                    ifindex: vindex,
+                    spec: vip_spec(v),
+                });
+            }
+            let destinations = if inst.unicast_peers.is_empty() {
+                vec![match inst.family {
+                    Family::V4 => IpAddr::V4(cfg.global.mcast_group4),
+                    Family::V6 => IpAddr::V6(cfg.global.mcast_group6),
+                }]
+            } else {
+                inst.unicast_peers.iter().map(|p| p.addr).collect()
+            };
+            let vr_cfg = vr_config(&cfg, inst, src);
+            let vr = VirtualRouter::new(vr_cfg, now())
+                .map_err(|e| anyhow!("{}: instance {}: {e}", inst.span, inst.name))?;
+            let form = if inst.v3_checksum_as_v2 {
+                ChecksumForm::WithoutPseudoHeader
+            } else {
+                ChecksumForm::WithPseudoHeader
+            };
+            instances.push(Instance {
+                cfg: inst.clone(),
+                vr,
+                iface,
+                sock,
+                vips,
+                destinations,
+                form,
+                installed: false,
+                peers: BTreeMap::new(),
+                decode_errors: BTreeMap::new(),
+                transitions: BTreeMap::new(),
+            });
+        }
+
+        for iface in &mut ifaces {
+            match Announcer::open(&iface.name, iface.index) {
+                Ok(a) => iface.announcer = Some(Arc::new(a)),
+                Err(e) => warn!(iface = %iface.name, error = %e, "cannot send gratuitous ARP / NA"),
+            }
+        }
+
+        let mut daemon = Self {
+            netlink,
+            ifaces,
+            socks,
+            instances,
+            garp_interval: cfg.global.garp_interval,
+            gna_interval: cfg.global.gna_interval,
+            rx_rx,
+            unknown_vrid: 0,
+        };
+        daemon.attach_dataplanes(opts.dataplane)?;
+        Ok(daemon)
+    }
+
+    fn attach_dataplanes(&mut self, choice: DataPlaneChoice) -> Result<()> {
+        if choice == DataPlaneChoice::Off {
+            info!("data plane: raw sockets only (--no-xdp)");
+            return Ok(());
+        }
+        for i in 0..self.ifaces.len() {
+            let name = self.ifaces[i].name.clone();
+            let attached = DataPlane::attach(&name, choice == DataPlaneChoice::Generic);
+            let mut dp = match attached {
+                Ok(dp) => dp,
+                Err(e) if choice == DataPlaneChoice::Auto => {
+                    warn!(iface = %name, error = %e, "XDP unavailable; receiving adverts on raw sockets only");
+                    continue;
+                }
+                Err(e) => return Err(e).with_context(|| format!("attaching XDP to {name}")),
+            };
+            if choice == DataPlaneChoice::Native && dp.mode() != xdp::AttachMode::Native {
+                bail!("native XDP requested but {name} only supports generic mode");
+            }
+            for inst in self.instances.iter().filter(|inst| inst.iface == i) {
+                let mut c = VridConfig {
+                    flags: VRID_F_CONFIGURED,
+                    ..Default::default()
+                };
+                if inst.cfg.version == Version::V2 {
+                    c.flags |= VRID_F_V2;
+                    if let Auth::Pass(p) = inst.cfg.auth {
+                        c.flags |= VRID_F_AUTH_PASS;
+                        c.auth_pass = p;
+                    }
+                }
+                dp.set_vrid(inst.cfg.family == Family::V6, inst.cfg.vrid.get(), c)?;
+            }
+            info!(iface = %name, mode = %dp.mode(), "data plane: XDP filters adverts before the raw socket");
+            self.ifaces[i].dataplane = Some(dp);
+        }
+        Ok(())
+    }
+
+    /// Runs until SIGTERM/SIGINT, then releases everything (priority 0, VIPs removed).
+    pub async fn run(mut self) -> Result<()> {
+        // A crash of an earlier run may have left our VIPs bound (RFC 9568 §6.4.1: Initialize
+        // owns no address).
+        self.remove_all_vips().await;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        let mut links = self.netlink.link_events().context("watching links")?;
+        // Refresh the link state after subscribing, so no change is lost in between.
+        for i in 0..self.ifaces.len() {
+            if let Ok(l) = self.netlink.link_by_index(self.ifaces[i].index).await {
+                self.ifaces[i].up = l.up;
+            }
+        }
+        let t = now();
+        for idx in 0..self.instances.len() {
+            let up = self.ifaces[self.instances[idx].iface].up;
+            if !up {
+                self.feed(idx, t, Input::Link { up: false }).await;
+            }
+            self.feed(idx, t, Input::Startup).await;
+        }
+        info!(instances = self.instances.len(), "vrrp-agent running");
+        loop {
+            let deadline = self.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(rx) = self.rx_rx.recv() => self.on_rx(rx).await,
+                ev = links.next() => match ev {
+                    Some(ev) => self.on_link(ev).await,
+                    None => bail!("the netlink link watch ended"),
+                },
+                _ = sleep => self.on_timeout().await,
+                _ = term.recv() => { info!("SIGTERM: releasing and exiting"); break; }
+                _ = int.recv() => { info!("SIGINT: releasing and exiting"); break; }
+                _ = usr1.recv() => self.log_status(),
+            }
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.instances
+            .iter()
+            .filter_map(|i| i.vr.poll_timeout())
+            .min()
+    }
+
+    async fn on_timeout(&mut self) {
+        let t = now();
+        for idx in 0..self.instances.len() {
+            if self.instances[idx]
+                .vr
+                .poll_timeout()
+                .is_some_and(|d| d <= t)
+            {
+                self.feed(idx, t, Input::Timeout).await;
+            }
+        }
+    }
+
+    async fn on_rx(&mut self, rx: Rx) {
+        let t = now();
+        let sock = &self.socks[rx.sock];
+        let (ifindex, family) = (sock.ifindex, sock.family);
+        let advert = match rx.result {
+            Ok(a) => a,
+            Err(e) => {
+                // Counted against every instance of the interface/family: the VRID may be
+                // unreadable, and a malformed packet never changes state.
+                debug!(src = %rx.src, error = %e, "malformed advert dropped");
+                for inst in self
+                    .instances
+                    .iter_mut()
+                    .filter(|i| self.ifaces[i.iface].index == ifindex && i.cfg.family == family)
+                {
+                    *inst.decode_errors.entry(e.kind()).or_default() += 1;
+                }
+                return;
+            }
+        };
+        let Some(idx) = self.instances.iter().position(|i| {
+            self.ifaces[i.iface].index == ifindex
+                && i.cfg.family == family
+                && i.cfg.vrid == advert.vrid
+        }) else {
+            self.unknown_vrid += 1;
+            debug!(src = %rx.src, vrid = %advert.vrid, "advert for a VRID we do not run");
+            return;
+        };
+        self.instances[idx].peers.insert(
+            rx.src,
+            Peer {
+                priority: advert.priority,
+                interval: advert.interval,
+                last_seen: t,
+            },
+        );
+        self.feed(
+            idx,
+            t,
+            Input::Advert {
+                src: rx.src,
+                advert,
+            },
+        )
+        .await;
+    }
+
+    async fn on_link(&mut self, ev: crate::io::netlink::LinkEvent) {
+        let t = now();
+        let changed: Vec<(usize, bool)> = if ev.lost {
+            // Notifications were lost: re-read every interface.
+            let mut v = Vec::new();
+            for i in 0..self.ifaces.len() {
+                if let Ok(l) = self.netlink.link_by_index(self.ifaces[i].index).await {
+                    v.push((i, l.up));
+                }
+            }
+            v
+        } else {
+            self.ifaces
+                .iter()
+                .position(|i| i.index == ev.index)
+                .map(|i| vec![(i, ev.up && !ev.deleted)])
+                .unwrap_or_default()
+        };
+        for (i, up) in changed {
+            if self.ifaces[i].up == up {
+                continue;
+            }
+            self.ifaces[i].up = up;
+            info!(iface = %self.ifaces[i].name, up, "link state changed");
+            for idx in 0..self.instances.len() {
+                if self.instances[idx].iface == i {
+                    self.feed(idx, t, Input::Link { up }).await;
+                }
+            }
+        }
+    }
+
+    /// Hands an input to one router and carries out everything it asks for, in order.
+    async fn feed(&mut self, idx: usize, t: Instant, input: Input) {
+        self.instances[idx].vr.handle(t, input);
+        while let Some(out) = self.instances[idx].vr.poll_output() {
+            self.act(idx, out).await;
+        }
+    }
+
+    async fn act(&mut self, idx: usize, out: Output) {
+        let name = self.instances[idx].cfg.name.clone();
+        match out {
+            Output::SendAdvert { priority } => self.send_advert(idx, priority).await,
+            Output::Announce { kind } => self.announce(idx, kind),
+            Output::InstallVips => {
+                let inst = &mut self.instances[idx];
+                for v in &inst.vips {
+                    if let Err(e) = self.netlink.add_address(v.ifindex, &v.spec).await {
+                        error!(instance = %name, vip = %v.spec.addr, error = %e, "cannot bind VIP");
+                    }
+                }
+                inst.installed = true;
+            }
+            Output::RemoveVips => {
+                let inst = &mut self.instances[idx];
+                for v in &inst.vips {
+                    if let Err(e) = self.netlink.del_address(v.ifindex, &v.spec).await {
+                        error!(instance = %name, vip = %v.spec.addr, error = %e, "cannot unbind VIP");
+                    }
+                }
+                inst.installed = false;
+            }
+            // Consumed by the XDP ARP/ND responder once the data plane answers for VIPs.
+            Output::SetXdpOwnership(_) => {}
+            Output::Transition { from, to, reason } => {
+                let inst = &mut self.instances[idx];
+                *inst
+                    .transitions
+                    .entry(reason_label(&reason).to_string())
+                    .or_default() += 1;
+                info!(
+                    instance = %name,
+                    vrid = %inst.cfg.vrid,
+                    from = state_name(from),
+                    to = state_name(to),
+                    reason = %describe(&reason),
+                    "state transition"
+                );
+            }
+            Output::Dropped { src, reason } => {
+                debug!(instance = %name, %src, ?reason, "advert dropped");
+            }
+            Output::Warning { src, warning } => {
+                warn!(instance = %name, %src, ?warning, "advert does not match our configuration");
+            }
+            Output::MasterRxLowerPriority { src, priority } => {
+                info!(instance = %name, %src, %priority, "master heard a lower priority advert; re-asserting");
+            }
+            Output::PriorityChanged { from, to } => {
+                info!(instance = %name, %from, %to, "effective priority changed");
+            }
+            Output::ConfigRejected { error } => {
+                error!(instance = %name, %error, "configuration change rejected");
+            }
+        }
+    }
+
+    async fn send_advert(&mut self, idx: usize, priority: Priority) {
+        let inst = &self.instances[idx];
+        let sock = &self.socks[inst.sock].sock;
+        let advert = Advert {
+            version: inst.cfg.version,
+            vrid: inst.cfg.vrid,
+            priority,
+            interval: inst.cfg.advert_int,
+            // VRRPv2/v3 carry at most 255 addresses (the config moves the rest to excluded).
+            addresses: inst
+                .vips
+                .iter()
+                .map(|v| v.spec.addr)
+                .filter(|a| family_of(*a) == inst.cfg.family)
+                .collect(),
+            auth: if inst.cfg.version == Version::V2 {
+                inst.cfg.auth
+            } else {
+                Auth::None
+            },
+        };
+        let mut buf = Vec::with_capacity(64);
+        for dst in &inst.destinations {
+            buf.clear();
+            if let Err(e) = codec::encode(&advert, sock.source(), *dst, inst.form, &mut buf) {
+                error!(instance = %inst.cfg.name, error = %e, "cannot encode advert");
+                return;
+            }
+            if let Err(e) = sock.send(*dst, &buf).await {
+                warn!(instance = %inst.cfg.name, %dst, error = %e, "cannot send advert");
+            }
+        }
+    }
+
+    /// Gratuitous ARP / unsolicited NA for the instance's VIPs, in a task so repeats and their
+    /// spacing never hold up the election.
+    fn announce(&self, idx: usize, kind: AnnounceKind) {
+        let inst = &self.instances[idx];
+        let iface = &self.ifaces[inst.iface];
+        let Some(announcer) = iface.announcer.clone() else {
+            return;
+        };
+        let repeat = match kind {
+            AnnounceKind::Refresh => inst.cfg.garp.master_refresh_repeat,
+            _ => inst.cfg.garp.master_repeat,
+        }
+        .max(1);
+        let router = announce::ipv6_forwarding(&iface.name);
+        let mac = iface.mac;
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        for v in &inst.vips {
+            match v.spec.addr {
+                IpAddr::V4(a) => frames.push(announce::garp_frame(mac, a).to_vec()),
+                IpAddr::V6(a) => {
+                    frames.push(announce::unsolicited_na_frame(mac, a, a, router).to_vec())
+                }
+            }
+        }
+        let gap = if inst.cfg.family == Family::V4 {
+            self.garp_interval
+        } else {
+            self.gna_interval
+        };
+        let name = inst.cfg.name.clone();
+        tokio::spawn(async move {
+            for round in 0..repeat {
+                for f in &frames {
+                    if let Err(e) = announcer.send_frame(f).await {
+                        warn!(instance = %name, error = %e, "cannot send gratuitous ARP / NA");
+                    }
+                    if !gap.is_zero() {
+                        tokio::time::sleep(gap).await;
+                    }
+                }
+                debug!(instance = %name, round, ?kind, "announced VIPs");
+            }
+        });
+    }
+
+    async fn remove_all_vips(&self) {
+        for inst in &self.instances {
+            for v in &inst.vips {
+                let _ = self.netlink.del_address(v.ifindex, &v.spec).await;
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let t = now();
+        for idx in 0..self.instances.len() {
+            self.feed(idx, t, Input::Shutdown).await;
+        }
+        self.remove_all_vips().await;
+        info!("vrrp-agent stopped");
+    }
+
+    fn log_status(&self) {
+        let t = now();
+        for inst in &self.instances {
+            let st = inst.vr.status(t);
+            info!(
+                instance = %inst.cfg.name,
+                state = state_name(st.state),
+                priority = %st.effective_priority,
+                master = ?st.master.map(|m| m.addr),
+                "status"
+            );
+        }
+        for iface in &self.ifaces {
+            if let Some(dp) = &iface.dataplane
+                && let Ok(c) = dp.counters()
+            {
+                let nz: Vec<String> = c
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v > 0)
+                    .map(|(i, v)| format!("{}={v}", vrrp_common::event::counter::NAMES[i]))
+                    .collect();
+                info!(iface = %iface.name, mode = %dp.mode(), counters = %nz.join(" "), "data plane");
+            }
+        }
+    }
+}
+
+/// Reads adverts from one socket forever, decoding them off the main task.
+fn spawn_reader(idx: usize, sock: Arc<AdvertSocket>, tx: mpsc::Sender<Rx>) {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let r = match sock.recv(&mut buf).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(iface = sock.ifname(), error = %e, "advert socket receive error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let meta = RxMeta {
+                src: r.src,
+                dst: r.dst,
+                ttl: r.ttl,
+            };
+            let result = codec::decode(&meta, r.payload(&buf)).map(|d| d.advert);
+            if tx
+                .send(Rx {
+                    sock: idx,
+                    src: r.src,
+                    result,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
+async fn primary_address(
+    nl: &Netlink,
+    ifindex: u32,
+    family: Family,
+    vips: &[IpAddr],
+) -> Result<IpAddr> {
+    // An IPv6 link-local address may still be tentative right after the link came up.
+    let mut last = None;
+    for _ in 0..50 {
+        match nl.primary_address(ifindex, family, vips).await {
+            Ok(a) => return Ok(a),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(last
+        .map(anyhow::Error::from)
+        .unwrap_or_else(|| anyhow!("no address")))
+}
+
+fn vip_spec(v: &config::VirtualAddress) -> VipSpec {
+    let mut s = VipSpec::new(v.addr, v.prefix_len);
+    s.label = v.label.clone();
+    s.broadcast = v.broadcast;
+    s.scope = v.scope;
+    // keepalived adds every IPv6 VIP with IFA_F_NODAD so it is never tentative.
+    s.nodad = v.addr.is_ipv6() || v.nodad;
+    s
+}
+
+fn family_of(a: IpAddr) -> Family {
+    match a {
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
+    }
+}
+
+/// The state machine's view of a keepalived instance.
+fn vr_config(cfg: &Config, inst: &config::Instance, primary: IpAddr) -> VrConfig {
+    let addresses: Vec<IpAddr> = inst.vips.iter().map(|v| v.addr).collect();
+    let mut c = VrConfig::keepalived_defaults(inst.vrid, inst.family, primary, addresses);
+    c.version = inst.version;
+    c.priority = inst.priority;
+    c.interval = inst.advert_int;
+    c.preempt = inst.preempt;
+    c.preempt_delay = inst.preempt_delay;
+    c.accept = inst.accept;
+    c.auth = inst.auth;
+    c.initial = match inst.state {
+        config::InitialState::Master => vr::InitialState::Master,
+        config::InitialState::Backup => vr::InitialState::Backup,
+    };
+    c.unicast_peers = inst.unicast_peers.iter().map(|p| p.addr).collect();
+    c.check_unicast_src = cfg.global.check_unicast_src;
+    c.garp_master_delay = inst.garp.master_delay;
+    c.garp_master_refresh =
+        (!inst.garp.master_refresh.is_zero()).then_some(inst.garp.master_refresh);
+    c
+}
+
+pub fn state_name(s: State) -> &'static str {
+    match s {
+        State::Initialize => "INIT",
+        State::Backup => "BACKUP",
+        State::Master => "MASTER",
+        State::Fault => "FAULT",
+        State::Stopped => "STOP",
+    }
+}
+
+pub fn reason_label(r: &Reason) -> &'static str {
+    match r {
+        Reason::Startup => "startup",
+        Reason::Owner => "owner",
+        Reason::InitialMaster { .. } => "initial_master",
+        Reason::MasterDown { .. } => "master_down",
+        Reason::PriorityZeroReceived { .. } => "priority_zero_received",
+        Reason::Preempt { .. } => "preempt",
+        Reason::HigherPriority { .. } => "higher_priority",
+        Reason::LinkDown => "link_down",
+        Reason::LinkUp => "link_up",
+        Reason::TrackFailed => "track_failed",
+        Reason::TrackRecovered => "track_recovered",
+        Reason::Shutdown => "shutdown",
+    }
+}
+
+/// A transition reason as an operator reads it in the log.
+pub fn describe(r: &Reason) -> String {
+    match r {
+        Reason::Startup => "startup".into(),
+        Reason::Owner => "address owner (priority 255)".into(),
+        Reason::InitialMaster { after } => {
+            format!(
+                "configured state MASTER and no master heard for {} ms",
+                after.as_millis()
+            )
+        }
+        Reason::MasterDown { after } => {
+            format!("master down after {} ms without adverts", after.as_millis())
+        }
+        Reason::PriorityZeroReceived { src } => {
+            format!("priority 0 received from {src} (master leaving)")
+        }
+        Reason::Preempt { src, priority } => {
+            format!("preempted lower priority master {src} (priority {priority})")
+        }
+        Reason::HigherPriority { src, priority } => {
+            format!("advert with higher priority {priority} from {src}")
+        }
+        Reason::LinkDown => "interface down".into(),
+        Reason::LinkUp => "interface up".into(),
+        Reason::TrackFailed => "tracked check failed".into(),
+        Reason::TrackRecovered => "tracked checks recovered".into(),
+        Reason::Shutdown => "shutdown".into(),
+    }
+}
