@@ -23,6 +23,14 @@ pub fn ebpf_object() -> PathBuf {
 }
 
 pub fn build_ebpf() -> Result<PathBuf> {
+    // For development: keep the last good object while the eBPF crate is mid-edit.
+    if std::env::var_os("XTASK_REUSE_EBPF").is_some() && ebpf_object().exists() {
+        eprintln!(
+            "xtask: XTASK_REUSE_EBPF set: reusing {}",
+            ebpf_object().display()
+        );
+        return Ok(ebpf_object());
+    }
     let tc = toolchain::ensure()?;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![tc.bin_dir.clone()];

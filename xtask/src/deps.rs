@@ -20,8 +20,7 @@ pub const TEST_PACKAGES: &[&str] = &[
 ];
 
 /// Packages for the demo.
-#[allow(dead_code, reason = "used by the demo task")]
-pub const DEMO_PACKAGES: &[&str] = &["iproute2", "iputils-arping", "iputils-ping", "curl"];
+pub const DEMO_PACKAGES: &[&str] = &["iproute2"];
 
 fn installed(pkg: &str) -> bool {
     Command::new("dpkg-query")

@@ -2,6 +2,7 @@
 //! the agent, the namespace demo, the root test suite and the benchmarks.
 
 mod build;
+mod demo;
 mod deps;
 mod test;
 mod toolchain;
@@ -35,6 +36,8 @@ enum Cmd {
     },
     /// Every test: unit tests, then the root-only XDP and namespace lab tests.
     Test(test::TestOpts),
+    /// The seed's two load balancers in namespaces: failover and preempt-back, with a timeline.
+    Demo(demo::DemoOpts),
     /// Install the Debian packages the lab tests and the demo use (keepalived, tshark, ...).
     Deps,
 }
@@ -47,6 +50,7 @@ fn main() -> Result<()> {
             util::exec(std::process::Command::new(agent).args(args))
         }
         Cmd::Test(opts) => test::main(&opts),
+        Cmd::Demo(opts) => demo::main(&opts),
         Cmd::Deps => deps::ensure_debian_packages(deps::TEST_PACKAGES),
     }
 }
