@@ -77,6 +77,8 @@ struct VipBinding {
 
 struct Instance {
     cfg: config::Instance,
+    /// The configuration given to the state machine, before its own fix-ups (for reload).
+    vr_cfg: VrConfig,
     vr: VirtualRouter,
     iface: usize,
     sock: usize,
@@ -105,8 +107,11 @@ pub struct Daemon {
     instances: Vec<Instance>,
     garp_interval: Duration,
     gna_interval: Duration,
+    rx_tx: mpsc::Sender<Rx>,
     rx_rx: mpsc::Receiver<Rx>,
     unknown_vrid: u64,
+    dataplane: DataPlaneChoice,
+    config_path: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -114,188 +119,317 @@ impl Daemon {
     /// Nothing is bound or sent yet.
     pub async fn new(opts: Options) -> Result<Self> {
         let netlink = Netlink::new().context("opening rtnetlink")?;
-        let cfg = opts.config;
-        let mut ifaces: Vec<Iface> = Vec::new();
-        let mut socks: Vec<Sock> = Vec::new();
-        let mut instances = Vec::new();
         let (rx_tx, rx_rx) = mpsc::channel(1024);
+        let mut daemon = Self {
+            netlink,
+            ifaces: Vec::new(),
+            socks: Vec::new(),
+            instances: Vec::new(),
+            garp_interval: opts.config.global.garp_interval,
+            gna_interval: opts.config.global.gna_interval,
+            rx_tx,
+            rx_rx,
+            unknown_vrid: 0,
+            dataplane: opts.dataplane,
+            config_path: opts.config_path,
+        };
+        if opts.dataplane == DataPlaneChoice::Off {
+            info!("data plane: raw sockets only (--no-xdp)");
+        }
+        let cfg = opts.config;
+        for inst in &cfg.instances {
+            let built = daemon.build_instance(&cfg, inst).await?;
+            daemon.instances.push(built);
+        }
+        daemon.sync_vrids()?;
+        Ok(daemon)
+    }
+
+    /// The interface an instance runs on, opened (announcer, XDP) on first use.
+    async fn iface(&mut self, name: &str, span: &config::Span, instance: &str) -> Result<usize> {
+        if let Some(i) = self.ifaces.iter().position(|i| i.name == name) {
+            return Ok(i);
+        }
+        let link = self
+            .netlink
+            .link_by_name(name)
+            .await
+            .map_err(|e| anyhow!("{span}: instance {instance}: {e}"))?;
+        let announcer = match Announcer::open(name, link.index) {
+            Ok(a) => Some(Arc::new(a)),
+            Err(e) => {
+                warn!(iface = %name, error = %e, "cannot send gratuitous ARP / NA");
+                None
+            }
+        };
+        let dataplane = self.attach_dataplane(name)?;
+        self.ifaces.push(Iface {
+            name: name.to_string(),
+            index: link.index,
+            mac: link.mac,
+            up: link.up,
+            announcer,
+            dataplane,
+        });
+        Ok(self.ifaces.len() - 1)
+    }
+
+    fn attach_dataplane(&self, name: &str) -> Result<Option<DataPlane>> {
+        let choice = self.dataplane;
+        if choice == DataPlaneChoice::Off {
+            return Ok(None);
+        }
+        let dp = match DataPlane::attach(name, choice == DataPlaneChoice::Generic) {
+            Ok(dp) => dp,
+            Err(e) if choice == DataPlaneChoice::Auto => {
+                warn!(iface = %name, error = %short(&e), "XDP unavailable; receiving adverts on raw sockets only");
+                return Ok(None);
+            }
+            Err(e) => return Err(e).with_context(|| format!("attaching XDP to {name}")),
+        };
+        if choice == DataPlaneChoice::Native && dp.mode() != xdp::AttachMode::Native {
+            bail!("native XDP requested but {name} only supports generic mode");
+        }
+        info!(iface = %name, mode = %dp.mode(), "data plane: XDP filters adverts before the raw socket");
+        Ok(Some(dp))
+    }
+
+    /// Tells each interface's XDP program which VRIDs it serves (and forgets the others).
+    fn sync_vrids(&mut self) -> Result<()> {
+        for (i, iface) in self.ifaces.iter_mut().enumerate() {
+            let Some(dp) = iface.dataplane.as_mut() else {
+                continue;
+            };
+            for ipv6 in [false, true] {
+                for vrid in 1..=255u8 {
+                    let inst = self.instances.iter().find(|inst| {
+                        inst.iface == i
+                            && (inst.cfg.family == Family::V6) == ipv6
+                            && inst.cfg.vrid.get() == vrid
+                    });
+                    let mut c = VridConfig::default();
+                    if let Some(inst) = inst {
+                        c.flags = VRID_F_CONFIGURED;
+                        if inst.cfg.version == Version::V2 {
+                            c.flags |= VRID_F_V2;
+                            if let Auth::Pass(p) = inst.cfg.auth {
+                                c.flags |= VRID_F_AUTH_PASS;
+                                c.auth_pass = p;
+                            }
+                        }
+                    }
+                    dp.set_vrid(ipv6, vrid, c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn build_instance(&mut self, cfg: &Config, inst: &config::Instance) -> Result<Instance> {
+        let iface = self
+            .iface(&inst.interface, &inst.interface_span, &inst.name)
+            .await?;
+        let ifindex = self.ifaces[iface].index;
         let all_vips: Vec<IpAddr> = cfg
             .instances
             .iter()
             .flat_map(|i| i.vips.iter().chain(&i.excluded_vips).map(|v| v.addr))
             .collect();
-
-        for inst in &cfg.instances {
-            let iface = match ifaces.iter().position(|i| i.name == inst.interface) {
-                Some(i) => i,
-                None => {
-                    let link = netlink.link_by_name(&inst.interface).await.map_err(|e| {
-                        anyhow!("{}: instance {}: {e}", inst.interface_span, inst.name)
-                    })?;
-                    ifaces.push(Iface {
-                        name: inst.interface.clone(),
-                        index: link.index,
-                        mac: link.mac,
-                        up: link.up,
-                        announcer: None,
-                        dataplane: None,
-                    });
-                    ifaces.len() - 1
-                }
-            };
-            let ifindex = ifaces[iface].index;
-            let src = match inst.unicast_src {
-                Some(a) => a,
-                None => primary_address(&netlink, ifindex, inst.family, &all_vips)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "{}: instance {}: no source address on {}",
-                            inst.span, inst.name, inst.interface
-                        )
-                    })?,
-            };
-            let sock = match socks
-                .iter()
-                .position(|s| s.ifindex == ifindex && s.sock.source() == src)
-            {
-                Some(s) => s,
-                None => {
-                    // One receiving socket per (interface, family): a second one would see
-                    // every advert twice. Further sources only send.
-                    let first_of_family = !socks
-                        .iter()
-                        .any(|s| s.ifindex == ifindex && s.family == inst.family);
-                    let multicast = cfg.instances.iter().any(|i| {
-                        i.interface == inst.interface
-                            && i.family == inst.family
-                            && i.unicast_peers.is_empty()
-                    });
-                    let s = AdvertSocket::open(
-                        &inst.interface,
-                        ifindex,
-                        src,
-                        first_of_family && multicast,
+        let src = match inst.unicast_src {
+            Some(a) => a,
+            None => primary_address(&self.netlink, ifindex, inst.family, &all_vips)
+                .await
+                .with_context(|| {
+                    format!(
+                        "{}: instance {}: no source address on {}",
+                        inst.span, inst.name, inst.interface
                     )
-                    .with_context(|| format!("instance {}", inst.name))?;
-                    let s = Arc::new(s);
-                    let idx = socks.len();
-                    if first_of_family {
-                        spawn_reader(idx, s.clone(), rx_tx.clone());
-                    }
-                    socks.push(Sock {
-                        sock: s,
-                        ifindex,
-                        family: inst.family,
-                    });
-                    idx
-                }
-            };
-            let mut vips = Vec::new();
-            for v in &inst.vips {
-                let vindex = match &v.dev {
-                    Some(dev) if dev != &inst.interface => {
-                        netlink
-                            .link_by_name(dev)
-                            .await
-                            .map_err(|e| anyhow!("{}: {e}", v.span))?
-                            .index
-                    }
-                    _ => ifindex,
-                };
-                vips.push(VipBinding {
-                    ifindex: vindex,
-                    spec: vip_spec(v),
+                })?,
+        };
+        let sock = match self
+            .socks
+            .iter()
+            .position(|s| s.ifindex == ifindex && s.sock.source() == src)
+        {
+            Some(s) => s,
+            None => {
+                // One receiving socket per (interface, family): a second one would see every
+                // advert twice. Further sources only send.
+                let first_of_family = !self
+                    .socks
+                    .iter()
+                    .any(|s| s.ifindex == ifindex && s.family == inst.family);
+                let multicast = cfg.instances.iter().any(|i| {
+                    i.interface == inst.interface
+                        && i.family == inst.family
+                        && i.unicast_peers.is_empty()
                 });
+                let s =
+                    AdvertSocket::open(&inst.interface, ifindex, src, first_of_family && multicast)
+                        .with_context(|| format!("instance {}", inst.name))?;
+                let s = Arc::new(s);
+                let idx = self.socks.len();
+                if first_of_family {
+                    spawn_reader(idx, s.clone(), self.rx_tx.clone());
+                }
+                self.socks.push(Sock {
+                    sock: s,
+                    ifindex,
+                    family: inst.family,
+                });
+                idx
             }
-            let destinations = if inst.unicast_peers.is_empty() {
-                vec![match inst.family {
-                    Family::V4 => IpAddr::V4(cfg.global.mcast_group4),
-                    Family::V6 => IpAddr::V6(cfg.global.mcast_group6),
-                }]
-            } else {
-                inst.unicast_peers.iter().map(|p| p.addr).collect()
+        };
+        let mut vips = Vec::new();
+        for v in &inst.vips {
+            let vindex = match &v.dev {
+                Some(dev) if dev != &inst.interface => {
+                    self.netlink
+                        .link_by_name(dev)
+                        .await
+                        .map_err(|e| anyhow!("{}: {e}", v.span))?
+                        .index
+                }
+                _ => ifindex,
             };
-            let vr_cfg = vr_config(&cfg, inst, src);
-            let vr = VirtualRouter::new(vr_cfg, now())
-                .map_err(|e| anyhow!("{}: instance {}: {e}", inst.span, inst.name))?;
-            let form = if inst.v3_checksum_as_v2 {
-                ChecksumForm::WithoutPseudoHeader
-            } else {
-                ChecksumForm::WithPseudoHeader
-            };
-            instances.push(Instance {
-                cfg: inst.clone(),
-                vr,
-                iface,
-                sock,
-                vips,
-                destinations,
-                form,
-                installed: false,
-                peers: BTreeMap::new(),
-                decode_errors: BTreeMap::new(),
-                transitions: BTreeMap::new(),
+            vips.push(VipBinding {
+                ifindex: vindex,
+                spec: vip_spec(v),
             });
         }
-
-        for iface in &mut ifaces {
-            match Announcer::open(&iface.name, iface.index) {
-                Ok(a) => iface.announcer = Some(Arc::new(a)),
-                Err(e) => warn!(iface = %iface.name, error = %e, "cannot send gratuitous ARP / NA"),
-            }
-        }
-
-        let mut daemon = Self {
-            netlink,
-            ifaces,
-            socks,
-            instances,
-            garp_interval: cfg.global.garp_interval,
-            gna_interval: cfg.global.gna_interval,
-            rx_rx,
-            unknown_vrid: 0,
+        let destinations = if inst.unicast_peers.is_empty() {
+            vec![match inst.family {
+                Family::V4 => IpAddr::V4(cfg.global.mcast_group4),
+                Family::V6 => IpAddr::V6(cfg.global.mcast_group6),
+            }]
+        } else {
+            inst.unicast_peers.iter().map(|p| p.addr).collect()
         };
-        daemon.attach_dataplanes(opts.dataplane)?;
-        Ok(daemon)
+        let vr_cfg = vr_config(cfg, inst, src);
+        let vr = VirtualRouter::new(vr_cfg.clone(), now())
+            .map_err(|e| anyhow!("{}: instance {}: {e}", inst.span, inst.name))?;
+        let form = if inst.v3_checksum_as_v2 {
+            ChecksumForm::WithoutPseudoHeader
+        } else {
+            ChecksumForm::WithPseudoHeader
+        };
+        Ok(Instance {
+            cfg: inst.clone(),
+            vr_cfg,
+            vr,
+            iface,
+            sock,
+            vips,
+            destinations,
+            form,
+            installed: false,
+            peers: BTreeMap::new(),
+            decode_errors: BTreeMap::new(),
+            transitions: BTreeMap::new(),
+        })
     }
 
-    fn attach_dataplanes(&mut self, choice: DataPlaneChoice) -> Result<()> {
-        if choice == DataPlaneChoice::Off {
-            info!("data plane: raw sockets only (--no-xdp)");
-            return Ok(());
+    /// SIGHUP: re-reads the configuration. Unchanged instances keep their state, timers and
+    /// VIPs; changed ones are updated in place where the state machine allows it (same VRID,
+    /// version, family and interface), else replaced; removed ones release their VIPs. A
+    /// broken file changes nothing.
+    async fn reload(&mut self) -> Result<()> {
+        let Some(path) = self.config_path.clone() else {
+            bail!("no configuration file to reload (started from command-line flags)");
+        };
+        let loaded = config::load(&path)?;
+        for w in &loaded.warnings {
+            warn!("{w}");
         }
-        for i in 0..self.ifaces.len() {
-            let name = self.ifaces[i].name.clone();
-            let attached = DataPlane::attach(&name, choice == DataPlaneChoice::Generic);
-            let mut dp = match attached {
-                Ok(dp) => dp,
-                Err(e) if choice == DataPlaneChoice::Auto => {
-                    warn!(iface = %name, error = %e, "XDP unavailable; receiving adverts on raw sockets only");
-                    continue;
-                }
-                Err(e) => return Err(e).with_context(|| format!("attaching XDP to {name}")),
-            };
-            if choice == DataPlaneChoice::Native && dp.mode() != xdp::AttachMode::Native {
-                bail!("native XDP requested but {name} only supports generic mode");
-            }
-            for inst in self.instances.iter().filter(|inst| inst.iface == i) {
-                let mut c = VridConfig {
-                    flags: VRID_F_CONFIGURED,
-                    ..Default::default()
-                };
-                if inst.cfg.version == Version::V2 {
-                    c.flags |= VRID_F_V2;
-                    if let Auth::Pass(p) = inst.cfg.auth {
-                        c.flags |= VRID_F_AUTH_PASS;
-                        c.auth_pass = p;
+        let cfg = loaded.config;
+        // Build every new or changed instance first, so an error leaves everything as it was.
+        let mut plan = Vec::new();
+        for inst in &cfg.instances {
+            let old = self.instances.iter().position(|o| o.cfg.name == inst.name);
+            let built = self.build_instance(&cfg, inst).await?;
+            plan.push((old, built));
+        }
+        self.garp_interval = cfg.global.garp_interval;
+        self.gna_interval = cfg.global.gna_interval;
+        let t = now();
+        let mut next = Vec::new();
+        let mut old_instances: Vec<Option<Instance>> = std::mem::take(&mut self.instances)
+            .into_iter()
+            .map(Some)
+            .collect();
+        for (old, built) in plan {
+            match old.and_then(|o| old_instances[o].take()) {
+                Some(mut inst) => {
+                    let same_identity = inst.iface == built.iface
+                        && inst.cfg.vrid == built.cfg.vrid
+                        && inst.cfg.family == built.cfg.family
+                        && inst.cfg.version == built.cfg.version;
+                    let unchanged = inst.vr_cfg == built.vr_cfg
+                        && inst
+                            .vips
+                            .iter()
+                            .map(|v| (&v.spec, v.ifindex))
+                            .eq(built.vips.iter().map(|v| (&v.spec, v.ifindex)))
+                        && inst.destinations == built.destinations
+                        && inst.form == built.form
+                        && inst.sock == built.sock;
+                    if unchanged {
+                        inst.cfg = built.cfg;
+                        next.push(inst);
+                    } else if same_identity
+                        && inst
+                            .vips
+                            .iter()
+                            .map(|v| &v.spec)
+                            .eq(built.vips.iter().map(|v| &v.spec))
+                    {
+                        info!(instance = %inst.cfg.name, "configuration changed: updating in place");
+                        inst.vr.handle(t, Input::Config(built.vr_cfg.clone()));
+                        inst.cfg = built.cfg;
+                        inst.vr_cfg = built.vr_cfg;
+                        inst.destinations = built.destinations;
+                        inst.form = built.form;
+                        inst.sock = built.sock;
+                        next.push(inst);
+                    } else {
+                        info!(instance = %inst.cfg.name, "configuration changed: restarting the instance");
+                        self.instances = vec![inst];
+                        self.feed(0, t, Input::Shutdown).await;
+                        self.remove_vips_of(0).await;
+                        self.instances.clear();
+                        next.push(built);
                     }
                 }
-                dp.set_vrid(inst.cfg.family == Family::V6, inst.cfg.vrid.get(), c)?;
+                None => {
+                    info!(instance = %built.cfg.name, "new instance");
+                    next.push(built);
+                }
             }
-            info!(iface = %name, mode = %dp.mode(), "data plane: XDP filters adverts before the raw socket");
-            self.ifaces[i].dataplane = Some(dp);
         }
+        for inst in old_instances.into_iter().flatten() {
+            info!(instance = %inst.cfg.name, "instance removed: releasing it");
+            self.instances = vec![inst];
+            self.feed(0, t, Input::Shutdown).await;
+            self.remove_vips_of(0).await;
+            self.instances.clear();
+        }
+        self.instances = next;
+        self.sync_vrids()?;
+        // Outputs of in-place updates, and start-up of new instances.
+        for idx in 0..self.instances.len() {
+            if self.instances[idx].vr.state() == State::Initialize {
+                let up = self.ifaces[self.instances[idx].iface].up;
+                if !up {
+                    self.feed(idx, t, Input::Link { up: false }).await;
+                }
+                self.feed(idx, t, Input::Startup).await;
+            } else {
+                while let Some(out) = self.instances[idx].vr.poll_output() {
+                    self.act(idx, out).await;
+                }
+            }
+        }
+        info!(instances = self.instances.len(), "configuration reloaded");
         Ok(())
     }
 
@@ -307,6 +441,7 @@ impl Daemon {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut usr1 = signal(SignalKind::user_defined1())?;
+        let mut hup = signal(SignalKind::hangup())?;
         let mut links = self.netlink.link_events().context("watching links")?;
         // Refresh the link state after subscribing, so no change is lost in between.
         for i in 0..self.ifaces.len() {
@@ -341,6 +476,12 @@ impl Daemon {
                 _ = term.recv() => { info!("SIGTERM: releasing and exiting"); break; }
                 _ = int.recv() => { info!("SIGINT: releasing and exiting"); break; }
                 _ = usr1.recv() => self.log_status(),
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading the configuration");
+                    if let Err(e) = self.reload().await {
+                        error!("reload rejected, the running configuration stays: {e:#}");
+                    }
+                }
             }
         }
         self.shutdown().await;
@@ -592,6 +733,12 @@ impl Daemon {
         });
     }
 
+    async fn remove_vips_of(&self, idx: usize) {
+        for v in &self.instances[idx].vips {
+            let _ = self.netlink.del_address(v.ifindex, &v.spec).await;
+        }
+    }
+
     async fn remove_all_vips(&self) {
         for inst in &self.instances {
             for v in &inst.vips {
@@ -689,6 +836,15 @@ async fn primary_address(
     Err(last
         .map(anyhow::Error::from)
         .unwrap_or_else(|| anyhow!("no address")))
+}
+
+/// The first line of an error: a verifier log does not belong in a one-line warning.
+fn short(e: &dyn std::fmt::Display) -> String {
+    let s = e.to_string();
+    match s.split_once('\n') {
+        Some((first, _)) => format!("{first} (...)"),
+        None => s,
+    }
 }
 
 fn vip_spec(v: &config::VirtualAddress) -> VipSpec {
