@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 use vrrp_common::maps::{VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_V2, VridConfig};
 
 use crate::config::{self, Config};
+use crate::control::{self, ControlCommand, Snapshot};
 use crate::io::announce::{self, Announcer};
 use crate::io::netlink::{Netlink, VipSpec};
 use crate::io::socket::AdvertSocket;
@@ -39,6 +40,12 @@ pub struct Options {
     pub config: Config,
     pub config_path: Option<PathBuf>,
     pub dataplane: DataPlaneChoice,
+    /// The status/control unix socket (`vrrp-agent status` talks to it).
+    pub control_socket: PathBuf,
+    /// Prometheus endpoint, if any.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Where SIGUSR1 writes the JSON status (keepalived writes /tmp/keepalived.data).
+    pub dump_path: PathBuf,
 }
 
 /// The driver's clock. The only place the agent reads time (clippy forbids it elsewhere).
@@ -112,6 +119,12 @@ pub struct Daemon {
     unknown_vrid: u64,
     dataplane: DataPlaneChoice,
     config_path: Option<PathBuf>,
+    router_id: Option<String>,
+    control_socket: PathBuf,
+    metrics: Option<std::net::SocketAddr>,
+    dump_path: PathBuf,
+    started_unix: f64,
+    snapshot: watch::Sender<Snapshot>,
 }
 
 impl Daemon {
@@ -132,6 +145,12 @@ impl Daemon {
             unknown_vrid: 0,
             dataplane: opts.dataplane,
             config_path: opts.config_path,
+            router_id: opts.config.global.router_id.clone(),
+            control_socket: opts.control_socket,
+            metrics: opts.metrics.or(opts.config.global.xdp.metrics),
+            dump_path: opts.dump_path,
+            started_unix: unix_now(),
+            snapshot: watch::channel(Snapshot::default()).0,
         };
         if opts.dataplane == DataPlaneChoice::Off {
             info!("data plane: raw sockets only (--no-xdp)");
@@ -442,6 +461,33 @@ impl Daemon {
         let mut int = signal(SignalKind::interrupt())?;
         let mut usr1 = signal(SignalKind::user_defined1())?;
         let mut hup = signal(SignalKind::hangup())?;
+        let (cmd_tx, mut cmd_rx) = mpsc::channel::<ControlCommand>(8);
+        let server = control::ControlServer::bind(&self.control_socket)
+            .await
+            .with_context(|| format!("control socket {}", self.control_socket.display()))?;
+        let rx = self.snapshot.subscribe();
+        let control_task = tokio::spawn(async move {
+            if let Err(e) = server.run(rx, cmd_tx).await {
+                warn!(error = %e, "control socket stopped");
+            }
+        });
+        let metrics_task = match self.metrics {
+            Some(addr) => {
+                let m = control::MetricsServer::bind(addr)
+                    .await
+                    .with_context(|| format!("metrics endpoint {addr}"))?;
+                info!(addr = ?m.local_addr().ok(), "Prometheus metrics at /metrics");
+                let rx = self.snapshot.subscribe();
+                Some(tokio::spawn(async move {
+                    if let Err(e) = m.run(rx).await {
+                        warn!(error = %e, "metrics endpoint stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut links = self.netlink.link_events().context("watching links")?;
         // Refresh the link state after subscribing, so no change is lost in between.
         for i in 0..self.ifaces.len() {
@@ -475,7 +521,16 @@ impl Daemon {
                 _ = sleep => self.on_timeout().await,
                 _ = term.recv() => { info!("SIGTERM: releasing and exiting"); break; }
                 _ = int.recv() => { info!("SIGINT: releasing and exiting"); break; }
-                _ = usr1.recv() => self.log_status(),
+                _ = usr1.recv() => {
+                    self.log_status();
+                    let snap = self.build_snapshot();
+                    match control::write_dump(&self.dump_path, &snap) {
+                        Ok(()) => info!(path = %self.dump_path.display(), "status written"),
+                        Err(e) => warn!(path = %self.dump_path.display(), error = %e, "cannot write the status dump"),
+                    }
+                }
+                _ = tick.tick() => self.publish(),
+                Some(cmd) = cmd_rx.recv() => self.on_command(cmd).await,
                 _ = hup.recv() => {
                     info!("SIGHUP: reloading the configuration");
                     if let Err(e) = self.reload().await {
@@ -485,7 +540,178 @@ impl Daemon {
             }
         }
         self.shutdown().await;
+        control_task.abort();
+        if let Some(t) = metrics_task {
+            t.abort();
+        }
         Ok(())
+    }
+
+    async fn on_command(&mut self, cmd: ControlCommand) {
+        match cmd {
+            ControlCommand::Reload { reply } => {
+                info!("reload requested over the control socket");
+                let r = self
+                    .reload()
+                    .await
+                    .map(|()| "configuration reloaded".to_string())
+                    .map_err(|e| format!("{e:#}"));
+                if let Err(e) = &r {
+                    error!("reload rejected, the running configuration stays: {e}");
+                }
+                let _ = reply.send(r);
+            }
+            ControlCommand::Handover { instance, reply } => {
+                let r = self.handover(instance.as_deref()).await;
+                let _ = reply.send(r);
+            }
+        }
+        self.publish();
+    }
+
+    /// Planned handover: each selected master sends priority 0 (a backup takes over after its
+    /// skew time) and comes back as a backup.
+    async fn handover(&mut self, instance: Option<&str>) -> Result<String, String> {
+        let t = now();
+        let mut done = Vec::new();
+        for idx in 0..self.instances.len() {
+            let inst = &self.instances[idx];
+            if instance.is_some_and(|n| n != inst.cfg.name) || inst.vr.state() != State::Master {
+                continue;
+            }
+            done.push(inst.cfg.name.clone());
+            self.feed(idx, t, Input::Shutdown).await;
+            self.feed(idx, t, Input::Startup).await;
+        }
+        match (done.is_empty(), instance) {
+            (true, Some(n)) => Err(format!(
+                "instance {n} is not MASTER here (or does not exist)"
+            )),
+            (true, None) => Err("no instance is MASTER here".into()),
+            (false, _) => Ok(format!("handed over: {}", done.join(", "))),
+        }
+    }
+
+    /// Publishes the current state to the status socket and the metrics endpoint.
+    fn publish(&self) {
+        let snap = self.build_snapshot();
+        self.snapshot.send_replace(snap);
+    }
+
+    fn build_snapshot(&self) -> Snapshot {
+        let t = now();
+        let mut snap = Snapshot::new(std::process::id(), self.started_unix);
+        snap.generated_at_unix = unix_now();
+        snap.router_id = self.router_id.clone();
+        snap.config_file = self.config_path.as_ref().map(|p| p.display().to_string());
+        for inst in &self.instances {
+            let st = inst.vr.status(t);
+            let c = &st.counters;
+            let mut drops: BTreeMap<String, u64> = BTreeMap::new();
+            for (k, v) in [
+                ("vrid_mismatch", c.dropped_vrid),
+                ("version_mismatch", c.dropped_version),
+                ("family_mismatch", c.dropped_family),
+                ("auth_mismatch", c.dropped_auth),
+                ("interval_mismatch", c.dropped_interval),
+                ("owner_ignores_adverts", c.dropped_owner),
+                ("unknown_unicast_source", c.dropped_unknown_unicast_src),
+                ("own_address", c.dropped_own_address),
+            ] {
+                if v > 0 {
+                    drops.insert(k.to_string(), v);
+                }
+            }
+            for (k, v) in &inst.decode_errors {
+                *drops.entry((*k).to_string()).or_default() += v;
+            }
+            snap.instances.push(control::InstanceStatus {
+                name: inst.cfg.name.clone(),
+                interface: inst.cfg.interface.clone(),
+                vrid: inst.cfg.vrid.get(),
+                family: inst.cfg.family.into(),
+                version: inst.cfg.version.number(),
+                state: st.state.into(),
+                priority_base: st.base_priority.get(),
+                priority_effective: st.effective_priority.get(),
+                master: match st.state {
+                    State::Master => Some(self.socks[inst.sock].sock.source().to_string()),
+                    _ => st.master.map(|m| m.addr.to_string()),
+                },
+                master_priority: match st.state {
+                    State::Master => Some(st.effective_priority.get()),
+                    _ => st.master.map(|m| m.priority.get()),
+                },
+                advert_interval_ms: u64::from(inst.cfg.advert_int.get()) * 10,
+                master_advert_interval_ms: st.master.map(|m| u64::from(m.interval.get()) * 10),
+                vips: inst
+                    .vips
+                    .iter()
+                    .map(|v| format!("{}/{}", v.spec.addr, v.spec.prefix_len))
+                    .collect(),
+                last_transition: inst.vr.last_transition().map(|r| control::TransitionInfo {
+                    from: r.from.into(),
+                    to: r.to.into(),
+                    reason: describe(&r.reason),
+                    ago_ms: t.saturating_duration_since(r.at).as_millis() as u64,
+                }),
+                transitions: inst.transitions.clone(),
+                adverts_sent: c.adverts_tx,
+                adverts_received: c.adverts_rx,
+                priority_zero_sent: c.priority_zero_tx,
+                priority_zero_received: c.priority_zero_rx,
+                drops,
+                peers: inst
+                    .peers
+                    .iter()
+                    .map(|(a, p)| control::PeerInfo {
+                        addr: a.to_string(),
+                        priority: p.priority.get(),
+                        interval_ms: u64::from(p.interval.get()) * 10,
+                        last_seen_ago_ms: t.saturating_duration_since(p.last_seen).as_millis()
+                            as u64,
+                    })
+                    .collect(),
+                ..Default::default()
+            });
+        }
+        for iface in &self.ifaces {
+            let mut d = control::DataPlaneStatus {
+                interface: iface.name.clone(),
+                mode: control::DataPlaneMode::RawSocket,
+                ..Default::default()
+            };
+            if let Some(dp) = &iface.dataplane {
+                d.mode = match dp.mode() {
+                    xdp::AttachMode::Native => control::DataPlaneMode::Native,
+                    xdp::AttachMode::Generic => control::DataPlaneMode::Generic,
+                };
+                if let Ok(c) = dp.counters() {
+                    for (i, v) in c.iter().enumerate() {
+                        d.counters
+                            .insert(vrrp_common::event::counter::NAMES[i].to_string(), *v);
+                    }
+                    d.arp_replies = c[vrrp_common::event::counter::ARP_REPLIED as usize];
+                    d.ns_replies = c[vrrp_common::event::counter::NS_REPLIED as usize];
+                }
+                if let Ok(f) = dp.foreign_vrids() {
+                    d.foreign_vrids = f
+                        .into_iter()
+                        .map(|(ipv6, vrid, n)| control::ForeignVrid {
+                            vrid,
+                            family: if ipv6 {
+                                control::IpFamily::Ipv6
+                            } else {
+                                control::IpFamily::Ipv4
+                            },
+                            adverts: n,
+                        })
+                        .collect();
+                }
+            }
+            snap.dataplanes.push(d);
+        }
+        snap
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -591,8 +817,16 @@ impl Daemon {
     /// Hands an input to one router and carries out everything it asks for, in order.
     async fn feed(&mut self, idx: usize, t: Instant, input: Input) {
         self.instances[idx].vr.handle(t, input);
+        let mut changed = false;
         while let Some(out) = self.instances[idx].vr.poll_output() {
+            changed |= matches!(
+                out,
+                Output::Transition { .. } | Output::PriorityChanged { .. }
+            );
             self.act(idx, out).await;
+        }
+        if changed {
+            self.publish();
         }
     }
 
@@ -836,6 +1070,17 @@ async fn primary_address(
     Err(last
         .map(anyhow::Error::from)
         .unwrap_or_else(|| anyhow!("no address")))
+}
+
+fn unix_now() -> f64 {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "wall-clock time for the status snapshot"
+    )]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// The first line of an error: a verifier log does not belong in a one-line warning.

@@ -1,6 +1,9 @@
 //! vrrp-agent: the user-space half of vrrp-xdp.
 
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod io;
+pub mod notify;
 pub mod proto;
+pub mod track;

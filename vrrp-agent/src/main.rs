@@ -20,7 +20,11 @@ use vrrp_agent::daemon::{Daemon, DataPlaneChoice, Options};
 /// once) and exit; SIGUSR1 logs the status.
 #[derive(Parser, Debug)]
 #[command(name = "vrrp-agent", version, about, long_about, max_term_width = 100)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+
     /// keepalived.conf to read.
     #[arg(short = 'f', long = "config", value_name = "FILE", conflicts_with_all = ["vips"])]
     config: Option<PathBuf>,
@@ -84,6 +88,43 @@ struct Cli {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
+
+    /// Control socket for `vrrp-agent status`, `reload` and `handover` [default: the
+    /// config's vrrp_xdp_control_socket, else /run/vrrp-agent.sock].
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (or `vrrp_xdp_metrics` in global_defs).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
+
+    /// Where SIGUSR1 writes the status as JSON (keepalived writes /tmp/keepalived.data).
+    #[arg(long, value_name = "PATH", default_value = vrrp_agent::control::DEFAULT_DUMP_PATH)]
+    dump_path: PathBuf,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Show the running agent's instances, peers, data plane counters and checks.
+    Status {
+        /// Print the JSON snapshot instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "PATH", default_value = vrrp_agent::control::DEFAULT_SOCKET_PATH)]
+        socket: PathBuf,
+    },
+    /// Make the running agent re-read its configuration (like SIGHUP), and say whether it took.
+    Reload {
+        #[arg(long, value_name = "PATH", default_value = vrrp_agent::control::DEFAULT_SOCKET_PATH)]
+        socket: PathBuf,
+    },
+    /// Planned handover: the running agent gives up MASTER (priority 0) and stays as backup.
+    Handover {
+        /// Only this instance (default: every instance that is MASTER).
+        instance: Option<String>,
+        #[arg(long, value_name = "PATH", default_value = vrrp_agent::control::DEFAULT_SOCKET_PATH)]
+        socket: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -126,7 +167,44 @@ fn init_logging(cli: &Cli) {
     }
 }
 
+fn client(cmd: &Cmd) -> Result<()> {
+    use vrrp_agent::control;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match cmd {
+            Cmd::Status { json, socket } => {
+                let snap = control::request_status(socket)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e} (is vrrp-agent running?)"))?;
+                if *json {
+                    println!("{}", control::render_json(&snap));
+                } else {
+                    print!("{}", control::render_table(&snap));
+                }
+            }
+            Cmd::Reload { socket } => {
+                let r = control::client_request(socket, "reload").await?;
+                println!("{}", control::parse_reply(&r)?);
+            }
+            Cmd::Handover { instance, socket } => {
+                let req = match instance {
+                    Some(i) => format!("handover {i}"),
+                    None => "handover".to_string(),
+                };
+                let r = control::client_request(socket, &req).await?;
+                println!("{}", control::parse_reply(&r)?);
+            }
+        }
+        Ok(())
+    })
+}
+
 fn run(cli: Cli) -> Result<()> {
+    if let Some(cmd) = &cli.cmd {
+        return client(cmd);
+    }
     let (loaded, path) = match &cli.config {
         Some(p) => (config::load(p)?, Some(p.clone())),
         None => {
@@ -171,10 +249,18 @@ fn run(cli: Cli) -> Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async move {
+        let control_socket = cli
+            .control_socket
+            .clone()
+            .or_else(|| loaded.config.global.xdp.control_socket.clone())
+            .unwrap_or_else(|| PathBuf::from(vrrp_agent::control::DEFAULT_SOCKET_PATH));
         let daemon = Daemon::new(Options {
             config: loaded.config,
             config_path: path,
             dataplane,
+            control_socket,
+            metrics: cli.metrics,
+            dump_path: cli.dump_path.clone(),
         })
         .await?;
         daemon.run().await
