@@ -17,6 +17,8 @@ use vrrp_common::maps::{VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_V2, VridConf
 
 use crate::config::{self, Config};
 use crate::control::{self, ControlCommand, Snapshot};
+use crate::notify::{NotifierOptions, NotifyEvent, NotifyKind, NotifyState, Notifier};
+use crate::track::{TrackEvent, Tracker, TrackerOptions};
 use crate::io::announce::{self, Announcer};
 use crate::io::netlink::{Netlink, VipSpec};
 use crate::io::socket::AdvertSocket;
@@ -94,6 +96,9 @@ struct Instance {
     destinations: Vec<IpAddr>,
     form: ChecksumForm,
     installed: bool,
+    /// Started (RFC Startup event given). An instance tracking a weight-0 check waits in
+    /// Initialize for the check's first result, as keepalived does.
+    started: bool,
     peers: BTreeMap<IpAddr, Peer>,
     decode_errors: BTreeMap<&'static str, u64>,
     transitions: BTreeMap<String, u64>,
@@ -125,6 +130,25 @@ pub struct Daemon {
     dump_path: PathBuf,
     started_unix: f64,
     snapshot: watch::Sender<Snapshot>,
+    tracker: Tracker,
+    track_rx: mpsc::Receiver<TrackEvent>,
+    notifier: Option<Notifier>,
+}
+
+fn spawn_tracker(cfg: &Config) -> (Tracker, mpsc::Receiver<TrackEvent>) {
+    Tracker::spawn_with(cfg, TrackerOptions { builtin_checks: cfg.checks.clone(), ..TrackerOptions::default() })
+}
+
+fn notifier(cfg: &Config) -> Result<Notifier> {
+    Notifier::new(
+        cfg,
+        NotifierOptions {
+            fifo: cfg.global.notify_fifo.clone(),
+            json_fifo: cfg.global.notify_json.clone(),
+            ..NotifierOptions::default()
+        },
+    )
+    .context("notify scripts / FIFO")
 }
 
 impl Daemon {
@@ -133,7 +157,12 @@ impl Daemon {
     pub async fn new(opts: Options) -> Result<Self> {
         let netlink = Netlink::new().context("opening rtnetlink")?;
         let (rx_tx, rx_rx) = mpsc::channel(1024);
+        let (tracker, track_rx) = spawn_tracker(&opts.config);
+        let notifier = notifier(&opts.config)?;
         let mut daemon = Self {
+            tracker,
+            track_rx,
+            notifier: Some(notifier),
             netlink,
             ifaces: Vec::new(),
             socks: Vec::new(),
@@ -342,6 +371,7 @@ impl Daemon {
             destinations,
             form,
             installed: false,
+            started: false,
             peers: BTreeMap::new(),
             decode_errors: BTreeMap::new(),
             transitions: BTreeMap::new(),
@@ -434,14 +464,21 @@ impl Daemon {
         }
         self.instances = next;
         self.sync_vrids()?;
+        // Checks and notify scripts follow the new file; current results arrive as events.
+        self.tracker.stop().await;
+        let (tracker, track_rx) = spawn_tracker(&cfg);
+        self.tracker = tracker;
+        self.track_rx = track_rx;
+        if let Some(old) = self.notifier.take() {
+            old.shutdown().await;
+        }
+        self.notifier = Some(notifier(&cfg)?);
         // Outputs of in-place updates, and start-up of new instances.
         for idx in 0..self.instances.len() {
-            if self.instances[idx].vr.state() == State::Initialize {
-                let up = self.ifaces[self.instances[idx].iface].up;
-                if !up {
-                    self.feed(idx, t, Input::Link { up: false }).await;
+            if !self.instances[idx].started {
+                if !self.waits_for_tracking(idx) {
+                    self.start(idx, t).await;
                 }
-                self.feed(idx, t, Input::Startup).await;
             } else {
                 while let Some(out) = self.instances[idx].vr.poll_output() {
                     self.act(idx, out).await;
@@ -495,13 +532,14 @@ impl Daemon {
                 self.ifaces[i].up = l.up;
             }
         }
+        for ev in self.tracker.current() {
+            self.on_track(ev).await;
+        }
         let t = now();
         for idx in 0..self.instances.len() {
-            let up = self.ifaces[self.instances[idx].iface].up;
-            if !up {
-                self.feed(idx, t, Input::Link { up: false }).await;
+            if !self.instances[idx].started && !self.waits_for_tracking(idx) {
+                self.start(idx, t).await;
             }
-            self.feed(idx, t, Input::Startup).await;
         }
         info!(instances = self.instances.len(), "vrrp-agent running");
         loop {
@@ -531,6 +569,7 @@ impl Daemon {
                 }
                 _ = tick.tick() => self.publish(),
                 Some(cmd) = cmd_rx.recv() => self.on_command(cmd).await,
+                Some(ev) = self.track_rx.recv() => self.on_track(ev).await,
                 _ = hup.recv() => {
                     info!("SIGHUP: reloading the configuration");
                     if let Err(e) = self.reload().await {
@@ -545,6 +584,38 @@ impl Daemon {
             t.abort();
         }
         Ok(())
+    }
+
+    /// The RFC's Startup event, after telling the router its link state.
+    async fn start(&mut self, idx: usize, t: Instant) {
+        self.instances[idx].started = true;
+        let up = self.ifaces[self.instances[idx].iface].up;
+        if !up {
+            self.feed(idx, t, Input::Link { up: false }).await;
+        }
+        self.feed(idx, t, Input::Startup).await;
+    }
+
+    /// Whether the instance tracks something whose failure means FAULT and has no result yet.
+    fn waits_for_tracking(&self, idx: usize) -> bool {
+        let name = &self.instances[idx].cfg.name;
+        !self.instances[idx].cfg.track_scripts.is_empty() && !self.tracker.current().iter().any(|e| &e.instance == name)
+    }
+
+    /// A change of an instance's tracked priority or fault state.
+    async fn on_track(&mut self, ev: TrackEvent) {
+        let Some(idx) = self.instances.iter().position(|i| i.cfg.name == ev.instance) else { return };
+        let t = now();
+        if ev.tracked.fault || !ev.tracked.reasons.is_empty() {
+            info!(instance = %ev.instance, priority = %ev.tracked.priority, fault = ev.tracked.fault, reasons = %ev.tracked.reasons.join("; "), "tracking changed");
+        } else {
+            info!(instance = %ev.instance, priority = %ev.tracked.priority, "tracking changed");
+        }
+        self.feed(idx, t, Input::Fault(ev.tracked.fault)).await;
+        self.feed(idx, t, Input::Priority(ev.tracked.priority)).await;
+        if !self.instances[idx].started {
+            self.start(idx, t).await;
+        }
     }
 
     async fn on_command(&mut self, cmd: ControlCommand) {
@@ -711,6 +782,16 @@ impl Daemon {
             }
             snap.dataplanes.push(d);
         }
+        for c in self.tracker.checks() {
+            snap.checks.push(control::CheckStatus {
+                name: c.name,
+                kind: format!("{:?}", c.kind).to_lowercase(),
+                up: c.up,
+                runs: c.runs,
+                failures: c.failures,
+                last_duration_ms: c.last_duration.map(|d| d.as_millis() as u64),
+            });
+        }
         snap
     }
 
@@ -784,6 +865,16 @@ impl Daemon {
 
     async fn on_link(&mut self, ev: crate::io::netlink::LinkEvent) {
         let t = now();
+        // track_interface may name interfaces no instance runs on.
+        if !ev.lost {
+            let name = match self.ifaces.iter().find(|i| i.index == ev.index) {
+                Some(i) => Some(i.name.clone()),
+                None => self.netlink.link_by_index(ev.index).await.ok().map(|l| l.name),
+            };
+            if let Some(name) = name {
+                self.tracker.link_changed(&name, ev.up && !ev.deleted);
+            }
+        }
         let changed: Vec<(usize, bool)> = if ev.lost {
             // Notifications were lost: re-read every interface.
             let mut v = Vec::new();
@@ -857,10 +948,15 @@ impl Daemon {
             Output::SetXdpOwnership(_) => {}
             Output::Transition { from, to, reason } => {
                 let inst = &mut self.instances[idx];
-                *inst
-                    .transitions
-                    .entry(reason_label(&reason).to_string())
-                    .or_default() += 1;
+                *inst.transitions.entry(reason_label(&reason).to_string()).or_default() += 1;
+                if let (Some(n), Some(state)) = (&self.notifier, NotifyState::from_state(to)) {
+                    n.notify(NotifyEvent {
+                        kind: NotifyKind::Instance,
+                        name: name.clone(),
+                        state,
+                        priority: inst.vr.effective_priority(),
+                    });
+                }
                 info!(
                     instance = %name,
                     vrid = %inst.cfg.vrid,
@@ -987,6 +1083,11 @@ impl Daemon {
             self.feed(idx, t, Input::Shutdown).await;
         }
         self.remove_all_vips().await;
+        self.tracker.stop().await;
+        if let Some(n) = self.notifier.take() {
+            // Runs the queued notify_stop scripts before exiting.
+            n.shutdown().await;
+        }
         info!("vrrp-agent stopped");
     }
 

@@ -14,6 +14,7 @@ use super::tree::{Block, Stmt};
 use super::types::*;
 use super::{ConfigError, Diagnostic, Span};
 use crate::proto::{Auth, Centisecs, Family, Priority, Version, Vrid};
+use crate::track::{BuiltinCheck, BuiltinKind, HttpCheck, UrlError};
 
 type Res<T> = Result<T, ConfigError>;
 
@@ -29,6 +30,10 @@ enum Kind {
     TrackFile,
     TrackProcess,
     SyncGroup,
+    /// `vrrp_xdp_check NAME { ... }` (our extension).
+    Check,
+    /// `http_get { ... }` inside a `vrrp_xdp_check`.
+    HttpGet,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -167,10 +172,6 @@ const GLOBAL_IGNORED: &[&str] = &[
     "nftables_ipvs_priority",
     "nftables_ipvs_start_fwmark",
     "nftables_counters",
-    "notify_fifo",
-    "notify_fifo_script",
-    "vrrp_notify_fifo",
-    "vrrp_notify_fifo_script",
     "lvs_notify_fifo",
     "lvs_notify_fifo_script",
     "fifo_write_vrrp_states_on_reload",
@@ -202,6 +203,9 @@ const GLOBAL_UNSUPPORTED: &[&str] = &[
     "disable_local_igmp",
     "vmac_prefix",
     "vmac_addr_prefix",
+    // The FIFO itself is written (notify_fifo); a script reading it is not started for you.
+    "notify_fifo_script",
+    "vrrp_notify_fifo_script",
 ];
 
 const INSTANCE_UNSUPPORTED: &[&str] = &[
@@ -237,7 +241,7 @@ fn classify(kind: Kind, kw: &str) -> Class {
         Kind::Root => match kw {
             "global_defs" => BLOCK,
             "vrrp_instance" | "vrrp_script" | "vrrp_sync_group" | "track_file"
-            | "vrrp_track_file" | "vrrp_track_process" => NAMED_BLOCK,
+            | "vrrp_track_file" | "vrrp_track_process" | "vrrp_xdp_check" => NAMED_BLOCK,
             // install_keyword_root() in global_parser.c: process-level settings.
             "net_namespace"
             | "net_namespace_ipvs"
@@ -268,7 +272,10 @@ fn classify(kind: Kind, kw: &str) -> Class {
             | "vrrp_mcast_group6"
             | "vrrp_xdp_metrics"
             | "vrrp_xdp_control_socket"
-            | "vrrp_xdp_mode" => k(1, 1),
+            | "vrrp_xdp_mode"
+            | "vrrp_xdp_notify_json" => k(1, 1),
+            // keepalived ≥ 2.2.5: `notify_fifo FILENAME [username [groupname]]`.
+            "notify_fifo" | "vrrp_notify_fifo" => k(1, 3),
             "vrrp_skip_check_adv_addr" | "v3_checksum_as_v2" => k(0, 1),
             "vrrp_strict" | "vrrp_check_unicast_src" | "enable_script_security" => k(0, 0),
             "script_user" => k(1, 2),
@@ -336,6 +343,17 @@ fn classify(kind: Kind, kw: &str) -> Class {
             "param_match" => k(0, 1),
             "full_command" => k(0, 0),
             "terminate_delay" | "fork_delay" => Class::Unsupported,
+            _ => Class::Unknown,
+        },
+        Kind::Check => match kw {
+            "tcp" | "interval" | "timeout" | "rise" | "fall" => k(1, 1),
+            "http_get" => BLOCK,
+            "weight" => k(1, 2),
+            "init_fail" => k(0, 0),
+            _ => Class::Unknown,
+        },
+        Kind::HttpGet => match kw {
+            "url" | "status" | "body" | "host" => k(1, 1),
             _ => Class::Unknown,
         },
         Kind::SyncGroup => match kw {
@@ -808,6 +826,8 @@ pub(crate) fn parse(stmts: &[Stmt], warnings: &mut Vec<Diagnostic>) -> Res<Confi
     let mut track_files: Vec<TrackFile> = Vec::new();
     let mut track_processes: Vec<TrackProcess> = Vec::new();
     let mut sync_groups: Vec<SyncGroup> = Vec::new();
+    let mut checks: Vec<BuiltinCheck> = Vec::new();
+    let mut fifo = FifoSource::default();
     // Where each vrrp_script was defined, to mirror keepalived's order dependence.
     let mut order: usize = 0;
     let mut script_order: HashMap<String, usize> = HashMap::new();
@@ -817,7 +837,7 @@ pub(crate) fn parse(stmts: &[Stmt], warnings: &mut Vec<Diagnostic>) -> Res<Confi
         order += 1;
         let stmts = item.block.map(|b| b.stmts.as_slice()).unwrap_or_default();
         match item.name() {
-            "global_defs" => global_defs(&mut ctx, &mut global, stmts)?,
+            "global_defs" => global_defs(&mut ctx, &mut global, &mut fifo, stmts)?,
             "vrrp_instance" => {
                 let name = item.arg(0)?;
                 raw_instances.push((instance(&mut ctx, name, stmts)?, order));
@@ -827,6 +847,15 @@ pub(crate) fn parse(stmts: &[Stmt], warnings: &mut Vec<Diagnostic>) -> Res<Confi
                 let s = script(&mut ctx, name, stmts)?;
                 if scripts.iter().any(|o| o.name == s.name) {
                     return err(name, format!("vrrp_script '{}' is already defined", s.name));
+                }
+                if checks.iter().any(|o| o.name == s.name) {
+                    return err(
+                        name,
+                        format!(
+                            "vrrp_script '{}': a vrrp_xdp_check of that name is already defined",
+                            s.name
+                        ),
+                    );
                 }
                 script_order.insert(s.name.clone(), order);
                 scripts.push(s);
@@ -850,6 +879,26 @@ pub(crate) fn parse(stmts: &[Stmt], warnings: &mut Vec<Diagnostic>) -> Res<Confi
                 }
                 track_processes.push(t);
             }
+            "vrrp_xdp_check" => {
+                let name = item.arg(0)?;
+                let c = xdp_check(&mut ctx, name, stmts)?;
+                if checks.iter().any(|o| o.name == c.name) {
+                    return err(
+                        name,
+                        format!("vrrp_xdp_check '{}' is already defined", c.name),
+                    );
+                }
+                if scripts.iter().any(|o| o.name == c.name) {
+                    return err(
+                        name,
+                        format!(
+                            "vrrp_xdp_check '{}': a vrrp_script of that name is already defined",
+                            c.name
+                        ),
+                    );
+                }
+                checks.push(c);
+            }
             "vrrp_sync_group" => {
                 let name = item.arg(0)?;
                 let g = sync_group(&mut ctx, name, stmts)?;
@@ -871,10 +920,15 @@ pub(crate) fn parse(stmts: &[Stmt], warnings: &mut Vec<Diagnostic>) -> Res<Confi
         let inst = complete(&mut ctx, raw, &global)?;
         for t in &inst.track_scripts {
             match script_order.get(&t.name) {
+                // Our checks are not keepalived's, so keepalived's order rule does not apply.
+                None if checks.iter().any(|c| c.name == t.name) => {}
                 None => {
                     return Err(ConfigError::at(
                         &t.span,
-                        format!("track_script '{}': no vrrp_script of that name", t.name),
+                        format!(
+                            "track_script '{}': no vrrp_script or vrrp_xdp_check of that name",
+                            t.name
+                        ),
                     ));
                 }
                 Some(&def) if def > at => ctx.warn(
@@ -968,13 +1022,62 @@ pub(crate) fn parse(stmts: &[Stmt], warnings: &mut Vec<Diagnostic>) -> Res<Confi
         track_files,
         track_processes,
         sync_groups,
+        checks,
     })
 }
 
-fn global_defs(ctx: &mut Ctx<'_>, g: &mut GlobalDefs, stmts: &[Stmt]) -> Res<()> {
+/// Which keyword set `notify_fifo`. keepalived writes VRRP events to both its global FIFO and
+/// its VRRP FIFO; we write one, so the more specific `vrrp_notify_fifo` wins.
+#[derive(Default)]
+struct FifoSource {
+    global: Option<PathBuf>,
+    vrrp: Option<PathBuf>,
+}
+
+fn global_defs(
+    ctx: &mut Ctx<'_>,
+    g: &mut GlobalDefs,
+    fifo: &mut FifoSource,
+    stmts: &[Stmt],
+) -> Res<()> {
     let mut it = ItemIter::new(Kind::Global, stmts);
     while let Some(item) = it.next(ctx)? {
         match item.name() {
+            "notify_fifo" | "vrrp_notify_fifo" => {
+                let t = item.arg(0)?;
+                if let Some(owner) = item.opt(1) {
+                    ctx.warn(
+                        &owner.span,
+                        format!(
+                            "'{}' owner and group are not supported by vrrp-agent - ignored \
+                             (the FIFO is created with mode 0644)",
+                            item.name()
+                        ),
+                    );
+                }
+                let path = PathBuf::from(&t.text);
+                let slot = if item.name() == "vrrp_notify_fifo" {
+                    &mut fifo.vrrp
+                } else {
+                    &mut fifo.global
+                };
+                *slot = Some(path);
+                if let (Some(a), Some(b)) = (&fifo.global, &fifo.vrrp)
+                    && a != b
+                {
+                    ctx.warn(
+                        &t.span,
+                        format!(
+                            "both notify_fifo and vrrp_notify_fifo are set: vrrp-agent writes \
+                             VRRP events only to the vrrp_notify_fifo ({}), not to {}",
+                            b.display(),
+                            a.display()
+                        ),
+                    );
+                }
+                g.notify_fifo = fifo.vrrp.clone().or_else(|| fifo.global.clone());
+            }
+            "vrrp_xdp_notify_json" => g.notify_json = Some(PathBuf::from(&item.arg(0)?.text)),
             "router_id" => g.router_id = Some(item.arg(0)?.text.clone()),
             "vrrp_version" => {
                 g.vrrp_version = match uint(item.arg(0)?, 2, 3, "vrrp_version")? {
@@ -2032,6 +2135,170 @@ fn script(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<VrrpScript> {
     cmd.user = user;
     s.command = cmd;
     Ok(s)
+}
+
+/// `vrrp_xdp_check NAME { ... }`, our extension: a TCP connect or HTTP GET check run inside
+/// the agent (no shell, no fork), referenced from `track_script` like a `vrrp_script`.
+///
+/// ```text
+/// vrrp_xdp_check chk_web {
+///     http_get {
+///         url http://192.0.2.10:8080/health   # IP literal only; default port 80, path /
+///         status 200                          # expected status, default 200
+///         body "ok"                           # optional: the body must contain this
+///         host www.example.com                # optional Host header (default: the URL's)
+///     }
+///     interval 2      # seconds, decimals allowed; default 1
+///     timeout 1       # seconds, decimals allowed; default = interval
+///     rise 2          # default 1
+///     fall 2          # default 1
+///     weight -20 [reverse]                    # -253..253, default 0 (0: FAULT when down)
+///     init_fail       # start as failed
+/// }
+/// vrrp_xdp_check chk_db {
+///     tcp 192.0.2.20:5432                     # IP:PORT ([v6]:PORT); up when connect succeeds
+/// }
+/// ```
+/// Exactly one of `tcp` and `http_get`. HTTPS is refused (no TLS stack). A name is shared
+/// with `vrrp_script`s: the same name for both is an error.
+fn xdp_check(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<BuiltinCheck> {
+    let mut kind: Option<(BuiltinKind, &Tok)> = None;
+    let mut c = BuiltinCheck::new(
+        name.text.clone(),
+        BuiltinKind::Tcp {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        },
+    );
+    let mut it = ItemIter::new(Kind::Check, stmts);
+    while let Some(item) = it.next(ctx)? {
+        let k = match item.name() {
+            "tcp" => {
+                let t = item.arg(0)?;
+                let addr = t.text.parse::<SocketAddr>().or_else(|_| {
+                    err(
+                        t,
+                        format!(
+                            "tcp '{}': expected IP:PORT or [IPv6]:PORT (names are not resolved)",
+                            t.text
+                        ),
+                    )
+                })?;
+                if addr.port() == 0 {
+                    return err(t, format!("tcp '{}': port 0", t.text));
+                }
+                Some(BuiltinKind::Tcp { addr })
+            }
+            "http_get" => {
+                let stmts = item.block.map(|b| b.stmts.as_slice()).unwrap_or_default();
+                Some(BuiltinKind::Http(http_get(ctx, item.kw, stmts)?))
+            }
+            "interval" | "timeout" => {
+                let t = item.arg(0)?;
+                let us = micros(t, item.name())?;
+                if us == 0 {
+                    return err(t, format!("{} must be greater than 0", item.name()));
+                }
+                let d = Duration::from_micros(us);
+                if item.name() == "interval" {
+                    c.interval = d;
+                } else {
+                    c.timeout = d;
+                }
+                None
+            }
+            "weight" => {
+                c.weight = weight(ctx, item.args, Limit::Script, item.kw)?;
+                None
+            }
+            "rise" => {
+                c.rise = u32::try_from(uint(item.arg(0)?, 1, i32::MAX as u64, "rise")?).unwrap_or(1);
+                None
+            }
+            "fall" => {
+                c.fall = u32::try_from(uint(item.arg(0)?, 1, i32::MAX as u64, "fall")?).unwrap_or(1);
+                None
+            }
+            "init_fail" => {
+                c.init_fail = true;
+                None
+            }
+            _ => None,
+        };
+        if let Some(k) = k {
+            if let Some((_, first)) = &kind {
+                return err(
+                    item.kw,
+                    format!(
+                        "vrrp_xdp_check '{}' already has '{}' at {}: one check per block",
+                        name.text, first.text, first.span
+                    ),
+                );
+            }
+            kind = Some((k, item.kw));
+        }
+    }
+    let Some((k, _)) = kind else {
+        return err(
+            name,
+            format!("vrrp_xdp_check '{}' has no 'tcp' or 'http_get'", name.text),
+        );
+    };
+    c.kind = k;
+    Ok(c)
+}
+
+fn http_get(ctx: &mut Ctx<'_>, kw: &Tok, stmts: &[Stmt]) -> Res<HttpCheck> {
+    let mut check: Option<HttpCheck> = None;
+    let mut status = None;
+    let mut body = None;
+    let mut host = None;
+    let mut it = ItemIter::new(Kind::HttpGet, stmts);
+    while let Some(item) = it.next(ctx)? {
+        let t = item.arg(0)?;
+        match item.name() {
+            "url" => {
+                if check.is_some() {
+                    return err(item.kw, "'url' is already given in this http_get");
+                }
+                let h = HttpCheck::from_url(&t.text).or_else(|e| {
+                    let scheme = t.text.split_once("://").map(|(s, _)| s);
+                    let msg = match e {
+                        _ if scheme.is_some_and(|s| s.eq_ignore_ascii_case("https")) => {
+                            "HTTPS checks are not supported; use http:// or a vrrp_script"
+                                .to_string()
+                        }
+                        UrlError::Scheme => {
+                            format!("url '{}': only http:// URLs are supported", t.text)
+                        }
+                        e => format!("url '{}': {e}", t.text),
+                    };
+                    err(t, msg)
+                })?;
+                check = Some(h);
+            }
+            "status" => status = Some(u16::try_from(uint(t, 100, 599, "status")?).unwrap_or(200)),
+            "body" => body = Some(t.text.clone()),
+            "host" => {
+                if t.text.is_empty() || t.text.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return err(t, format!("host '{}' is not a valid Host header", t.text));
+                }
+                host = Some(t.text.clone());
+            }
+            _ => {}
+        }
+    }
+    let Some(mut h) = check else {
+        return err(kw, "http_get has no 'url'");
+    };
+    if let Some(s) = status {
+        h.expect_status = s;
+    }
+    h.expect_body = body;
+    if let Some(host) = host {
+        h.host = host;
+    }
+    Ok(h)
 }
 
 fn track_file(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<TrackFile> {

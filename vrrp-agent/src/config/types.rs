@@ -16,6 +16,9 @@ pub struct Config {
     pub track_files: Vec<TrackFile>,
     pub track_processes: Vec<TrackProcess>,
     pub sync_groups: Vec<SyncGroup>,
+    /// `vrrp_xdp_check NAME { tcp ADDR:PORT | http_get { ... } ... }`: built-in checks that
+    /// need no shell, referenced from `track_script` like a `vrrp_script`.
+    pub checks: Vec<crate::track::BuiltinCheck>,
 }
 
 /// `global_defs`, VRRP part. Defaults are keepalived's (keepalived/core/global_data.c).
@@ -38,6 +41,10 @@ pub struct GlobalDefs {
     pub v3_checksum_as_v2: bool,
     pub enable_script_security: bool,
     pub script_user: Option<ScriptUser>,
+    /// keepalived's `notify_fifo PATH` (`vrrp_notify_fifo` too): `INSTANCE "VI_1" MASTER 100`.
+    pub notify_fifo: Option<PathBuf>,
+    /// `vrrp_xdp_notify_json PATH`: the same events as JSON lines with sequence numbers.
+    pub notify_json: Option<PathBuf>,
     pub xdp: XdpSettings,
 }
 
@@ -57,6 +64,8 @@ impl Default for GlobalDefs {
             v3_checksum_as_v2: false,
             enable_script_security: false,
             script_user: None,
+            notify_fifo: None,
+            notify_json: None,
             xdp: XdpSettings::default(),
         }
     }
