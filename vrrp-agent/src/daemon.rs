@@ -17,15 +17,15 @@ use vrrp_common::maps::{VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_V2, VridConf
 
 use crate::config::{self, Config};
 use crate::control::{self, ControlCommand, Snapshot};
-use crate::notify::{NotifierOptions, NotifyEvent, NotifyKind, NotifyState, Notifier};
-use crate::track::{TrackEvent, Tracker, TrackerOptions};
 use crate::io::announce::{self, Announcer};
 use crate::io::netlink::{Netlink, VipSpec};
 use crate::io::socket::AdvertSocket;
 use crate::io::xdp::{self, DataPlane};
+use crate::notify::{Notifier, NotifierOptions, NotifyEvent, NotifyKind, NotifyState};
 use crate::proto::codec::{self, ChecksumForm, RxMeta};
 use crate::proto::vr::{self, AnnounceKind, Input, Output, Reason, State, VirtualRouter, VrConfig};
 use crate::proto::{Advert, Auth, Family, Priority, Version};
+use crate::track::{TrackEvent, Tracker, TrackerOptions};
 
 /// How the daemon receives adverts and whether XDP is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +99,8 @@ struct Instance {
     /// Started (RFC Startup event given). An instance tracking a weight-0 check waits in
     /// Initialize for the check's first result, as keepalived does.
     started: bool,
+    /// The last tracking result applied.
+    tracked: Option<crate::track::Tracked>,
     peers: BTreeMap<IpAddr, Peer>,
     decode_errors: BTreeMap<&'static str, u64>,
     transitions: BTreeMap<String, u64>,
@@ -132,11 +134,70 @@ pub struct Daemon {
     snapshot: watch::Sender<Snapshot>,
     tracker: Tracker,
     track_rx: mpsc::Receiver<TrackEvent>,
+    /// What the running tracker was built from (a reload keeps it when this is unchanged).
+    track_key: TrackKey,
     notifier: Option<Notifier>,
 }
 
+/// The parts of a configuration the tracker depends on.
+type TrackKey = (
+    Vec<config::VrrpScript>,
+    Vec<config::TrackFile>,
+    Vec<config::TrackProcess>,
+    Vec<crate::track::BuiltinCheck>,
+    Vec<(String, Priority, Vec<Vec<config::TrackRef>>)>,
+);
+
+fn track_key(cfg: &Config) -> TrackKey {
+    // Spans are left out: moving a block in the file changes nothing.
+    let mut scripts = cfg.scripts.clone();
+    for s in &mut scripts {
+        s.span = config::Span::default();
+        s.command.span = config::Span::default();
+    }
+    let mut files = cfg.track_files.clone();
+    for f in &mut files {
+        f.span = config::Span::default();
+    }
+    let mut procs = cfg.track_processes.clone();
+    for p in &mut procs {
+        p.span = config::Span::default();
+    }
+    let refs = |v: &[config::TrackRef]| {
+        v.iter()
+            .map(|r| config::TrackRef {
+                span: config::Span::default(),
+                ..r.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    let insts = cfg
+        .instances
+        .iter()
+        .map(|i| {
+            (
+                i.name.clone(),
+                i.priority,
+                vec![
+                    refs(&i.track_scripts),
+                    refs(&i.track_files),
+                    refs(&i.track_processes),
+                    refs(&i.track_interfaces),
+                ],
+            )
+        })
+        .collect();
+    (scripts, files, procs, cfg.checks.clone(), insts)
+}
+
 fn spawn_tracker(cfg: &Config) -> (Tracker, mpsc::Receiver<TrackEvent>) {
-    Tracker::spawn_with(cfg, TrackerOptions { builtin_checks: cfg.checks.clone(), ..TrackerOptions::default() })
+    Tracker::spawn_with(
+        cfg,
+        TrackerOptions {
+            builtin_checks: cfg.checks.clone(),
+            ..TrackerOptions::default()
+        },
+    )
 }
 
 fn notifier(cfg: &Config) -> Result<Notifier> {
@@ -158,10 +219,12 @@ impl Daemon {
         let netlink = Netlink::new().context("opening rtnetlink")?;
         let (rx_tx, rx_rx) = mpsc::channel(1024);
         let (tracker, track_rx) = spawn_tracker(&opts.config);
+        let track_key = track_key(&opts.config);
         let notifier = notifier(&opts.config)?;
         let mut daemon = Self {
             tracker,
             track_rx,
+            track_key,
             notifier: Some(notifier),
             netlink,
             ifaces: Vec::new(),
@@ -372,6 +435,7 @@ impl Daemon {
             form,
             installed: false,
             started: false,
+            tracked: None,
             peers: BTreeMap::new(),
             decode_errors: BTreeMap::new(),
             transitions: BTreeMap::new(),
@@ -464,11 +528,19 @@ impl Daemon {
         }
         self.instances = next;
         self.sync_vrids()?;
-        // Checks and notify scripts follow the new file; current results arrive as events.
-        self.tracker.stop().await;
-        let (tracker, track_rx) = spawn_tracker(&cfg);
-        self.tracker = tracker;
-        self.track_rx = track_rx;
+        // Checks follow the new file; an unchanged tracker keeps running so that no check
+        // result is forgotten (a restarted check would read "unknown" until it runs again).
+        let key = track_key(&cfg);
+        if key != self.track_key {
+            self.tracker.stop().await;
+            let (tracker, track_rx) = spawn_tracker(&cfg);
+            self.tracker = tracker;
+            self.track_rx = track_rx;
+            self.track_key = key;
+            for inst in &mut self.instances {
+                inst.tracked = None;
+            }
+        }
         if let Some(old) = self.notifier.take() {
             old.shutdown().await;
         }
@@ -531,9 +603,6 @@ impl Daemon {
             if let Ok(l) = self.netlink.link_by_index(self.ifaces[i].index).await {
                 self.ifaces[i].up = l.up;
             }
-        }
-        for ev in self.tracker.current() {
-            self.on_track(ev).await;
         }
         let t = now();
         for idx in 0..self.instances.len() {
@@ -598,13 +667,27 @@ impl Daemon {
 
     /// Whether the instance tracks something whose failure means FAULT and has no result yet.
     fn waits_for_tracking(&self, idx: usize) -> bool {
-        let name = &self.instances[idx].cfg.name;
-        !self.instances[idx].cfg.track_scripts.is_empty() && !self.tracker.current().iter().any(|e| &e.instance == name)
+        let inst = &self.instances[idx];
+        let tracks = !(inst.cfg.track_scripts.is_empty()
+            && inst.cfg.track_files.is_empty()
+            && inst.cfg.track_processes.is_empty()
+            && inst.cfg.track_interfaces.is_empty());
+        tracks && inst.tracked.is_none()
     }
 
     /// A change of an instance's tracked priority or fault state.
     async fn on_track(&mut self, ev: TrackEvent) {
-        let Some(idx) = self.instances.iter().position(|i| i.cfg.name == ev.instance) else { return };
+        let Some(idx) = self
+            .instances
+            .iter()
+            .position(|i| i.cfg.name == ev.instance)
+        else {
+            return;
+        };
+        if self.instances[idx].tracked.as_ref() == Some(&ev.tracked) {
+            return;
+        }
+        self.instances[idx].tracked = Some(ev.tracked.clone());
         let t = now();
         if ev.tracked.fault || !ev.tracked.reasons.is_empty() {
             info!(instance = %ev.instance, priority = %ev.tracked.priority, fault = ev.tracked.fault, reasons = %ev.tracked.reasons.join("; "), "tracking changed");
@@ -612,7 +695,8 @@ impl Daemon {
             info!(instance = %ev.instance, priority = %ev.tracked.priority, "tracking changed");
         }
         self.feed(idx, t, Input::Fault(ev.tracked.fault)).await;
-        self.feed(idx, t, Input::Priority(ev.tracked.priority)).await;
+        self.feed(idx, t, Input::Priority(ev.tracked.priority))
+            .await;
         if !self.instances[idx].started {
             self.start(idx, t).await;
         }
@@ -869,7 +953,12 @@ impl Daemon {
         if !ev.lost {
             let name = match self.ifaces.iter().find(|i| i.index == ev.index) {
                 Some(i) => Some(i.name.clone()),
-                None => self.netlink.link_by_index(ev.index).await.ok().map(|l| l.name),
+                None => self
+                    .netlink
+                    .link_by_index(ev.index)
+                    .await
+                    .ok()
+                    .map(|l| l.name),
             };
             if let Some(name) = name {
                 self.tracker.link_changed(&name, ev.up && !ev.deleted);
@@ -948,7 +1037,10 @@ impl Daemon {
             Output::SetXdpOwnership(_) => {}
             Output::Transition { from, to, reason } => {
                 let inst = &mut self.instances[idx];
-                *inst.transitions.entry(reason_label(&reason).to_string()).or_default() += 1;
+                *inst
+                    .transitions
+                    .entry(reason_label(&reason).to_string())
+                    .or_default() += 1;
                 if let (Some(n), Some(state)) = (&self.notifier, NotifyState::from_state(to)) {
                     n.notify(NotifyEvent {
                         kind: NotifyKind::Instance,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub use types::*;
 
 /// Where something was written: file, 1-based line and 1-based column (in characters).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
     pub file: Arc<str>,
     pub line: u32,
