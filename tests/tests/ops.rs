@@ -1,0 +1,287 @@
+//! Operations on a running pair (issue "Operations"): status over the control socket,
+//! Prometheus metrics, SIGUSR1 dump, reload (SIGHUP and `vrrp-agent reload`) without any
+//! state change, a broken reload rejected, `--check`, and one-line start-up errors.
+//!
+//! ```text
+//!   lb01 192.0.2.1 (BACKUP, 50) ──┐
+//!   lb02 192.0.2.2 (MASTER, 100) ─┴── br0      VIP 192.0.2.3, VRID 51
+//! ```
+#![cfg(feature = "lab")]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use vrrp_tests::{Instance, Lab, agent_bin, in_netns, keepalived_conf, require_lab, run_cmd};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn fast(state: &str, prio: u8) -> Instance {
+    Instance {
+        advert_int: "0.1".into(),
+        version: 3,
+        auth_pass: None,
+        ..Instance::seed(state, prio)
+    }
+}
+
+/// Starts the seed pair with control sockets and a metrics endpoint on lb02.
+fn pair(lab: &mut Lab) -> (vrrp_tests::Host, vrrp_tests::Host) {
+    let lb01 = lab.host("lb01", &["192.0.2.1/24"]).expect("lb01");
+    let lb02 = lab.host("lb02", &["192.0.2.2/24"]).expect("lb02");
+    let s1 = lab.path("lb01.sock").display().to_string();
+    let s2 = lab.path("lb02.sock").display().to_string();
+    let dump = lab.path("lb02.dump.json").display().to_string();
+    lab.agent_conf(
+        &lb01,
+        "lb01",
+        &keepalived_conf("lb01", &[fast("BACKUP", 50)]),
+        &["--control-socket", &s1],
+    )
+    .expect("lb01 agent");
+    lab.agent_conf(
+        &lb02,
+        "lb02",
+        &keepalived_conf("lb02", &[fast("MASTER", 100)]),
+        &[
+            "--control-socket",
+            &s2,
+            "--metrics",
+            "127.0.0.1:9650",
+            "--dump-path",
+            &dump,
+        ],
+    )
+    .expect("lb02 agent");
+    lab.wait_state("lb02", "VI_1", "MASTER", WAIT)
+        .expect("lb02 master");
+    lab.wait_state("lb01", "VI_1", "BACKUP", WAIT)
+        .expect("lb01 backup");
+    lab.wait_owner("192.0.2.3", &["lb02"], WAIT)
+        .expect("VIP on lb02");
+    (lb01, lb02)
+}
+
+fn status_json(lab: &Lab, name: &str) -> serde_json::Value {
+    let sock = lab.path(&format!("{name}.sock"));
+    let out = run_cmd(
+        std::process::Command::new(agent_bin())
+            .args(["status", "--json", "--socket"])
+            .arg(&sock),
+    )
+    .expect("vrrp-agent status");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
+}
+
+#[test]
+fn status_metrics_and_dump_describe_the_running_pair() {
+    require_lab();
+    let mut lab = Lab::new("ops-status").expect("lab");
+    let (_lb01, lb02) = pair(&mut lab);
+
+    // Status: lb02 is MASTER and has heard lb01's adverts? No: a backup stays silent. lb01
+    // has heard lb02 (its master) with priority 100.
+    lab.wait_until("lb01 to list lb02 as a peer", WAIT, || {
+        let s = status_json(&lab, "lb01");
+        let inst = &s["instances"][0];
+        Ok(inst["state"] == "BACKUP"
+            && inst["master"] == "192.0.2.2"
+            && inst["peers"].as_array().is_some_and(|p| {
+                p.iter()
+                    .any(|p| p["addr"] == "192.0.2.2" && p["priority"] == 100)
+            }))
+    })
+    .expect("lb01 status");
+    let s2 = status_json(&lab, "lb02");
+    assert_eq!(s2["instances"][0]["state"], "MASTER", "{s2}");
+    assert_eq!(s2["instances"][0]["vips"][0], "192.0.2.3/24", "{s2}");
+    assert!(
+        s2["instances"][0]["adverts_sent"].as_u64().unwrap_or(0) > 0,
+        "{s2}"
+    );
+    let mode = s2["dataplanes"][0]["mode"].as_str().unwrap_or("");
+    assert!(["native", "generic", "raw-socket"].contains(&mode), "{s2}");
+
+    // The table form names the instance and its state.
+    let table = run_cmd(
+        std::process::Command::new(agent_bin())
+            .args(["status", "--socket"])
+            .arg(lab.path("lb02.sock")),
+    )
+    .expect("status table");
+    assert!(
+        table.contains("VI_1") && table.contains("MASTER"),
+        "{table}"
+    );
+
+    // Prometheus, scraped from inside lb02's namespace.
+    let metrics = in_netns(&lb02.ns, || -> std::io::Result<String> {
+        let mut c = TcpStream::connect("127.0.0.1:9650")?;
+        c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut s = String::new();
+        c.read_to_string(&mut s)?;
+        Ok(s)
+    })
+    .expect("netns")
+    .expect("scrape");
+    assert!(metrics.starts_with("HTTP/1."), "{metrics}");
+    assert!(
+        metrics.contains(
+            "vrrp_instance_state{instance=\"VI_1\",interface=\"eth0\",vrid=\"51\",family=\"ipv4\",state=\"MASTER\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE vrrp_adverts_sent_total counter"),
+        "{metrics}"
+    );
+
+    // SIGUSR1 writes the same JSON to the dump path.
+    let dump = lab.path("lb02.dump.json");
+    lab.signal("lb02", Signal::SIGUSR1).expect("SIGUSR1");
+    lab.wait_until("the SIGUSR1 dump", WAIT, || Ok(dump.exists()))
+        .expect("dump");
+    let text = std::fs::read_to_string(&dump).expect("read dump");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("dump is JSON");
+    assert_eq!(v["instances"][0]["name"], "VI_1");
+}
+
+#[test]
+fn reload_under_a_running_pair_changes_nothing_and_a_broken_file_is_rejected() {
+    require_lab();
+    let mut lab = Lab::new("ops-reload").expect("lab");
+    let (_lb01, _lb02) = pair(&mut lab);
+    std::thread::sleep(Duration::from_secs(1));
+    let before = (
+        lab.transitions("lb01", None).len(),
+        lab.transitions("lb02", None).len(),
+    );
+
+    // Unchanged file: SIGHUP on both, several times, and the socket command.
+    for _ in 0..3 {
+        lab.signal("lb01", Signal::SIGHUP).expect("hup lb01");
+        lab.signal("lb02", Signal::SIGHUP).expect("hup lb02");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = run_cmd(
+        std::process::Command::new(agent_bin())
+            .args(["reload", "--socket"])
+            .arg(lab.path("lb02.sock")),
+    )
+    .expect("vrrp-agent reload");
+    assert!(out.contains("reloaded"), "{out}");
+    lab.wait_until("4 reloads logged by lb02", WAIT, || {
+        Ok(lab.log("lb02").matches("configuration reloaded").count() >= 4)
+    })
+    .expect("reloads");
+    // Several master-down intervals (3 x 0.1 s + skew) pass: a missed advert would show.
+    std::thread::sleep(Duration::from_secs(2));
+    let after = (
+        lab.transitions("lb01", None).len(),
+        lab.transitions("lb02", None).len(),
+    );
+    assert_eq!(
+        before,
+        after,
+        "a reload caused a state change:\n{}",
+        lab.all_logs()
+    );
+    assert_eq!(lab.vip_owner("192.0.2.3"), vec!["lb02".to_string()]);
+
+    // A broken file is rejected and the running configuration stays.
+    let conf = lab.path("lb02.conf");
+    let good = std::fs::read_to_string(&conf).expect("conf");
+    std::fs::write(&conf, format!("{good}\nvrrp_instance BROKEN {{\n")).expect("write");
+    let out = std::process::Command::new(agent_bin())
+        .args(["reload", "--socket"])
+        .arg(lab.path("lb02.sock"))
+        .output()
+        .expect("run reload");
+    assert!(!out.status.success(), "a broken reload was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lb02.conf:"),
+        "the error does not say where: {err}"
+    );
+    assert!(lab.running("lb02"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(lab.state("lb02", "VI_1").as_deref(), Some("MASTER"));
+    assert_eq!(lab.vip_owner("192.0.2.3"), vec!["lb02".to_string()]);
+
+    // A changed priority is applied in place: no transition, the new priority advertised.
+    std::fs::write(&conf, good.replace("priority 100", "priority 120")).expect("write");
+    lab.signal("lb02", Signal::SIGHUP).expect("hup");
+    lab.wait_until("lb01 to hear priority 120", WAIT, || {
+        let s = status_json(&lab, "lb01");
+        Ok(s["instances"][0]["master_priority"] == 120)
+    })
+    .expect("priority applied");
+    let after2 = (
+        lab.transitions("lb01", None).len(),
+        lab.transitions("lb02", None).len(),
+    );
+    assert_eq!(
+        before,
+        after2,
+        "an in-place change caused a state change:\n{}",
+        lab.all_logs()
+    );
+}
+
+#[test]
+fn check_mode_and_startup_errors_name_the_place_and_the_fix() {
+    require_lab();
+    let lab = Lab::new("ops-errors").expect("lab");
+    let bad = lab
+        .write_file(
+            "bad.conf",
+            "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 300\n}\n",
+        )
+        .expect("write");
+    let out = std::process::Command::new(agent_bin())
+        .arg("--check")
+        .arg("-f")
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.conf:3:"), "{err}");
+    assert!(
+        err.lines().filter(|l| l.starts_with("vrrp-agent:")).count() == 1,
+        "not one line: {err}"
+    );
+
+    let good = lab
+        .write_file("good.conf", &keepalived_conf("lb01", &[fast("BACKUP", 50)]))
+        .expect("write");
+    let out = std::process::Command::new(agent_bin())
+        .arg("--check")
+        .arg("-f")
+        .arg(&good)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+
+    // A missing interface: one line that names it and where it was configured.
+    let out = std::process::Command::new(agent_bin())
+        .args([
+            "--iface",
+            "vx-nosuch0",
+            "--vip",
+            "192.0.2.3/24",
+            "--control-socket",
+        ])
+        .arg(lab.path("x.sock"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"vx-nosuch0\" not found"), "{err}");
+}
