@@ -16,11 +16,13 @@ use vrrp_agent::daemon::{Daemon, DataPlaneChoice, Options};
 /// vrrp_script, vrrp_sync_group, include). Without a file it runs one instance described by
 /// the flags below (`--iface`, `--vip`, ...).
 ///
-/// Signals: SIGTERM/SIGINT release the VIPs (sending priority 0 so a backup takes over at
-/// once) and exit; SIGUSR1 logs the status.
+/// Signals: SIGTERM/SIGINT send priority 0 (a backup takes over after its skew time), remove
+/// the VIPs and exit; SIGHUP re-reads the file (unchanged instances keep state and VIPs, a
+/// broken file is rejected); SIGUSR1 logs the status and writes it as JSON to --dump-path.
 #[derive(Parser, Debug)]
 #[command(name = "vrrp-agent", version, about, long_about, max_term_width = 100)]
 #[command(args_conflicts_with_subcommands = true)]
+#[command(after_long_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -102,6 +104,27 @@ struct Cli {
     #[arg(long, value_name = "PATH", default_value = vrrp_agent::control::DEFAULT_DUMP_PATH)]
     dump_path: PathBuf,
 }
+
+const AFTER_HELP: &str = "\
+EXAMPLES:
+    vrrp-agent -f /etc/keepalived/keepalived.conf
+        Run keepalived's VRRP configuration.
+    vrrp-agent --check -f /etc/keepalived/keepalived.conf
+        Validate it: errors and warnings as FILE:LINE:COL, exit status 1 on error.
+    vrrp-agent --iface eth0 --vip 192.0.2.3/24 --priority 100 --advert-int 0.1
+        One VRRPv3 instance (VRID 51) from flags, no file.
+    vrrp-agent status [--json]
+        The running agent's instances, peers, XDP counters and checks.
+
+FILES:
+    /run/vrrp-agent.sock          control socket (status, reload, handover)
+    /tmp/vrrp-agent.data.json     SIGUSR1 status dump
+
+EXIT STATUS:
+    0 on a clean stop (SIGTERM/SIGINT) or a valid --check; 1 with a one-line error otherwise
+    (bad configuration, missing interface, missing privileges, XDP refused in native mode).
+
+keepalived.conf compatibility, metrics and the systemd unit: see the README.";
 
 #[derive(clap::Subcommand, Debug)]
 enum Cmd {
