@@ -5,17 +5,28 @@
 //! invalid ones are mutations of them.
 #![cfg(feature = "lab")]
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aya::Ebpf;
-use aya::maps::{Array, MapData, PerCpuArray};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
-use vrrp_common::event::counter;
-use vrrp_common::maps::{VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_V2, VridConfig, vrid_slot};
+use vrrp_agent::io::announce::{
+    self, ALL_NODES, ALL_NODES_MAC, NA_FLAG_OVERRIDE, NA_FLAG_ROUTER, NA_FLAG_SOLICITED, arp_frame,
+    garp_frame, icmpv6_checksum, neighbor_solicitation_frame, solicited_node, unsolicited_na_frame,
+};
+use vrrp_agent::io::xdp::{self as dp, DataPlaneEvent, EventReader};
+use vrrp_common::event::{EVENT_ADVERT, EVENT_HEADER_LEN, counter};
+use vrrp_common::maps::{
+    VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VridConfig, vrid_slot,
+};
+use vrrp_common::wire::{ARPOP_REPLY, ARPOP_REQUEST, vmac};
 use vrrp_tests::{Lab, ebpf_object, in_netns, require_lab};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
 
 fn vector(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -31,6 +42,7 @@ fn vector(name: &str) -> Vec<u8> {
 
 struct Prog {
     ebpf: Ebpf,
+    events: Option<EventReader>,
 }
 
 impl Prog {
@@ -43,7 +55,18 @@ impl Prog {
             .try_into()
             .expect("xdp");
         prog.load().expect("verifier accepts vrrp_xdp");
-        Self { ebpf }
+        Self { ebpf, events: None }
+    }
+
+    /// Every event record waiting in EVENTS (through the agent's reader).
+    fn events(&mut self) -> Vec<DataPlaneEvent> {
+        if self.events.is_none() {
+            self.events = Some(dp::take_events(&mut self.ebpf).expect("EVENTS"));
+        }
+        self.events
+            .as_mut()
+            .map(EventReader::drain)
+            .unwrap_or_default()
     }
 
     fn configure(&mut self, ipv6: bool, vrid: u8, cfg: VridConfig) {
@@ -71,6 +94,12 @@ impl Prog {
 
     /// Runs one frame; returns the action and which counters moved (index, delta).
     fn run(&mut self, frame: &[u8]) -> (u32, Vec<(u32, u64)>) {
+        let (action, _, moved) = self.run_out(frame);
+        (action, moved)
+    }
+
+    /// Like `run`, with the frame as the program left it.
+    fn run_out(&mut self, frame: &[u8]) -> (u32, Vec<u8>, Vec<(u32, u64)>) {
         let before = self.counters();
         let prog: &Xdp = self
             .ebpf
@@ -91,7 +120,8 @@ impl Prog {
             .filter(|&i| after[i as usize] != before[i as usize])
             .map(|i| (i, after[i as usize] - before[i as usize]))
             .collect();
-        (res.return_value, moved)
+        out.truncate(res.data_size_out as usize);
+        (res.return_value, out, moved)
     }
 }
 
@@ -450,4 +480,737 @@ fn send_frames(ns: &str, ifname: &str, frame: &[u8], n: usize) {
         unsafe { libc::close(fd) };
     })
     .expect("netns thread");
+}
+
+// ------------------------------------------------------------------------------------------
+// Adverts: kernel timestamps, absorption, events, modes, unicast peers.
+
+/// Rewrites the VRRP checksum of an IPv4 VRRPv3 frame in keepalived's form (pseudo-header).
+fn pseudo_form_v4(mut f: Vec<u8>) -> Vec<u8> {
+    f[VRRP4 + 6] = 0;
+    f[VRRP4 + 7] = 0;
+    let len = (f.len() - VRRP4) as u32;
+    let s = ones_sum(&f[IP + 12..IP + 20]) + ones_sum(&f[VRRP4..]) + len + 112;
+    let c = fold(s);
+    f[VRRP4 + 6..VRRP4 + 8].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+fn with_priority(f: &[u8], prio: u8) -> Vec<u8> {
+    let mut v = f.to_vec();
+    v[VRRP4 + 2] = prio;
+    pseudo_form_v4(v)
+}
+
+#[test]
+fn adverts_are_timestamped_absorbed_or_reported() {
+    let mut p = Prog::load();
+    let f = vector("keepalived-v3-ipv4.hex");
+    let vrid = vrid_of(&f, false);
+    p.configure(false, vrid, v3());
+    dp::set_mode(&mut p.ebpf, true).expect("consume mode");
+    let mut ring =
+        RingBuf::try_from(p.ebpf.take_map("EVENTS").expect("EVENTS map")).expect("ring buffer");
+    assert!(
+        dp::advert_state(&p.ebpf, false, vrid)
+            .expect("ADVERTS")
+            .is_none()
+    );
+
+    // The first advert is news: dropped in XDP, its IP packet in a ring record.
+    let (action, moved) = p.run(&f);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![
+            (counter::ADVERT_VALID, 1),
+            (counter::V3_CSUM_WITH_PSEUDO, 1),
+            (counter::ADVERT_EVENT, 1)
+        ]
+    );
+    {
+        let item = ring.next().expect("an event record");
+        let (h, data) = dp::split_record(&item).expect("record");
+        assert_eq!(h.kind, EVENT_ADVERT);
+        assert_eq!(
+            (h.len, h.orig_len),
+            ((f.len() - IP) as u32, (f.len() - IP) as u32)
+        );
+        assert_eq!(data, &f[IP..]);
+        assert!(item.len() >= EVENT_HEADER_LEN + data.len());
+        let (meta, decoded) =
+            vrrp_agent::proto::codec::decode_ip(data).expect("the agent decodes the record");
+        assert_eq!(meta.src, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(decoded.advert.priority.get(), 100);
+    }
+    assert!(ring.next().is_none());
+    let first = dp::advert_state(&p.ebpf, false, vrid)
+        .expect("ADVERTS")
+        .expect("state after the first advert");
+    assert_eq!(
+        (
+            first.src[..4].to_vec(),
+            first.priority,
+            first.version,
+            first.interval_cs,
+            first.count
+        ),
+        (vec![192, 0, 2, 1], 100, 3, 100, 1)
+    );
+    let mono = dp::monotonic_ns().expect("clock");
+    assert!(first.last_ns <= mono && mono - first.last_ns < 5_000_000_000);
+    let at = dp::instant_of_mono_ns(first.last_ns).expect("instant");
+    let age = std::time::Instant::now().duration_since(at);
+    assert!(age < Duration::from_secs(5), "{age:?}");
+
+    // The same advert again: only the timestamp moves.
+    std::thread::sleep(Duration::from_millis(2));
+    let (action, moved) = p.run(&f);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![
+            (counter::ADVERT_VALID, 1),
+            (counter::V3_CSUM_WITH_PSEUDO, 1),
+            (counter::ADVERT_ABSORBED, 1)
+        ]
+    );
+    assert!(ring.next().is_none(), "an absorbed advert wakes nobody");
+    let second = dp::advert_state(&p.ebpf, false, vrid)
+        .expect("ADVERTS")
+        .expect("state");
+    assert!(second.last_ns > first.last_ns);
+    assert_eq!(second.count, 2);
+    assert_eq!(second.priority, 100);
+
+    // A priority change, then priority 0 (the master resigns): both news.
+    for (frame, prio) in [
+        (with_priority(&f, 150), 150),
+        (vector("keepalived-v3-ipv4-prio0.hex"), 0),
+    ] {
+        let (action, moved) = p.run(&frame);
+        assert_eq!(action, XDP_DROP, "priority {prio}");
+        assert!(
+            moved.contains(&(counter::ADVERT_EVENT, 1)),
+            "priority {prio}: {moved:?}"
+        );
+        let item = ring.next().expect("an event record");
+        let (_, data) = dp::split_record(&item).expect("record");
+        assert_eq!(data, &frame[IP..]);
+        drop(item);
+        let st = dp::advert_state(&p.ebpf, false, vrid)
+            .expect("ADVERTS")
+            .expect("state");
+        assert_eq!(st.priority, prio);
+    }
+    // Priority 0 is news every time.
+    let (_, moved) = p.run(&vector("keepalived-v3-ipv4-prio0.hex"));
+    assert!(moved.contains(&(counter::ADVERT_EVENT, 1)), "{moved:?}");
+    assert!(ring.next().is_some());
+
+    // Forgetting a slot makes the next advert news again.
+    p.run(&f);
+    assert!(ring.next().is_some());
+    assert_eq!(p.run(&f).1.last(), Some(&(counter::ADVERT_ABSORBED, 1)));
+    dp::forget_advert(&mut p.ebpf, false, vrid).expect("forget");
+    assert!(p.run(&f).1.contains(&(counter::ADVERT_EVENT, 1)));
+    assert!(ring.next().is_some());
+}
+
+#[test]
+fn ipv6_and_v2_adverts_reach_the_agent_through_its_reader() {
+    let mut p = Prog::load();
+    dp::set_mode(&mut p.ebpf, true).expect("consume mode");
+    for (name, ipv6, cfg) in [
+        ("keepalived-v3-ipv6.hex", true, v3()),
+        ("keepalived-v2-auth.hex", false, v2(Some(b"1111\0\0\0\0"))),
+    ] {
+        let f = vector(name);
+        p.configure(ipv6, vrid_of(&f, ipv6), cfg);
+        assert_eq!(p.run(&f).0, XDP_DROP, "{name}");
+        let events = p.events();
+        assert_eq!(events.len(), 1, "{name}");
+        let DataPlaneEvent::Advert {
+            packet, truncated, ..
+        } = &events[0]
+        else {
+            panic!("{name}: {events:?}");
+        };
+        assert!(!truncated);
+        assert_eq!(packet.as_slice(), &f[IP..], "{name}");
+        let (_, decoded) = vrrp_agent::proto::codec::decode_ip(packet).expect(name);
+        assert_eq!(decoded.advert.vrid.get(), vrid_of(&f, ipv6));
+        assert_eq!(p.run(&f).0, XDP_DROP);
+        assert!(p.events().is_empty(), "{name}: absorbed");
+    }
+    // The v2 interval (seconds) is kept in centiseconds.
+    let f = vector("keepalived-v2-auth.hex");
+    let st = dp::advert_state(&p.ebpf, false, vrid_of(&f, false))
+        .expect("ADVERTS")
+        .expect("state");
+    assert_eq!((st.version, st.interval_cs), (2, 100));
+}
+
+/// An Ethernet frame carrying an advert built by the agent's codec.
+fn encoded_advert(vrid: u8, src: IpAddr, dst: IpAddr, addresses: Vec<IpAddr>) -> Vec<u8> {
+    use vrrp_agent::proto::codec::{ChecksumForm, encode_ip};
+    use vrrp_agent::proto::{Advert, Auth, Centisecs, Priority, Version, Vrid};
+    let advert = Advert {
+        version: Version::V3,
+        vrid: Vrid::new(vrid).expect("vrid"),
+        priority: Priority(100),
+        interval: Centisecs(100),
+        addresses,
+        auth: Auth::None,
+    };
+    let mut f = vec![0x01, 0x00, 0x5e, 0, 0, 0x12];
+    f.extend_from_slice(&PEER_MAC);
+    f.extend_from_slice(if src.is_ipv6() {
+        &[0x86, 0xdd]
+    } else {
+        &[0x08, 0x00]
+    });
+    encode_ip(
+        &advert,
+        src,
+        dst,
+        255,
+        ChecksumForm::WithPseudoHeader,
+        &mut f,
+    )
+    .expect("encode");
+    f
+}
+
+#[test]
+fn large_adverts_use_large_records() {
+    let mut p = Prog::load();
+    dp::set_mode(&mut p.ebpf, true).expect("consume mode");
+    let src: IpAddr = "fe80::2".parse().expect("addr");
+    let dst: IpAddr = "ff02::12".parse().expect("addr");
+    // 40 + 8 + 100 × 16 = 1648 bytes of IP packet: beyond a small record (512).
+    let addrs = (1..=100u16)
+        .map(|i| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, i)))
+        .collect();
+    let f = encoded_advert(77, src, dst, addrs);
+    assert_eq!(f.len(), 14 + 1648);
+    p.configure(true, 77, v3());
+    let (action, moved) = p.run(&f);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(counter::ADVERT_VALID, 1), (counter::ADVERT_EVENT, 1)]
+    );
+    let events = p.events();
+    let [
+        DataPlaneEvent::Advert {
+            packet, truncated, ..
+        },
+    ] = events.as_slice()
+    else {
+        panic!("{events:?}");
+    };
+    assert!(!truncated);
+    assert_eq!(packet.as_slice(), &f[IP..]);
+    let (_, decoded) = vrrp_agent::proto::codec::decode_ip(packet).expect("decode");
+    assert_eq!(decoded.advert.addresses.len(), 100);
+}
+
+#[test]
+fn passing_mode_leaves_adverts_to_the_stack() {
+    let mut p = Prog::load();
+    let f = vector("keepalived-v3-ipv4.hex");
+    let vrid = vrid_of(&f, false);
+    p.configure(false, vrid, v3());
+    // The initial (all-zero) CONFIG is raw-socket mode; ADVERTS is kept up to date anyway.
+    for _ in 0..2 {
+        let (action, moved) = p.run(&f);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(
+            moved,
+            vec![
+                (counter::ADVERT_VALID, 1),
+                (counter::V3_CSUM_WITH_PSEUDO, 1)
+            ]
+        );
+    }
+    assert!(p.events().is_empty());
+    let st = dp::advert_state(&p.ebpf, false, vrid)
+        .expect("ADVERTS")
+        .expect("state");
+    assert_eq!(st.count, 2);
+    dp::set_mode(&mut p.ebpf, true).expect("consume");
+    assert_eq!(p.run(&f).0, XDP_DROP);
+    dp::set_mode(&mut p.ebpf, false).expect("pass");
+    assert_eq!(p.run(&f).0, XDP_PASS);
+    assert!(
+        !dp::data_plane_config(&mut p.ebpf)
+            .expect("CONFIG")
+            .consume_adverts()
+    );
+}
+
+#[test]
+fn a_full_ring_is_counted_and_the_state_still_updated() {
+    let mut p = Prog::load();
+    let f = vector("keepalived-v3-ipv4.hex");
+    let vrid = vrid_of(&f, false);
+    p.configure(false, vrid, v3());
+    dp::set_mode(&mut p.ebpf, true).expect("consume");
+    let frames = [with_priority(&f, 101), with_priority(&f, 102)];
+    // 256 KiB of ~540-byte records: full well before 1000 changes.
+    let mut full = 0;
+    for i in 0..1000 {
+        let (action, moved) = p.run(&frames[i % 2]);
+        if moved.contains(&(counter::EVENT_RING_FULL, 1)) {
+            assert_eq!(
+                action, XDP_PASS,
+                "a lost record leaves the advert to the stack"
+            );
+            full += 1;
+        } else {
+            assert_eq!(action, XDP_DROP);
+        }
+    }
+    assert!(full > 0, "the ring never filled");
+    let st = dp::advert_state(&p.ebpf, false, vrid)
+        .expect("ADVERTS")
+        .expect("state");
+    assert_eq!((st.priority, st.count), (102, 1000));
+    // Reading makes room again.
+    assert!(!p.events().is_empty());
+    assert_eq!(p.run(&frames[0]).0, XDP_DROP);
+}
+
+#[test]
+fn unicast_peers_are_an_allowlist() {
+    let mut p = Prog::load();
+    let f = vector("keepalived-v3-ipv4-unicast.hex");
+    let vrid = vrid_of(&f, false);
+    let src = IpAddr::V4(Ipv4Addr::new(
+        f[IP + 12],
+        f[IP + 13],
+        f[IP + 14],
+        f[IP + 15],
+    ));
+    p.configure(
+        false,
+        vrid,
+        VridConfig {
+            flags: VRID_F_CONFIGURED | VRID_F_UNICAST_PEERS,
+            ..Default::default()
+        },
+    );
+    let refused = (XDP_DROP, vec![(counter::DROP_PEER_NOT_ALLOWED, 1)]);
+    assert_eq!(p.run(&f), refused, "no peers");
+    dp::set_peers(
+        &mut p.ebpf,
+        false,
+        vrid,
+        &["192.0.2.9".parse().expect("addr")],
+    )
+    .expect("peers");
+    assert_eq!(p.run(&f), refused, "another peer");
+    // The same address listed for the other family or VRID does not count.
+    dp::set_peers(
+        &mut p.ebpf,
+        true,
+        vrid,
+        &["2001:db8::1".parse().expect("addr")],
+    )
+    .expect("peers");
+    dp::set_peers(&mut p.ebpf, false, vrid.wrapping_add(1), &[src]).expect("peers");
+    assert_eq!(p.run(&f), refused, "listed elsewhere");
+    dp::set_peers(
+        &mut p.ebpf,
+        false,
+        vrid,
+        &["192.0.2.9".parse().expect("addr"), src],
+    )
+    .expect("peers");
+    let (action, moved) = p.run(&f);
+    assert_eq!(action, XDP_PASS);
+    assert!(moved.contains(&(counter::ADVERT_VALID, 1)), "{moved:?}");
+    dp::set_peers(&mut p.ebpf, false, vrid, &[]).expect("peers");
+    assert_eq!(p.run(&f), refused, "peers removed");
+    // Without the flag the list does not matter.
+    p.configure(false, vrid, v3());
+    assert_eq!(p.run(&f).0, XDP_PASS);
+}
+
+// ------------------------------------------------------------------------------------------
+// ARP / ND responder.
+
+const OUR_MAC: [u8; 6] = [0x02, 0, 0x5e, 0xc0, 0xde, 0x01];
+const PEER_MAC: [u8; 6] = [0x02, 0, 0x5e, 0xc0, 0xde, 0x02];
+const OTHER_MAC: [u8; 6] = [0x02, 0, 0x5e, 0xc0, 0xde, 0x09];
+const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+const PEER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+fn arp_request(tpa: Ipv4Addr) -> Vec<u8> {
+    arp_frame(
+        ARPOP_REQUEST,
+        announce::BROADCAST_MAC,
+        PEER_MAC,
+        PEER4,
+        [0; 6],
+        tpa,
+    )
+    .to_vec()
+}
+
+#[test]
+fn arp_requests_for_owned_vips_are_answered_in_place() {
+    let mut p = Prog::load();
+    for (mac, vrid) in [(OUR_MAC, 51), (vmac(false, 51), 51)] {
+        dp::own_vip(&mut p.ebpf, IpAddr::V4(VIP4), vrid, mac, false).expect("own");
+        let want = arp_frame(ARPOP_REPLY, PEER_MAC, mac, VIP4, PEER_MAC, PEER4);
+        let (action, out, moved) = p.run_out(&arp_request(VIP4));
+        assert_eq!(action, XDP_TX);
+        assert_eq!(out, want.to_vec(), "reply with {mac:02x?}");
+        assert_eq!(moved, vec![(counter::ARP_REPLIED, 1)]);
+        // As received from a NIC: padded to 60 bytes; the padding stays.
+        let mut padded = arp_request(VIP4);
+        padded.resize(60, 0);
+        let (action, out, _) = p.run_out(&padded);
+        assert_eq!(action, XDP_TX);
+        assert_eq!(&out[..42], &want[..]);
+        assert_eq!(out.len(), 60);
+    }
+    // An RFC 5227 probe (sender 0.0.0.0) is answered like Linux does, to the prober.
+    let probe = arp_frame(
+        ARPOP_REQUEST,
+        announce::BROADCAST_MAC,
+        PEER_MAC,
+        Ipv4Addr::UNSPECIFIED,
+        [0; 6],
+        VIP4,
+    );
+    let (action, out, _) = p.run_out(&probe);
+    assert_eq!(action, XDP_TX);
+    let mac = vmac(false, 51);
+    assert_eq!(
+        out,
+        arp_frame(
+            ARPOP_REPLY,
+            PEER_MAC,
+            mac,
+            VIP4,
+            PEER_MAC,
+            Ipv4Addr::UNSPECIFIED
+        )
+        .to_vec()
+    );
+    // Disowned: back to the kernel.
+    dp::disown_vip(&mut p.ebpf, IpAddr::V4(VIP4)).expect("disown");
+    dp::disown_vip(&mut p.ebpf, IpAddr::V4(VIP4)).expect("disown twice is fine");
+    let req = arp_request(VIP4);
+    assert_eq!(p.run_out(&req), (XDP_PASS, req.clone(), vec![]));
+}
+
+#[test]
+fn arp_that_is_not_ours_passes_untouched() {
+    let mut p = Prog::load();
+    dp::own_vip(&mut p.ebpf, IpAddr::V4(VIP4), 51, OUR_MAC, false).expect("own");
+    let mut not_ethernet = arp_request(VIP4);
+    not_ethernet[15] = 6; // hardware type IEEE 802
+    let mut short = arp_request(VIP4);
+    short.truncate(40);
+    for (what, f) in [
+        (
+            "request for another address",
+            arp_request(Ipv4Addr::new(192, 0, 2, 1)),
+        ),
+        (
+            "reply to us from a peer",
+            arp_frame(ARPOP_REPLY, OUR_MAC, PEER_MAC, PEER4, OUR_MAC, VIP4).to_vec(),
+        ),
+        ("our own announcement", garp_frame(OUR_MAC, VIP4).to_vec()),
+        ("non-Ethernet ARP", not_ethernet),
+        ("truncated ARP", short),
+    ] {
+        assert_eq!(p.run_out(&f), (XDP_PASS, f.clone(), vec![]), "{what}");
+    }
+}
+
+/// A Neighbor Solicitation for `target` from `src` (`::` = DAD), with a source link-layer
+/// option when `slla`, then `extra` option bytes.
+fn ns_frame(src: Ipv6Addr, target: Ipv6Addr, slla: bool, extra: &[u8]) -> Vec<u8> {
+    let mut f = neighbor_solicitation_frame(PEER_MAC, src, target).to_vec();
+    if !slla {
+        f.truncate(78);
+    }
+    f.extend_from_slice(extra);
+    let plen = (f.len() - 54) as u16;
+    f[18..20].copy_from_slice(&plen.to_be_bytes());
+    f[56] = 0;
+    f[57] = 0;
+    let dst = solicited_node(target);
+    let c = icmpv6_checksum(src, dst, &f[54..]);
+    f[56..58].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// The NA we expect, built from the agent's (keepalived-identical) builder and patched.
+fn expected_na(eth_dst: [u8; 6], mac: [u8; 6], dst: Ipv6Addr, flags: u8) -> Vec<u8> {
+    let mut f = unsolicited_na_frame(mac, VIP6, VIP6, false).to_vec();
+    f[0..6].copy_from_slice(&eth_dst);
+    f[38..54].copy_from_slice(&dst.octets());
+    f[58] = flags;
+    f[56] = 0;
+    f[57] = 0;
+    let c = icmpv6_checksum(VIP6, dst, &f[54..]);
+    f[56..58].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+fn assert_na_checksum(out: &[u8]) {
+    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&out[22..38]).expect("src"));
+    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&out[38..54]).expect("dst"));
+    assert_eq!(icmpv6_checksum(src, dst, &out[54..]), 0, "NA checksum");
+}
+
+#[test]
+fn neighbor_solicitations_for_owned_vips_get_an_advertisement() {
+    let mut p = Prog::load();
+    let mac = vmac(true, 51);
+    dp::own_vip(&mut p.ebpf, IpAddr::V6(VIP6), 51, mac, false).expect("own");
+    let solicited = expected_na(PEER_MAC, mac, PEER6, NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE);
+    // RFC 7527 nonce option, as a second option: the NA is shorter than the NS.
+    let nonce = [14, 1, 1, 2, 3, 4, 5, 6];
+    for (what, ns, want) in [
+        (
+            "with SLLA",
+            ns_frame(PEER6, VIP6, true, &[]),
+            solicited.clone(),
+        ),
+        (
+            "without options",
+            ns_frame(PEER6, VIP6, false, &[]),
+            solicited.clone(),
+        ),
+        (
+            "SLLA + nonce",
+            ns_frame(PEER6, VIP6, true, &nonce),
+            solicited.clone(),
+        ),
+        (
+            "DAD from ::",
+            ns_frame(Ipv6Addr::UNSPECIFIED, VIP6, false, &[]),
+            // RFC 4861 §7.2.4: to all-nodes, Solicited clear.
+            unsolicited_na_frame(mac, VIP6, VIP6, false).to_vec(),
+        ),
+        (
+            "DAD with a nonce",
+            ns_frame(Ipv6Addr::UNSPECIFIED, VIP6, false, &nonce),
+            unsolicited_na_frame(mac, VIP6, VIP6, false).to_vec(),
+        ),
+    ] {
+        let (action, out, moved) = p.run_out(&ns);
+        assert_eq!(action, XDP_TX, "{what}");
+        assert_eq!(out, want, "{what}");
+        assert_eq!(out.len(), 86, "{what}");
+        assert_na_checksum(&out);
+        assert_eq!(moved, vec![(counter::NS_REPLIED, 1)], "{what}");
+    }
+    let dad = unsolicited_na_frame(mac, VIP6, VIP6, false);
+    assert_eq!(&dad[0..6], &ALL_NODES_MAC);
+    assert_eq!(&dad[38..54], &ALL_NODES.octets());
+
+    // Router flag when the owner says so.
+    dp::own_vip(&mut p.ebpf, IpAddr::V6(VIP6), 51, OUR_MAC, true).expect("own");
+    let (action, out, _) = p.run_out(&ns_frame(PEER6, VIP6, true, &[]));
+    assert_eq!(action, XDP_TX);
+    assert_eq!(
+        out,
+        expected_na(
+            PEER_MAC,
+            OUR_MAC,
+            PEER6,
+            NA_FLAG_ROUTER | NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE
+        )
+    );
+    assert_na_checksum(&out);
+}
+
+#[test]
+fn neighbor_discovery_that_is_not_ours_passes_untouched() {
+    let mut p = Prog::load();
+    dp::own_vip(&mut p.ebpf, IpAddr::V6(VIP6), 51, OUR_MAC, false).expect("own");
+    let m = |f: fn(&mut Vec<u8>)| {
+        let mut v = ns_frame(PEER6, VIP6, true, &[]);
+        f(&mut v);
+        v
+    };
+    // Its checksum is right, but RFC 4861 §7.1.1 forbids the option from ::.
+    let dad_with_slla = ns_frame(Ipv6Addr::UNSPECIFIED, VIP6, true, &[]);
+    for (what, f) in [
+        ("another target", ns_frame(PEER6, PEER6, true, &[])),
+        ("hop limit 64", m(|f| f[21] = 64)),
+        ("bad checksum", m(|f| f[57] ^= 1)),
+        ("code 1", m(|f| f[55] = 1)),
+        ("zero-length option", m(|f| f[79] = 0)),
+        ("DAD with a source link-layer option", dad_with_slla),
+        (
+            "our own unsolicited NA",
+            unsolicited_na_frame(OUR_MAC, VIP6, VIP6, false).to_vec(),
+        ),
+    ] {
+        assert_eq!(p.run_out(&f), (XDP_PASS, f.clone(), vec![]), "{what}");
+    }
+}
+
+#[test]
+fn conflicting_claims_on_owned_vips_are_reported() {
+    let mut p = Prog::load();
+    dp::own_vip(&mut p.ebpf, IpAddr::V4(VIP4), 51, OUR_MAC, false).expect("own");
+    dp::own_vip(&mut p.ebpf, IpAddr::V6(VIP6), 51, OUR_MAC, false).expect("own");
+    // Another node announces our VIP (gratuitous ARP), or answers for it.
+    for f in [
+        garp_frame(OTHER_MAC, VIP4),
+        arp_frame(ARPOP_REPLY, PEER_MAC, OTHER_MAC, VIP4, PEER_MAC, PEER4),
+    ] {
+        let (action, out, moved) = p.run_out(&f);
+        assert_eq!((action, out), (XDP_PASS, f.to_vec()));
+        assert_eq!(moved, vec![(counter::ARP_CONFLICT, 1)]);
+        let events = p.events();
+        assert_eq!(events.len(), 1);
+        assert!(
+            matches!(events[0], DataPlaneEvent::ArpConflict { vip, mac, .. } if vip == VIP4 && mac == OTHER_MAC),
+            "{events:?}"
+        );
+    }
+    // A request for our VIP from a node that claims it as its own sender address is a
+    // conflict too (RFC 5227 §2.4); it is not answered.
+    let f = arp_frame(
+        ARPOP_REQUEST,
+        announce::BROADCAST_MAC,
+        OTHER_MAC,
+        VIP4,
+        [0; 6],
+        VIP4,
+    );
+    assert_eq!(p.run(&f), (XDP_PASS, vec![(counter::ARP_CONFLICT, 1)]));
+    assert_eq!(p.events().len(), 1);
+
+    let na = unsolicited_na_frame(OTHER_MAC, VIP6, VIP6, false);
+    let (action, out, moved) = p.run_out(&na);
+    assert_eq!((action, out), (XDP_PASS, na.to_vec()));
+    assert_eq!(moved, vec![(counter::NA_CONFLICT, 1)]);
+    let events = p.events();
+    assert_eq!(events.len(), 1);
+    assert!(
+        matches!(events[0], DataPlaneEvent::NaConflict { vip, mac, .. } if vip == VIP6 && mac == OTHER_MAC),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn the_dead_man_gate_silences_replies_when_the_agent_is_stale() {
+    let mut p = Prog::load();
+    dp::own_vip(&mut p.ebpf, IpAddr::V4(VIP4), 51, OUR_MAC, false).expect("own");
+    dp::own_vip(&mut p.ebpf, IpAddr::V6(VIP6), 51, OUR_MAC, false).expect("own");
+    let arp = arp_request(VIP4);
+    let ns = ns_frame(PEER6, VIP6, true, &[]);
+    dp::refresh_liveness(&mut p.ebpf, Duration::from_secs(10)).expect("refresh");
+    assert_eq!(p.run(&arp).0, XDP_TX, "fresh");
+    assert_eq!(p.run(&ns).0, XDP_TX, "fresh");
+    dp::refresh_liveness(&mut p.ebpf, Duration::from_millis(1)).expect("refresh");
+    std::thread::sleep(Duration::from_millis(20));
+    for f in [&arp, &ns] {
+        assert_eq!(
+            p.run_out(f),
+            (XDP_PASS, f.clone(), vec![(counter::DEADMAN_SILENCED, 1)]),
+            "stale"
+        );
+    }
+    dp::refresh_liveness(&mut p.ebpf, Duration::from_secs(10)).expect("refresh");
+    assert_eq!(p.run(&arp).0, XDP_TX, "refreshed");
+    // Bound 0: no gate.
+    dp::refresh_liveness(&mut p.ebpf, Duration::ZERO).expect("refresh");
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(p.run(&arp).0, XDP_TX, "gate disabled");
+}
+
+/// The responder on a real veth: B resolves A's VIPs, which A has not configured, so only
+/// XDP can have answered.
+#[test]
+fn xdp_answers_arp_and_nd_on_the_wire() {
+    require_lab();
+    let mut lab = Lab::new("xdp-responder").expect("lab");
+    let a = lab
+        .host("a", &["192.0.2.1/24", "2001:db8::1/64"])
+        .expect("host a");
+    let b = lab
+        .host("b", &["192.0.2.2/24", "2001:db8::2/64"])
+        .expect("host b");
+    let mac4 = vmac(false, 51);
+    let mac6 = vmac(true, 51);
+    let plane = in_netns(&a.ns, move || {
+        let mut plane = dp::DataPlane::attach("eth0", false).expect("attach");
+        plane
+            .own_vip(IpAddr::V4(VIP4), 51, mac4, false)
+            .expect("own v4");
+        plane
+            .own_vip(IpAddr::V6(VIP6), 51, mac6, false)
+            .expect("own v6");
+        plane
+            .refresh_liveness(Duration::from_secs(600))
+            .expect("liveness");
+        plane
+    })
+    .expect("netns thread");
+    assert_eq!(plane.mode(), dp::AttachMode::Native);
+    let mut plane = plane;
+    let info = dp::program(plane.ebpf_mut())
+        .expect("program")
+        .info()
+        .expect("program info");
+    // For the record (`--nocapture`): the size of what the verifier accepted.
+    eprintln!(
+        "vrrp_xdp: {} instructions ({} bytes translated), {} instructions verified",
+        info.size_translated().unwrap_or(0) / 8,
+        info.size_translated().unwrap_or(0),
+        info.verified_instruction_count().unwrap_or(0)
+    );
+    assert!(!lab.has_addr(&a, &VIP4.to_string()).expect("ip addr"));
+    assert!(!lab.has_addr(&a, &VIP6.to_string()).expect("ip addr"));
+
+    let out = lab
+        .sh_output(&b.ns, &format!("arping -c 3 -w 10 -I eth0 {VIP4}"))
+        .expect("arping");
+    let text = String::from_utf8_lossy(&out.stdout).to_uppercase();
+    assert!(out.status.success(), "arping failed: {text}");
+    assert!(text.contains("[00:00:5E:00:01:33]"), "{text}");
+    assert!(text.contains("RECEIVED 3 RESPONSE"), "{text}");
+    assert!(plane.counters().expect("counters")[counter::ARP_REPLIED as usize] >= 3);
+
+    // No ndisc6 (nor ping) here: any IPv6 packet to the VIP makes B solicit it. A never
+    // answers the datagram (it has no such address), but B's neighbour cache learns the
+    // address from the NA.
+    in_netns(&b.ns, || {
+        let sock = std::net::UdpSocket::bind("[2001:db8::2]:0").expect("bind");
+        for _ in 0..3 {
+            let _ = sock.send_to(b"who has the VIP?", (VIP6, 9));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .expect("netns thread");
+    lab.wait_until(
+        "B learns the VIP's MAC from XDP's NA",
+        Duration::from_secs(10),
+        || {
+            let n = lab.ip(&b.ns, &format!("-6 neigh show {VIP6} dev eth0"))?;
+            Ok(n.contains("00:00:5e:00:02:33"))
+        },
+    )
+    .expect("neighbour entry");
+    assert!(plane.counters().expect("counters")[counter::NS_REPLIED as usize] >= 1);
+
+    // The bridge ports run xdp_pass, so no XDP_TX frame was lost.
+    let errors = in_netns(&a.ns, || dp::xdp_tx_errors("eth0")).expect("netns thread");
+    assert_eq!(errors, Some(0), "veth xdp_tx_errors");
+    drop(plane);
 }

@@ -1,5 +1,58 @@
 //! Counters the XDP program keeps, and the records it hands to the agent.
 
+use core::mem::size_of;
+
+/// `EventHeader::kind`: a valid advert with news (first, new source, priority or interval
+/// change, priority 0, return after silence). The data is the IP packet, from its header.
+pub const EVENT_ADVERT: u16 = 1;
+/// An ARP packet claiming an owned IPv4 VIP from another MAC. The data is the Ethernet frame.
+pub const EVENT_ARP_CONFLICT: u16 = 2;
+/// A Neighbor Advertisement for an owned IPv6 VIP with another link-layer address. The data
+/// is the Ethernet frame.
+pub const EVENT_NA_CONFLICT: u16 = 3;
+
+/// Data capacity of a small record: every ARP/NA frame, and adverts up to 512 bytes of IP
+/// packet (IPv4 with up to 113 addresses, IPv6 with up to 29).
+pub const EVENT_DATA_SMALL: usize = 512;
+/// Data capacity of a large record: the largest valid advert, IPv6 header + VRRPv3 with 255
+/// IPv6 addresses (40 + 8 + 255 × 16 = 4128; IPv4 with options and 255 addresses + v2 auth is
+/// 1096). Longer packets (an IP length beyond the VRRP message) are truncated to this:
+/// `EventHeader::len < orig_len` then, and the agent cannot decode the packet.
+pub const EVENT_DATA_MAX: usize = 4128;
+
+/// Head of every `EVENTS` record; `len` bytes of data follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// `EVENT_*`.
+    pub kind: u16,
+    /// Explicit padding.
+    pub _pad: u16,
+    /// Interface the frame arrived on (0 under BPF_PROG_TEST_RUN).
+    pub ifindex: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) at reception.
+    pub ts_ns: u64,
+    /// Bytes of data following the header (at most the record's capacity).
+    pub len: u32,
+    /// Bytes the packet (adverts: IP packet; conflicts: frame) had; more than `len` when
+    /// truncated.
+    pub orig_len: u32,
+}
+
+pub const EVENT_HEADER_LEN: usize = size_of::<EventHeader>();
+const _: () = assert!(EVENT_HEADER_LEN == 24);
+
+/// A record as the program reserves it in the ring: header and fixed-capacity data.
+#[repr(C)]
+pub struct EventRecord<const N: usize> {
+    pub header: EventHeader,
+    pub data: [u8; N],
+}
+
+const _: () = assert!(size_of::<EventRecord<EVENT_DATA_SMALL>>() == 24 + 512);
+const _: () = assert!(size_of::<EventRecord<EVENT_DATA_MAX>>() == 24 + 4128);
+const _: () = assert!(EVENT_DATA_MAX.is_multiple_of(8) && EVENT_DATA_SMALL.is_multiple_of(8));
+
 /// Index into the per-CPU `COUNTERS` array. Drop reasons come first, in the order the
 /// program checks them (ETH/IP bounds, protocol, TTL, version/type, VRID, length, auth, checksum).
 pub mod counter {
@@ -33,7 +86,8 @@ pub mod counter {
     pub const ADVERT_EVENT: u32 = 13;
     /// A valid advert absorbed in the kernel (nothing new: only its timestamp was refreshed).
     pub const ADVERT_ABSORBED: u32 = 14;
-    /// The events ring buffer was full; the advert was passed to the stack instead.
+    /// The events ring buffer was full: the record was lost (the advert's `ADVERTS` state is
+    /// still updated, and the advert itself is passed to the stack).
     pub const EVENT_RING_FULL: u32 = 15;
     /// ARP requests for an owned VIP answered with XDP_TX.
     pub const ARP_REPLIED: u32 = 16;
@@ -43,7 +97,8 @@ pub mod counter {
     pub const ARP_CONFLICT: u32 = 18;
     /// Neighbor Advertisements claiming an owned VIP from another MAC.
     pub const NA_CONFLICT: u32 = 19;
-    /// Requests for an owned VIP not answered because the agent's liveness stamp is stale.
+    /// Requests for an owned VIP not answered because the agent's liveness stamp is stale
+    /// (passed to the stack instead).
     pub const DEADMAN_SILENCED: u32 = 20;
 
     pub const COUNT: u32 = 21;

@@ -6,5 +6,6 @@
 
 pub mod event;
 pub mod maps;
+pub mod respond;
 pub mod verdict;
 pub mod wire;

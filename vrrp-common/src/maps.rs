@@ -10,6 +10,31 @@ pub const COUNTERS: &str = "COUNTERS";
 pub const VRID_CONFIG: &str = "VRID_CONFIG";
 /// `PerCpuArray<u64>` of [`VRID_SLOTS`] entries: adverts seen for VRIDs we do not run.
 pub const FOREIGN_VRIDS: &str = "FOREIGN_VRIDS";
+/// `Array<AdvertState>` of [`VRID_SLOTS`] entries, indexed by [`vrid_slot`]: the last valid
+/// advert of each virtual router, timestamped by the kernel.
+pub const ADVERTS: &str = "ADVERTS";
+/// `Array<DataPlaneConfig>` of one entry (index 0): mode flags and the dead-man gate.
+pub const CONFIG: &str = "CONFIG";
+/// `HashMap<PeerKey, u32>` of at most [`PEERS_MAX`] entries: the unicast peers allowed per
+/// virtual router when its [`VRID_F_UNICAST_PEERS`] flag is set (the value is unused, 1).
+pub const PEERS: &str = "PEERS";
+/// `HashMap<u32, OwnedVip>` of at most [`OWNED_VIPS_MAX`] entries: IPv4 VIPs this node
+/// answers ARP for. The key is the address as stored on the wire (`u32::from_ne_bytes` of
+/// the four octets).
+pub const OWNED_VIPS: &str = "OWNED_VIPS";
+/// `HashMap<[u8; 16], OwnedVip>` of at most [`OWNED_VIPS_MAX`] entries: IPv6 VIPs this node
+/// answers Neighbor Solicitations for.
+pub const OWNED_VIPS6: &str = "OWNED_VIPS6";
+/// `RingBuf` of [`EVENT_RING_BYTES`]: records (`event::EventHeader` + bytes) for the agent.
+pub const EVENTS: &str = "EVENTS";
+
+/// Capacity of `PEERS`.
+pub const PEERS_MAX: u32 = 1024;
+/// Capacity of `OWNED_VIPS` and of `OWNED_VIPS6` (keepalived's own limit per instance is
+/// far lower; 255 VRIDs with a few VIPs each fit).
+pub const OWNED_VIPS_MAX: u32 = 4096;
+/// Size of the `EVENTS` ring: a power-of-two multiple of the page size (kernel rule).
+pub const EVENT_RING_BYTES: u32 = 256 * 1024;
 
 /// Slots in the per-VRID arrays: 256 VRIDs for IPv4, then 256 for IPv6 (RFC 9568 §7.3: the
 /// two families are separate virtual routers even with the same VRID).
@@ -27,6 +52,9 @@ pub const VRID_F_CONFIGURED: u32 = 1 << 0;
 pub const VRID_F_V2: u32 = 1 << 1;
 /// VRRPv2 simple-password authentication: `auth_pass` must match (RFC 3768 §5.3.6.1).
 pub const VRID_F_AUTH_PASS: u32 = 1 << 2;
+/// Unicast mode: only sources listed in `PEERS` for this slot are accepted (keepalived's
+/// `unicast_peer`); others are dropped with `DROP_PEER_NOT_ALLOWED`.
+pub const VRID_F_UNICAST_PEERS: u32 = 1 << 3;
 
 /// What the data plane knows of one configured virtual router.
 #[repr(C)]
@@ -41,10 +69,12 @@ pub struct VridConfig {
 }
 
 impl VridConfig {
+    #[inline(always)]
     pub const fn is_configured(&self) -> bool {
         self.flags & VRID_F_CONFIGURED != 0
     }
     /// The VRRP version this instance accepts.
+    #[inline(always)]
     pub const fn version(&self) -> u8 {
         if self.flags & VRID_F_V2 != 0 { 2 } else { 3 }
     }
@@ -52,8 +82,207 @@ impl VridConfig {
 
 const _: () = assert!(size_of::<VridConfig>() == 16);
 
+/// The last valid advert seen for one virtual router (one `ADVERTS` slot).
+///
+/// Written by the XDP program only; the agent reads it lazily (when its master-down timer
+/// fires) and may clear a slot to get the next advert as an event again.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdvertState {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) of the last valid advert; 0 = none yet.
+    pub last_ns: u64,
+    /// Valid adverts seen in this slot (absorbed and reported).
+    pub count: u64,
+    /// Source address of the last advert; IPv4 in the first 4 bytes, the rest zero.
+    pub src: [u8; 16],
+    pub priority: u8,
+    /// VRRP version of the last advert (2 or 3).
+    pub version: u8,
+    /// Advertisement interval in centiseconds (v2 seconds × 100), host byte order.
+    pub interval_cs: u16,
+    /// Explicit padding: the layout must not depend on the compiler.
+    pub _pad: u32,
+}
+
+const _: () = assert!(size_of::<AdvertState>() == 40);
+
+/// What the data plane decides about a valid advert, given the state of its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observation {
+    /// Nothing new: refresh the timestamp and consume it.
+    Absorb,
+    /// New information (or the first advert, or one after a silence): report it.
+    News,
+}
+
+/// Decides whether a valid advert says something the agent does not know yet.
+///
+/// New are: the first advert in the slot, another source, another priority, priority 0 (a
+/// master resigning, RFC 9568 §6.4.3, always acted upon), another interval or version, and an
+/// advert after a silence longer than three of its intervals (the agent may have declared the
+/// master down meanwhile, RFC 9568 §6.4.2, so the sender's return is news even if unchanged).
+///
+/// `advert` carries the new advert's `src`, `priority`, `version` and `interval_cs`.
+#[inline(always)]
+pub const fn observe(state: &AdvertState, advert: &AdvertState, now_ns: u64) -> Observation {
+    if state.last_ns == 0 || advert.priority == 0 {
+        return Observation::News;
+    }
+    if state.priority != advert.priority
+        || state.version != advert.version
+        || state.interval_cs != advert.interval_cs
+    {
+        return Observation::News;
+    }
+    let mut i = 0;
+    while i < 16 {
+        if state.src[i] != advert.src[i] {
+            return Observation::News;
+        }
+        i += 1;
+    }
+    // 1 cs = 10 ms; three intervals.
+    let silence = advert.interval_cs as u64 * 30_000_000;
+    if now_ns.wrapping_sub(state.last_ns) > silence {
+        return Observation::News;
+    }
+    Observation::Absorb
+}
+
+/// `DataPlaneConfig::flags`: valid adverts are consumed in XDP (absorbed, or reported
+/// through `EVENTS`) instead of being passed to the stack for a raw socket. All-zero (the
+/// map's initial value) is raw-socket receive mode.
+pub const CFG_F_CONSUME_ADVERTS: u32 = 1 << 0;
+
+/// The single entry of `CONFIG`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataPlaneConfig {
+    /// `CFG_F_*` bits.
+    pub flags: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// CLOCK_MONOTONIC ns of the agent's last liveness refresh.
+    pub liveness_ns: u64,
+    /// The dead-man gate: when `now - liveness_ns > liveness_bound_ns` the program stops
+    /// answering ARP/NS (the agent is hung or starved). 0 disables the gate.
+    pub liveness_bound_ns: u64,
+}
+
+const _: () = assert!(size_of::<DataPlaneConfig>() == 24);
+
+impl DataPlaneConfig {
+    #[inline(always)]
+    pub const fn consume_adverts(&self) -> bool {
+        self.flags & CFG_F_CONSUME_ADVERTS != 0
+    }
+    /// Whether the program may answer for the agent at `now_ns`.
+    #[inline(always)]
+    pub const fn alive(&self, now_ns: u64) -> bool {
+        self.liveness_bound_ns == 0
+            || now_ns.saturating_sub(self.liveness_ns) <= self.liveness_bound_ns
+    }
+}
+
+/// Key of `PEERS`: a slot ([`vrid_slot`]) and an address (IPv4 in the first 4 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PeerKey {
+    pub slot: u32,
+    pub addr: [u8; 16],
+}
+
+const _: () = assert!(size_of::<PeerKey>() == 20);
+
+/// `OwnedVip::flags`: answer Neighbor Solicitations with the Router flag (RFC 4861 §4.4), as
+/// keepalived does when IPv6 forwarding is on.
+pub const OWNED_F_ROUTER: u8 = 1 << 0;
+
+/// A VIP this node answers for (value of `OWNED_VIPS` / `OWNED_VIPS6`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OwnedVip {
+    /// The virtual router that owns it (for reports).
+    pub vrid: u8,
+    /// `OWNED_F_*` bits.
+    pub flags: u8,
+    /// The MAC to answer with: the interface's, or the VMAC 00:00:5e:00:01:{vrid}.
+    pub mac: [u8; 6],
+}
+
+const _: () = assert!(size_of::<OwnedVip>() == 8);
+
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: repr(C), no padding (asserted above), every bit pattern is valid.
+    // SAFETY (all below): repr(C), no implicit padding (sizes asserted above), every bit
+    // pattern is a valid value.
     unsafe impl aya::Pod for super::VridConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::AdvertState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DataPlaneConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::PeerKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::OwnedVip {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen() -> AdvertState {
+        AdvertState {
+            last_ns: 1_000_000_000,
+            count: 3,
+            src: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            priority: 100,
+            version: 3,
+            interval_cs: 100,
+            _pad: 0,
+        }
+    }
+
+    #[test]
+    fn unchanged_adverts_are_absorbed() {
+        let s = seen();
+        let now = s.last_ns + 1_000_000_000;
+        assert_eq!(observe(&s, &s, now), Observation::Absorb);
+    }
+
+    #[test]
+    fn anything_new_is_news() {
+        let s = seen();
+        let now = s.last_ns + 1_000_000_000;
+        let mut other = s.src;
+        other[3] = 2;
+        let news = |a: AdvertState, at: u64| observe(&s, &a, at) == Observation::News;
+        assert_eq!(observe(&AdvertState::default(), &s, now), Observation::News);
+        assert!(news(AdvertState { src: other, ..s }, now));
+        assert!(news(AdvertState { priority: 101, ..s }, now));
+        assert!(news(AdvertState { priority: 0, ..s }, now));
+        assert!(news(
+            AdvertState {
+                interval_cs: 50,
+                ..s
+            },
+            now
+        ));
+        assert!(news(AdvertState { version: 2, ..s }, now));
+        // Back after more than three intervals of silence.
+        assert!(news(s, s.last_ns + 3_000_000_001));
+        assert!(!news(s, s.last_ns + 3_000_000_000));
+    }
+
+    #[test]
+    fn dead_man_gate() {
+        let mut c = DataPlaneConfig::default();
+        assert!(c.alive(u64::MAX), "bound 0 disables the gate");
+        c.liveness_ns = 1_000;
+        c.liveness_bound_ns = 500;
+        assert!(c.alive(1_500));
+        assert!(!c.alive(1_501));
+        // A stamp from the future (clock read races) counts as fresh.
+        assert!(c.alive(10));
+    }
 }

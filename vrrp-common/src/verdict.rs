@@ -25,18 +25,39 @@ pub struct AdvertFields {
     pub priority: u8,
     /// Count of IPvX addresses.
     pub count: u8,
+    /// Bytes 4-5 of the header: v2 auth type and interval in seconds, or v3 reserved bits and
+    /// Max Adver Int in centiseconds.
+    pub word2: u16,
 }
 
 impl AdvertFields {
+    #[inline(always)]
     pub const fn version(&self) -> u8 {
         self.version_type >> 4
     }
+    #[inline(always)]
     pub const fn kind(&self) -> u8 {
         self.version_type & 0x0f
+    }
+    /// The advertisement interval in centiseconds: v2 counts whole seconds in byte 5
+    /// (RFC 3768 §5.3.7), v3 centiseconds in the low 12 bits (RFC 9568 §5.2.7).
+    #[inline(always)]
+    pub const fn interval_cs(&self) -> u16 {
+        if self.version() == 2 {
+            (self.word2 & 0xff) * 100
+        } else {
+            self.word2 & 0x0fff
+        }
+    }
+    /// v2 authentication type (byte 4, RFC 3768 §5.3.6).
+    #[inline(always)]
+    pub const fn auth_type(&self) -> u8 {
+        (self.word2 >> 8) as u8
     }
 }
 
 /// Bytes a VRRP message of this version/family/count occupies (RFC 9568 §5.1, RFC 3768 §5.1).
+#[inline(always)]
 pub const fn expected_len(version: u8, ipv6: bool, count: u8) -> usize {
     let addr = if ipv6 { 16 } else { 4 };
     let auth = if version == 2 { VRRP_V2_AUTH_LEN } else { 0 };
@@ -47,6 +68,7 @@ pub const fn expected_len(version: u8, ipv6: bool, count: u8) -> usize {
 /// checksum and the authentication data (which need the payload bytes).
 ///
 /// Returns `Ok(())` or the `counter::DROP_*` index of the first failed check.
+#[inline(always)]
 pub const fn classify(f: &AdvertFields, cfg: &VridConfig) -> Result<(), u32> {
     if (f.captured_len as usize) < VRRP_HEADER_LEN {
         return Err(counter::DROP_TRUNCATED);
@@ -87,6 +109,7 @@ pub const fn classify(f: &AdvertFields, cfg: &VridConfig) -> Result<(), u32> {
 }
 
 /// RFC 3768 §5.3.6.1: with simple-password auth, the 8 auth bytes must equal the password.
+#[inline(always)]
 pub const fn auth_ok(cfg: &VridConfig, auth_type: u8, data: &[u8; 8]) -> bool {
     if cfg.flags & VRID_F_AUTH_PASS == 0 {
         return true;
@@ -139,6 +162,7 @@ mod tests {
             vrid: 51,
             priority: 100,
             count: 1,
+            word2: 100,
         }
     }
 
@@ -253,6 +277,22 @@ mod tests {
             ..Default::default()
         };
         assert!(auth_ok(&open, 0, &[0; 8]));
+    }
+
+    #[test]
+    fn intervals_in_centiseconds() {
+        assert_eq!(good().interval_cs(), 100);
+        let v3 = AdvertFields {
+            word2: 0xf00a,
+            ..good()
+        };
+        assert_eq!(v3.interval_cs(), 10, "reserved bits ignored");
+        let v2 = AdvertFields {
+            version_type: 0x21,
+            word2: 0x0103,
+            ..good()
+        };
+        assert_eq!((v2.interval_cs(), v2.auth_type()), (300, 1));
     }
 
     #[test]

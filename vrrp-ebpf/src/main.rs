@@ -1,6 +1,8 @@
 //! The XDP program of vrrp-xdp: bounds-checked parsing at the entry point, the decisions in
-//! `vrrp_common::verdict` (tested on the host). It fails open: whatever it cannot parse is
-//! passed to the kernel stack untouched.
+//! `vrrp_common` (`verdict`, `maps::observe`, `respond`; tested on the host). It validates
+//! VRRP adverts and absorbs or reports them, answers ARP and Neighbor Solicitations for owned
+//! VIPs with XDP_TX, and reports conflicting claims on them. It fails open: whatever it cannot
+//! parse is passed to the kernel stack untouched.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
