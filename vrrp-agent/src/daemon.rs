@@ -13,7 +13,9 @@ use futures::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
-use vrrp_common::maps::{VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_V2, VridConfig};
+use vrrp_common::maps::{
+    VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VridConfig,
+};
 
 use crate::config::{self, Config};
 use crate::control::{self, ControlCommand, Snapshot};
@@ -58,9 +60,21 @@ fn now() -> Instant {
 
 /// A received advert or decode error, from a socket reader task.
 struct Rx {
-    sock: usize,
+    ifindex: u32,
+    family: Family,
     src: IpAddr,
     result: Result<Advert, codec::DecodeError>,
+}
+
+/// What the socket readers and the XDP event readers hand to the main task.
+enum Incoming {
+    Advert(Rx),
+    /// Another MAC claims one of our VIPs (ARP reply / gratuitous ARP / NA): a split-brain signal.
+    Conflict {
+        ifindex: u32,
+        vip: IpAddr,
+        mac: [u8; 6],
+    },
 }
 
 /// One raw VRRP socket per (interface, family, source address).
@@ -77,6 +91,10 @@ struct Iface {
     up: bool,
     announcer: Option<Arc<Announcer>>,
     dataplane: Option<DataPlane>,
+    /// XDP answers ARP/ND for owned VIPs; false once XDP_TX was seen failing.
+    xdp_answers: bool,
+    /// The driver's XDP TX error counter at the last look.
+    tx_errors: Option<u64>,
 }
 
 struct VipBinding {
@@ -101,6 +119,12 @@ struct Instance {
     started: bool,
     /// The last tracking result applied.
     tracked: Option<crate::track::Tracked>,
+    /// The newest kernel timestamp of an absorbed advert already given to the router.
+    kernel_seen_ns: u64,
+    /// VIPs currently written to the XDP responder.
+    xdp_owned: bool,
+    /// Claims on our VIPs from other MACs seen by the data plane.
+    conflicts: u64,
     peers: BTreeMap<IpAddr, Peer>,
     decode_errors: BTreeMap<&'static str, u64>,
     transitions: BTreeMap<String, u64>,
@@ -121,8 +145,8 @@ pub struct Daemon {
     instances: Vec<Instance>,
     garp_interval: Duration,
     gna_interval: Duration,
-    rx_tx: mpsc::Sender<Rx>,
-    rx_rx: mpsc::Receiver<Rx>,
+    rx_tx: mpsc::Sender<Incoming>,
+    rx_rx: mpsc::Receiver<Incoming>,
     unknown_vrid: u64,
     dataplane: DataPlaneChoice,
     config_path: Option<PathBuf>,
@@ -273,19 +297,21 @@ impl Daemon {
                 None
             }
         };
-        let dataplane = self.attach_dataplane(name)?;
+        let dataplane = self.attach_dataplane(name, link.index)?;
         self.ifaces.push(Iface {
             name: name.to_string(),
             index: link.index,
             mac: link.mac,
             up: link.up,
             announcer,
+            tx_errors: dataplane.as_ref().and_then(|d| d.xdp_tx_errors()),
+            xdp_answers: dataplane.is_some(),
             dataplane,
         });
         Ok(self.ifaces.len() - 1)
     }
 
-    fn attach_dataplane(&self, name: &str) -> Result<Option<DataPlane>> {
+    fn attach_dataplane(&self, name: &str, ifindex: u32) -> Result<Option<DataPlane>> {
         let choice = self.dataplane;
         if choice == DataPlaneChoice::Off {
             return Ok(None);
@@ -301,7 +327,13 @@ impl Daemon {
         if choice == DataPlaneChoice::Native && dp.mode() != xdp::AttachMode::Native {
             bail!("native XDP requested but {name} only supports generic mode");
         }
-        info!(iface = %name, mode = %dp.mode(), "data plane: XDP filters adverts before the raw socket");
+        // Valid adverts are consumed in XDP from now on: only news reaches us, through the
+        // events ring; unchanged ones just refresh the kernel timestamp.
+        let mut dp = dp;
+        let events = dp.take_events()?;
+        dp.set_mode(true)?;
+        spawn_dataplane_reader(ifindex, events, self.rx_tx.clone());
+        info!(iface = %name, mode = %dp.mode(), "data plane: XDP validates, timestamps and absorbs adverts; answers ARP/ND for owned VIPs");
         Ok(Some(dp))
     }
 
@@ -319,8 +351,16 @@ impl Daemon {
                             && inst.cfg.vrid.get() == vrid
                     });
                     let mut c = VridConfig::default();
+                    let peers: Vec<IpAddr> = inst
+                        .map(|i| i.cfg.unicast_peers.iter().map(|p| p.addr).collect())
+                        .unwrap_or_default();
+                    dp.set_peers(ipv6, vrid, &peers)?;
                     if let Some(inst) = inst {
                         c.flags = VRID_F_CONFIGURED;
+                        // keepalived's unicast_peer list doubles as an allowlist, enforced in XDP.
+                        if !peers.is_empty() {
+                            c.flags |= VRID_F_UNICAST_PEERS;
+                        }
                         if inst.cfg.version == Version::V2 {
                             c.flags |= VRID_F_V2;
                             if let Auth::Pass(p) = inst.cfg.auth {
@@ -381,7 +421,7 @@ impl Daemon {
                 let s = Arc::new(s);
                 let idx = self.socks.len();
                 if first_of_family {
-                    spawn_reader(idx, s.clone(), self.rx_tx.clone());
+                    spawn_reader(s.clone(), self.rx_tx.clone());
                 }
                 self.socks.push(Sock {
                     sock: s,
@@ -436,6 +476,9 @@ impl Daemon {
             installed: false,
             started: false,
             tracked: None,
+            kernel_seen_ns: 0,
+            xdp_owned: false,
+            conflicts: 0,
             peers: BTreeMap::new(),
             decode_errors: BTreeMap::new(),
             transitions: BTreeMap::new(),
@@ -620,7 +663,7 @@ impl Daemon {
                 }
             };
             tokio::select! {
-                Some(rx) = self.rx_rx.recv() => self.on_rx(rx).await,
+                Some(inc) = self.rx_rx.recv() => self.on_incoming(inc).await,
                 ev = links.next() => match ev {
                     Some(ev) => self.on_link(ev).await,
                     None => bail!("the netlink link watch ended"),
@@ -636,7 +679,10 @@ impl Daemon {
                         Err(e) => warn!(path = %self.dump_path.display(), error = %e, "cannot write the status dump"),
                     }
                 }
-                _ = tick.tick() => self.publish(),
+                _ = tick.tick() => {
+                    self.data_plane_watch();
+                    self.publish();
+                }
                 Some(cmd) = cmd_rx.recv() => self.on_command(cmd).await,
                 Some(ev) = self.track_rx.recv() => self.on_track(ev).await,
                 _ = hup.recv() => {
@@ -811,6 +857,7 @@ impl Daemon {
                     ago_ms: t.saturating_duration_since(r.at).as_millis() as u64,
                 }),
                 transitions: inst.transitions.clone(),
+                split_brain_alarm: inst.conflicts > 0,
                 adverts_sent: c.adverts_tx,
                 adverts_received: c.adverts_rx,
                 priority_zero_sent: c.priority_zero_tx,
@@ -846,6 +893,7 @@ impl Daemon {
                         d.counters
                             .insert(vrrp_common::event::counter::NAMES[i].to_string(), *v);
                     }
+                    d.xdp_tx_errors = iface.tx_errors;
                     d.arp_replies = c[vrrp_common::event::counter::ARP_REPLIED as usize];
                     d.ns_replies = c[vrrp_common::event::counter::NS_REPLIED as usize];
                 }
@@ -889,20 +937,148 @@ impl Daemon {
     async fn on_timeout(&mut self) {
         let t = now();
         for idx in 0..self.instances.len() {
-            if self.instances[idx]
+            if !self.instances[idx]
                 .vr
                 .poll_timeout()
                 .is_some_and(|d| d <= t)
             {
-                self.feed(idx, t, Input::Timeout).await;
+                continue;
+            }
+            // The master-down timer reads the kernel's timestamps lazily: adverts that said
+            // nothing new were absorbed in XDP, so a fresher one may exist. Re-arm from it.
+            if self.instances[idx].vr.state() == State::Backup
+                && let Some((src, at, ns)) = self.kernel_advert(idx)
+            {
+                self.instances[idx].kernel_seen_ns = ns;
+                self.feed(idx, t, Input::AdvertSeenAt { src, at }).await;
+            }
+            self.feed(idx, t, Input::Timeout).await;
+        }
+    }
+
+    /// The last advert the data plane absorbed for the instance's VRID, if newer than the last
+    /// one given to the router: (source, time, kernel ns).
+    fn kernel_advert(&self, idx: usize) -> Option<(IpAddr, Instant, u64)> {
+        let inst = &self.instances[idx];
+        let dp = self.ifaces[inst.iface].dataplane.as_ref()?;
+        let ipv6 = inst.cfg.family == Family::V6;
+        let st = dp.advert_state(ipv6, inst.cfg.vrid.get()).ok()??;
+        if st.last_ns == 0 || st.last_ns <= inst.kernel_seen_ns {
+            return None;
+        }
+        let src = if ipv6 {
+            IpAddr::V6(std::net::Ipv6Addr::from(st.src))
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::new(
+                st.src[0], st.src[1], st.src[2], st.src[3],
+            ))
+        };
+        let at = xdp::instant_of_mono_ns(st.last_ns).ok()?;
+        Some((src, at, st.last_ns))
+    }
+
+    /// Writes or clears the instance's VIPs in the XDP ARP/ND responder, and keeps the
+    /// dead-man gate fresh.
+    fn set_xdp_ownership(&mut self, idx: usize, own: bool) {
+        let inst = &self.instances[idx];
+        let iface = &mut self.ifaces[inst.iface];
+        let Some(dp) = iface.dataplane.as_mut() else {
+            return;
+        };
+        if own && !iface.xdp_answers {
+            // XDP_TX does not work here: leave the answers to the kernel (the VIP is bound).
+            return;
+        }
+        let router = announce::ipv6_forwarding(&iface.name);
+        let bound = liveness_bound(inst.cfg.advert_int);
+        for v in inst.vips.iter().filter(|v| v.ifindex == iface.index) {
+            let r = if own {
+                dp.refresh_liveness(bound)
+                    .and_then(|()| dp.own_vip(v.spec.addr, inst.cfg.vrid.get(), iface.mac, router))
+            } else {
+                dp.disown_vip(v.spec.addr)
+            };
+            if let Err(e) = r {
+                warn!(instance = %inst.cfg.name, vip = %v.spec.addr, error = %e, "XDP responder update failed");
+            }
+        }
+        self.instances[idx].xdp_owned = own;
+    }
+
+    /// Every second: the dead-man gate stays fresh, and a data plane whose XDP_TX fails stops
+    /// answering so the kernel's ARP/ND does it (never worse than the kernel).
+    fn data_plane_watch(&mut self) {
+        for i in 0..self.ifaces.len() {
+            let bound = self
+                .instances
+                .iter()
+                .filter(|inst| inst.iface == i && inst.xdp_owned)
+                .map(|inst| liveness_bound(inst.cfg.advert_int))
+                .max();
+            let iface = &mut self.ifaces[i];
+            let Some(dp) = iface.dataplane.as_mut() else {
+                continue;
+            };
+            if let Some(bound) = bound
+                && let Err(e) = dp.refresh_liveness(bound)
+            {
+                warn!(iface = %iface.name, error = %e, "cannot refresh the XDP liveness stamp");
+            }
+            let errors = dp.xdp_tx_errors();
+            if let (Some(now), Some(before)) = (errors, iface.tx_errors)
+                && now > before
+                && iface.xdp_answers
+            {
+                warn!(iface = %iface.name, errors = now - before, "XDP_TX fails on this interface: the kernel answers ARP/ND for the VIPs from now on");
+                iface.xdp_answers = false;
+            }
+            iface.tx_errors = errors;
+        }
+        for idx in 0..self.instances.len() {
+            let inst = &self.instances[idx];
+            if inst.xdp_owned && !self.ifaces[inst.iface].xdp_answers {
+                self.set_xdp_ownership(idx, false);
+            }
+        }
+    }
+
+    async fn on_incoming(&mut self, inc: Incoming) {
+        match inc {
+            Incoming::Advert(rx) => self.on_rx(rx).await,
+            Incoming::Conflict { ifindex, vip, mac } => {
+                let iface = self
+                    .ifaces
+                    .iter()
+                    .find(|i| i.index == ifindex)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default();
+                for inst in self
+                    .instances
+                    .iter_mut()
+                    .filter(|i| i.vips.iter().any(|v| v.spec.addr == vip))
+                {
+                    // Only a claim while we hold the VIP is a conflict; during a handover the new
+                    // master's gratuitous ARP can reach us just before its advert does.
+                    if inst.vr.state() != State::Master {
+                        debug!(instance = %inst.cfg.name, %vip, "VIP announced by another node while we are not master");
+                        continue;
+                    }
+                    inst.conflicts += 1;
+                    warn!(
+                        instance = %inst.cfg.name,
+                        %iface,
+                        %vip,
+                        mac = %crate::io::netlink::MacDisplay(mac),
+                        "another node claims our VIP while we are MASTER (split brain?)"
+                    );
+                }
             }
         }
     }
 
     async fn on_rx(&mut self, rx: Rx) {
         let t = now();
-        let sock = &self.socks[rx.sock];
-        let (ifindex, family) = (sock.ifindex, sock.family);
+        let (ifindex, family) = (rx.ifindex, rx.family);
         let advert = match rx.result {
             Ok(a) => a,
             Err(e) => {
@@ -1033,8 +1209,7 @@ impl Daemon {
                 }
                 inst.installed = false;
             }
-            // Consumed by the XDP ARP/ND responder once the data plane answers for VIPs.
-            Output::SetXdpOwnership(_) => {}
+            Output::SetXdpOwnership(own) => self.set_xdp_ownership(idx, own),
             Output::Transition { from, to, reason } => {
                 let inst = &mut self.instances[idx];
                 *inst
@@ -1077,6 +1252,13 @@ impl Daemon {
     }
 
     async fn send_advert(&mut self, idx: usize, priority: Priority) {
+        if self.instances[idx].xdp_owned {
+            let bound = liveness_bound(self.instances[idx].cfg.advert_int);
+            let iface = self.instances[idx].iface;
+            if let Some(dp) = self.ifaces[iface].dataplane.as_mut() {
+                let _ = dp.refresh_liveness(bound);
+            }
+        }
         let inst = &self.instances[idx];
         let sock = &self.socks[inst.sock].sock;
         let advert = Advert {
@@ -1212,7 +1394,54 @@ impl Daemon {
 }
 
 /// Reads adverts from one socket forever, decoding them off the main task.
-fn spawn_reader(idx: usize, sock: Arc<AdvertSocket>, tx: mpsc::Sender<Rx>) {
+/// Forwards the XDP program's events (adverts with news, VIP conflicts) to the main task.
+fn spawn_dataplane_reader(ifindex: u32, mut events: xdp::EventReader, tx: mpsc::Sender<Incoming>) {
+    tokio::spawn(async move {
+        loop {
+            let ev = match events.next().await {
+                Ok(ev) => ev,
+                Err(e) => {
+                    warn!(ifindex, error = %e, "XDP event ring read error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let inc = match ev {
+                xdp::DataPlaneEvent::Advert { packet, .. } => match codec::decode_ip(&packet) {
+                    Ok((meta, d)) => Incoming::Advert(Rx {
+                        ifindex,
+                        family: family_of(meta.src),
+                        src: meta.src,
+                        result: Ok(d.advert),
+                    }),
+                    Err(e) => {
+                        debug!(ifindex, error = %e, "undecodable advert from the data plane");
+                        continue;
+                    }
+                },
+                xdp::DataPlaneEvent::ArpConflict {
+                    ifindex, vip, mac, ..
+                } => Incoming::Conflict {
+                    ifindex,
+                    vip: IpAddr::V4(vip),
+                    mac,
+                },
+                xdp::DataPlaneEvent::NaConflict {
+                    ifindex, vip, mac, ..
+                } => Incoming::Conflict {
+                    ifindex,
+                    vip: IpAddr::V6(vip),
+                    mac,
+                },
+            };
+            if tx.send(inc).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn spawn_reader(sock: Arc<AdvertSocket>, tx: mpsc::Sender<Incoming>) {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
         loop {
@@ -1230,15 +1459,13 @@ fn spawn_reader(idx: usize, sock: Arc<AdvertSocket>, tx: mpsc::Sender<Rx>) {
                 ttl: r.ttl,
             };
             let result = codec::decode(&meta, r.payload(&buf)).map(|d| d.advert);
-            if tx
-                .send(Rx {
-                    sock: idx,
-                    src: r.src,
-                    result,
-                })
-                .await
-                .is_err()
-            {
+            let rx = Rx {
+                ifindex: sock.ifindex(),
+                family: sock.family(),
+                src: r.src,
+                result,
+            };
+            if tx.send(Incoming::Advert(rx)).await.is_err() {
                 return;
             }
         }
@@ -1263,6 +1490,13 @@ async fn primary_address(
     Err(last
         .map(anyhow::Error::from)
         .unwrap_or_else(|| anyhow!("no address")))
+}
+
+/// How stale the agent's liveness stamp may get before XDP stops answering for its VIPs: three
+/// advert intervals (the backup's own patience), at least 100 ms so scheduling noise at short
+/// intervals does not silence a healthy master.
+fn liveness_bound(advert_int: crate::proto::Centisecs) -> Duration {
+    (advert_int.as_duration() * 3).max(Duration::from_millis(100))
 }
 
 fn unix_now() -> f64 {
