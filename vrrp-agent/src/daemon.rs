@@ -25,6 +25,7 @@ use crate::io::socket::AdvertSocket;
 use crate::io::xdp::{self, DataPlane};
 use crate::notify::{Notifier, NotifierOptions, NotifyEvent, NotifyKind, NotifyState};
 use crate::proto::codec::{self, ChecksumForm, RxMeta};
+use crate::proto::sync::SyncGroups;
 use crate::proto::vr::{self, AnnounceKind, Input, Output, Reason, State, VirtualRouter, VrConfig};
 use crate::proto::{Advert, Auth, Family, Priority, Version};
 use crate::track::{TrackEvent, Tracker, TrackerOptions};
@@ -160,6 +161,10 @@ pub struct Daemon {
     track_rx: mpsc::Receiver<TrackEvent>,
     /// What the running tracker was built from (a reload keeps it when this is unchanged).
     track_key: TrackKey,
+    /// keepalived's vrrp_sync_group: instances that move together.
+    sync: SyncGroups,
+    /// Each group's common state, for the group notify scripts.
+    group_state: BTreeMap<String, State>,
     notifier: Option<Notifier>,
 }
 
@@ -214,6 +219,22 @@ fn track_key(cfg: &Config) -> TrackKey {
     (scripts, files, procs, cfg.checks.clone(), insts)
 }
 
+fn sync_groups(cfg: &Config) -> SyncGroups {
+    let g = SyncGroups::new(cfg.sync_groups.iter().map(|g| {
+        (
+            g.name.clone(),
+            g.instances
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect::<Vec<_>>(),
+        )
+    }));
+    for w in g.warnings() {
+        warn!("vrrp_sync_group: {w:?}");
+    }
+    g
+}
+
 fn spawn_tracker(cfg: &Config) -> (Tracker, mpsc::Receiver<TrackEvent>) {
     Tracker::spawn_with(
         cfg,
@@ -249,6 +270,8 @@ impl Daemon {
             tracker,
             track_rx,
             track_key,
+            sync: sync_groups(&opts.config),
+            group_state: BTreeMap::new(),
             notifier: Some(notifier),
             netlink,
             ifaces: Vec::new(),
@@ -571,6 +594,19 @@ impl Daemon {
         }
         self.instances = next;
         self.sync_vrids()?;
+        self.sync = sync_groups(&cfg);
+        for idx in 0..self.instances.len() {
+            if self.instances[idx].started {
+                let join =
+                    self.sync
+                        .join(&self.instances[idx].cfg.name)
+                        .unwrap_or(Input::SyncJoin {
+                            group: String::new(),
+                            peers: Vec::new(),
+                        });
+                self.feed(idx, t, join).await;
+            }
+        }
         // Checks follow the new file; an unchanged tracker keeps running so that no check
         // result is forgotten (a restarted check would read "unknown" until it runs again).
         let key = track_key(&cfg);
@@ -704,6 +740,9 @@ impl Daemon {
     /// The RFC's Startup event, after telling the router its link state.
     async fn start(&mut self, idx: usize, t: Instant) {
         self.instances[idx].started = true;
+        if let Some(join) = self.sync.join(&self.instances[idx].cfg.name) {
+            self.feed(idx, t, join).await;
+        }
         let up = self.ifaces[self.instances[idx].iface].up;
         if !up {
             self.feed(idx, t, Input::Link { up: false }).await;
@@ -1170,19 +1209,80 @@ impl Daemon {
         }
     }
 
-    /// Hands an input to one router and carries out everything it asks for, in order.
+    /// Hands an input to one router and carries out everything it asks for, in order. A
+    /// change that a sync group must follow becomes inputs to the other members, fed the same
+    /// way until nothing more follows (group-caused changes are not echoed back).
     async fn feed(&mut self, idx: usize, t: Instant, input: Input) {
-        self.instances[idx].vr.handle(t, input);
+        let mut queue = std::collections::VecDeque::from([(idx, input)]);
         let mut changed = false;
-        while let Some(out) = self.instances[idx].vr.poll_output() {
-            changed |= matches!(
-                out,
-                Output::Transition { .. } | Output::PriorityChanged { .. }
-            );
-            self.act(idx, out).await;
+        while let Some((i, input)) = queue.pop_front() {
+            let name = self.instances[i].cfg.name.clone();
+            let before = self.instances[i].vr.sync_status();
+            self.instances[i].vr.handle(t, input);
+            while let Some(out) = self.instances[i].vr.poll_output() {
+                changed |= matches!(
+                    out,
+                    Output::Transition { .. } | Output::PriorityChanged { .. }
+                );
+                for (member, inp) in self.sync.on_output(&name, &out) {
+                    if let Some(j) = self.instances.iter().position(|x| x.cfg.name == member) {
+                        queue.push_back((j, inp));
+                    }
+                }
+                let transition = matches!(out, Output::Transition { .. });
+                self.act(i, out).await;
+                if transition {
+                    self.group_notify(&name);
+                }
+            }
+            let after = self.instances[i].vr.sync_status();
+            for (member, inp) in self.sync.on_status(&name, before, after) {
+                if let Some(j) = self.instances.iter().position(|x| x.cfg.name == member) {
+                    queue.push_back((j, inp));
+                }
+            }
         }
         if changed {
             self.publish();
+        }
+    }
+
+    /// keepalived's group notify scripts: when every member of a sync group is in the same
+    /// state and that differs from the group's last one.
+    fn group_notify(&mut self, member: &str) {
+        let Some(group) = self.sync.group_of(member).map(str::to_string) else {
+            return;
+        };
+        let members: Vec<String> = self
+            .sync
+            .groups()
+            .find(|(g, _)| *g == group)
+            .map(|(_, m)| m.to_vec())
+            .unwrap_or_default();
+        let states: Vec<State> = members
+            .iter()
+            .filter_map(|m| {
+                self.instances
+                    .iter()
+                    .find(|i| &i.cfg.name == m)
+                    .map(|i| i.vr.state())
+            })
+            .collect();
+        let Some(first) = states.first().copied() else {
+            return;
+        };
+        if states.iter().any(|s| *s != first) || self.group_state.get(&group) == Some(&first) {
+            return;
+        }
+        self.group_state.insert(group.clone(), first);
+        if let (Some(n), Some(state)) = (&self.notifier, NotifyState::from_state(first)) {
+            info!(group = %group, state = state_name(first), "sync group state");
+            n.notify(NotifyEvent {
+                kind: NotifyKind::Group,
+                name: group,
+                state,
+                priority: Priority(0),
+            });
         }
     }
 
@@ -1583,6 +1683,7 @@ pub fn reason_label(r: &Reason) -> &'static str {
         Reason::TrackFailed => "track_failed",
         Reason::TrackRecovered => "track_recovered",
         Reason::Shutdown => "shutdown",
+        Reason::SyncGroup { .. } => "sync_group",
     }
 }
 
@@ -1614,5 +1715,12 @@ pub fn describe(r: &Reason) -> String {
         Reason::TrackFailed => "tracked check failed".into(),
         Reason::TrackRecovered => "tracked checks recovered".into(),
         Reason::Shutdown => "shutdown".into(),
+        Reason::SyncGroup {
+            group,
+            member,
+            event,
+        } => {
+            format!("sync group {group}: member {member} went {event:?}")
+        }
     }
 }

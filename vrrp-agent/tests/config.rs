@@ -8,6 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use vrrp_agent::config::{self, ConfigError, InitialState, Loaded, XdpMode};
 use vrrp_agent::proto::{Auth, Centisecs, Family, Priority, Version};
+use vrrp_agent::track::{BuiltinCheck, BuiltinKind, HttpCheck};
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -473,6 +474,222 @@ fn foreign_blocks_warn_once() {
     );
 }
 
+#[test]
+fn builtin_checks_notify_fifo_and_track_script_resolution() {
+    let l = load("checks.conf");
+    let c = &l.config;
+    assert_eq!(
+        c.global.notify_fifo.as_deref(),
+        Some(Path::new("/run/keepalived/notify.fifo"))
+    );
+    assert_eq!(
+        c.global.notify_json.as_deref(),
+        Some(Path::new("/run/vrrp-xdp/events.json"))
+    );
+    assert_eq!(c.checks.len(), 3);
+
+    let web = &c.checks[0];
+    let mut want = HttpCheck::from_url("http://192.0.2.10:8080/health").unwrap();
+    want.expect_status = 204;
+    want.expect_body = Some("ok".into());
+    want.host = "www.example.com".into();
+    assert_eq!(web.name, "chk_web");
+    assert_eq!(web.kind, BuiltinKind::Http(want));
+    assert_eq!(
+        (web.interval, web.timeout),
+        (Duration::from_secs(2), Duration::from_millis(1500))
+    );
+    assert_eq!((web.rise, web.fall, web.init_fail), (2, 3, true));
+    assert_eq!((web.weight.value, web.weight.reverse), (-20, true));
+
+    // One line: the keywords are all read (with keepalived's one-keyword-per-line warning).
+    let db = &c.checks[1];
+    let mut want = BuiltinCheck::new(
+        "chk_db",
+        BuiltinKind::Tcp {
+            addr: "192.0.2.20:5432".parse().unwrap(),
+        },
+    );
+    want.fall = 3;
+    assert_eq!(db, &want);
+
+    // Defaults: BuiltinCheck::new's (vrrp_script's), and the URL's port, path and Host.
+    let v6 = &c.checks[2];
+    let want = BuiltinCheck::new(
+        "chk_v6",
+        BuiltinKind::Http(HttpCheck::from_url("http://[2001:db8::20]").unwrap()),
+    );
+    assert_eq!(v6, &want);
+    let BuiltinKind::Http(h) = &v6.kind else {
+        unreachable!()
+    };
+    assert_eq!(
+        (h.addr, h.path.as_str(), h.expect_status),
+        ("[2001:db8::20]:80".parse().unwrap(), "/", 200)
+    );
+    assert_eq!(h.expect_body, None);
+
+    let i = &c.instances[0];
+    let names: Vec<_> = i.track_scripts.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["chk_web", "chk_db", "chk_sh"]);
+    assert_eq!(i.track_scripts[1].weight.map(|w| w.value), Some(5));
+    assert_eq!(c.scripts.len(), 1);
+
+    let w = warnings(&l);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w[0].ends_with(
+            "checks.conf:6:5: 'vrrp_notify_fifo_script' is not supported by vrrp-agent - ignored"
+        ),
+        "{w:?}"
+    );
+    assert!(
+        w[1].ends_with("checks.conf:25:46: 'interval' on the same line as 'tcp': keepalived reads only the first keyword of a line and ignores the rest; vrrp-agent reads both"),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn check_defined_after_the_instance_is_found() {
+    let l = one(&format!(
+        "{HEAD} virtual_ipaddress {{ 192.0.2.1 }}\n track_script {{\n late\n }}\n}}\nvrrp_xdp_check late {{\n tcp 127.0.0.1:80\n}}\n"
+    ));
+    assert_eq!(l.config.instances[0].track_scripts[0].name, "late");
+    assert_eq!(l.config.checks[0].name, "late");
+    assert!(l.warnings.is_empty(), "{:?}", warnings(&l));
+}
+
+#[test]
+fn check_errors_carry_their_location() {
+    let e = config::parse_str(
+        "vrrp_xdp_check c {\n  http_get {\n    url   https://127.0.0.1/\n  }\n}\n",
+        "h.conf",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "h.conf:3:11: HTTPS checks are not supported; use http:// or a vrrp_script"
+    );
+    let e = config::parse_str(
+        "vrrp_xdp_check c {\n  http_get {\n    url ftp://127.0.0.1/\n  }\n}\n",
+        "h.conf",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "h.conf:3:9: url 'ftp://127.0.0.1/': only http:// URLs are supported"
+    );
+    let e = config::parse_str(
+        "vrrp_xdp_check c { tcp 127.0.0.1:80 weight 300 }\n",
+        "w.conf",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "w.conf:1:44: weight '300' is invalid: must be between -253 and 253"
+    );
+    let e = config::parse_str(
+        "vrrp_xdp_check c { tcp 127.0.0.1:80 }\nvrrp_xdp_check c { tcp 127.0.0.1:81 }\n",
+        "d.conf",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "d.conf:2:16: vrrp_xdp_check 'c' is already defined"
+    );
+    let e = config::parse_str(
+        "vrrp_xdp_check c {\n  tcp 127.0.0.1:80\n  http_get {\n    url http://127.0.0.1/\n    frob 1\n  }\n}\n",
+        "u.conf",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("u.conf:3:3: vrrp_xdp_check 'c' already has 'tcp'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn notify_fifo_keywords() {
+    // keepalived's spelling and the VRRP-only one; the VRRP one wins when both differ.
+    let l = one("global_defs {\n notify_fifo /tmp/a.fifo\n}\n");
+    assert_eq!(
+        l.config.global.notify_fifo.as_deref(),
+        Some(Path::new("/tmp/a.fifo"))
+    );
+    assert!(l.warnings.is_empty());
+    let l = one("global_defs {\n vrrp_notify_fifo /tmp/v.fifo\n notify_fifo /tmp/a.fifo\n}\n");
+    assert_eq!(
+        l.config.global.notify_fifo.as_deref(),
+        Some(Path::new("/tmp/v.fifo"))
+    );
+    assert_eq!(
+        warnings(&l),
+        [
+            "x.conf:3:14: both notify_fifo and vrrp_notify_fifo are set: vrrp-agent writes VRRP events only to the vrrp_notify_fifo (/tmp/v.fifo), not to /tmp/a.fifo"
+        ]
+    );
+    // keepalived ≥ 2.2.5 takes an owner for the FIFO: accepted, warned, not applied.
+    let l = one(
+        "global_defs {\n notify_fifo /tmp/a.fifo keepalived_script\n notify_fifo_script /bin/reader\n}\n",
+    );
+    assert_eq!(
+        l.config.global.notify_fifo.as_deref(),
+        Some(Path::new("/tmp/a.fifo"))
+    );
+    assert_eq!(
+        warnings(&l),
+        [
+            "x.conf:2:26: 'notify_fifo' owner and group are not supported by vrrp-agent - ignored (the FIFO is created with mode 0644)",
+            "x.conf:3:2: 'notify_fifo_script' is not supported by vrrp-agent - ignored",
+        ]
+    );
+    let l = one("global_defs {\n router_id r\n}\n");
+    assert_eq!(l.config.global.notify_fifo, None);
+    assert_eq!(l.config.global.notify_json, None);
+}
+
+/// The health-tracking lab configurations (testdata/lab/tracking/) are valid and warning-free
+/// once the lab test fills in their placeholders.
+#[test]
+fn lab_tracking_configs_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/lab/tracking");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "conf") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("@ROUTER@", "lb02")
+            .replace("@STATE@", "MASTER")
+            .replace("@PRIO@", "100")
+            .replace("@DIR@", "/tmp/vx-lab");
+        let shown = path.display().to_string();
+        let l = config::parse_str(&text, &shown).unwrap_or_else(|e| panic!("{e}"));
+        assert!(l.warnings.is_empty(), "{shown}: {:?}", warnings(&l));
+        assert_eq!(l.config.instances.len(), 1, "{shown}");
+        n += 1;
+    }
+    assert!(n >= 6, "{n} configurations in {}", dir.display());
+    let l = config::parse_str(
+        &std::fs::read_to_string(dir.join("builtin.conf"))
+            .unwrap()
+            .replace("@ROUTER@", "r")
+            .replace("@STATE@", "MASTER")
+            .replace("@PRIO@", "100"),
+        "builtin.conf",
+    )
+    .unwrap();
+    let c = &l.config.checks[0];
+    assert_eq!((c.name.as_str(), c.weight.value), ("chk_web", -20));
+    assert_eq!(
+        c.kind,
+        BuiltinKind::Http(HttpCheck::from_url("http://127.0.0.1:8080/").unwrap())
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
@@ -498,7 +715,8 @@ proptest! {
         Just("advert_int"), Just("0.01"), Just("virtual_ipaddress"), Just("192.0.2.1/24"),
         Just("fe80::1"), Just("brd"), Just("+"), Just("track_script"), Just("weight"),
         Just("vrrp_script"), Just("script"), Just("\""), Just("#"), Just("$X=1"), Just("$X"),
-        Just("include"), Just("vrrp_sync_group"), Just("group"), Just("authentication"),
+        Just("include"), Just("vrrp_sync_group"), Just("vrrp_xdp_check"), Just("tcp"),
+        Just("127.0.0.1:80"), Just("http_get"), Just("url"), Just("http://127.0.0.1/"), Just("group"), Just("authentication"),
         Just("auth_type"), Just("PASS"), Just("auth_pass"), Just("state"), Just("MASTER"),
         Just("version"), Just("3"), Just("unicast_peer"), Just("@^x"), Just("global_defs"),
     ], 0..80)) {

@@ -3,7 +3,8 @@
 //! Each `testdata/transcripts/*.jsonl` file is a scenario, one JSON object per line:
 //! - `{"comment": "..."}`: free text, kept as is.
 //! - `{"config": {...}}`: the router's configuration (first, once); see [`TConfig`].
-//! - `{"t": ms, "in": ...}`: an input at `t` milliseconds from the start; see [`TInput`].
+//! - `{"t": ms, "in": ...}`: an input at `t` milliseconds from the start; see [`TInput`]. Sync
+//!   group inputs stand for what the other members did (keepalived `vrrp_sync.c`).
 //! - `{"until": ms}`: fire every timer due up to `ms` (each firing is a `Timeout` input).
 //! - `{"t": ms, "out": ...}` and `{"t": ms, "state": ..., "next": ms|null}`: expected outputs,
 //!   and the state and next deadline after each input. These lines are generated.
@@ -169,6 +170,29 @@ enum TInput {
     Seen(TSeen),
     /// Replaces the whole configuration.
     Config(TConfig),
+    /// keepalived `vrrp_sync_group` inputs, as `Input`'s variants.
+    SyncJoin {
+        group: String,
+        peers: Vec<String>,
+    },
+    SyncMaster {
+        group: String,
+        member: String,
+    },
+    SyncBackup {
+        group: String,
+        member: String,
+    },
+    SyncFault {
+        group: String,
+        member: String,
+        fault: bool,
+    },
+    SyncWantMaster {
+        group: String,
+        member: String,
+        want: bool,
+    },
 }
 
 fn at(ms: f64) -> Duration {
@@ -224,6 +248,27 @@ impl Run {
                 at: self.t0 + at(s.at),
             },
             TInput::Config(c) => Input::Config(c.build()),
+            TInput::SyncJoin { group, peers } => Input::SyncJoin { group, peers },
+            TInput::SyncMaster { group, member } => Input::SyncMaster { group, member },
+            TInput::SyncBackup { group, member } => Input::SyncBackup { group, member },
+            TInput::SyncFault {
+                group,
+                member,
+                fault,
+            } => Input::SyncFault {
+                group,
+                member,
+                fault,
+            },
+            TInput::SyncWantMaster {
+                group,
+                member,
+                want,
+            } => Input::SyncWantMaster {
+                group,
+                member,
+                want,
+            },
             TInput::Advert(a) => Input::Advert {
                 src: a.src,
                 advert: Advert {

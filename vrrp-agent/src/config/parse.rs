@@ -2211,11 +2211,13 @@ fn xdp_check(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<BuiltinCheck>
                 None
             }
             "rise" => {
-                c.rise = u32::try_from(uint(item.arg(0)?, 1, i32::MAX as u64, "rise")?).unwrap_or(1);
+                c.rise =
+                    u32::try_from(uint(item.arg(0)?, 1, i32::MAX as u64, "rise")?).unwrap_or(1);
                 None
             }
             "fall" => {
-                c.fall = u32::try_from(uint(item.arg(0)?, 1, i32::MAX as u64, "fall")?).unwrap_or(1);
+                c.fall =
+                    u32::try_from(uint(item.arg(0)?, 1, i32::MAX as u64, "fall")?).unwrap_or(1);
                 None
             }
             "init_fail" => {

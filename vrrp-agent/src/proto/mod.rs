@@ -2,6 +2,7 @@
 
 pub mod advert;
 pub mod codec;
+pub mod sync;
 pub mod types;
 pub mod vr;
 

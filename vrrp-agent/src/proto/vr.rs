@@ -10,7 +10,7 @@
 //! link and tracking state first; `Input::Startup` is the RFC's Startup event.
 
 use std::cmp::Ordering;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -264,6 +264,37 @@ pub enum Reason {
     TrackFailed,
     TrackRecovered,
     Shutdown,
+    /// keepalived `vrrp_sync_group`: another member of our sync group moved us.
+    SyncGroup {
+        group: String,
+        member: String,
+        event: SyncEvent,
+    },
+}
+
+/// What a sync-group member did (for [`Reason::SyncGroup`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum SyncEvent {
+    /// The member became MASTER (keepalived `vrrp_sync_master`).
+    Master,
+    /// The member left MASTER for BACKUP (keepalived `vrrp_sync_backup`).
+    Backup,
+    /// The member went FAULT by its own cause (keepalived `vrrp_sync_fault`).
+    Fault,
+    /// The member's own fault cleared (keepalived `try_up_instance` → `vrrp_sync_backup`).
+    Recovered,
+}
+
+/// What other sync-group members need to know about one router, beyond its state transitions
+/// (see [`super::sync`]). Compare before and after each `handle`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct SyncStatus {
+    /// Our own FAULT causes (link down or a weight-0 tracking failure), not a sync group's:
+    /// keepalived's `flags_if_fault`, counted in the group's `num_member_fault`.
+    pub fault: bool,
+    /// Our Master_Down_Timer fired but the sync group held us in Backup: keepalived's
+    /// `wantstate == MASTER` while `state == BACKUP` (`vrrp_sync_can_goto_master`).
+    pub wants_master: bool,
 }
 
 /// Receive checks that discard an advert (RFC 9568 §7.1, RFC 3768 §7.1). Never a state change.
@@ -341,6 +372,40 @@ pub enum Input {
     AdvertSeenAt {
         src: IpAddr,
         at: Instant,
+    },
+    /// keepalived `vrrp_sync_group`: we are a member of `group` with `peers` (the other members).
+    /// Empty `peers` leaves the group. Send before `Startup` and again after a reload.
+    SyncJoin {
+        group: String,
+        peers: Vec<String>,
+    },
+    /// `member` became MASTER by its own cause (keepalived `vrrp_sync_master`): a Backup follows
+    /// at once (as `vrrp_state_goto_master`), so does a Fault with no fault left of its own.
+    SyncMaster {
+        group: String,
+        member: String,
+    },
+    /// `member` left MASTER for BACKUP by its own cause (keepalived `vrrp_sync_backup`): a Master
+    /// leaves as `vrrp_state_leave_master(advF = false)` does: no priority 0 advert, VIPs
+    /// removed, Master_Down_Timer re-armed.
+    SyncBackup {
+        group: String,
+        member: String,
+    },
+    /// `member`'s own FAULT causes appeared (true) or cleared (false) (keepalived
+    /// `down_instance` → `vrrp_sync_fault`, `try_up_instance` → `vrrp_sync_backup`). We stay
+    /// FAULT while any member, or our link or tracking, is at fault (`num_member_fault`).
+    SyncFault {
+        group: String,
+        member: String,
+        fault: bool,
+    },
+    /// `member` is (not) held in Backup wanting MASTER ([`SyncStatus::wants_master`]); read by
+    /// our own `vrrp_sync_can_goto_master` check.
+    SyncWantMaster {
+        group: String,
+        member: String,
+        want: bool,
     },
 }
 
@@ -429,6 +494,9 @@ pub struct Counters {
     pub ignored_not_running: u64,
     /// `AdvertSeenAt` from a source we hold no advert for.
     pub seen_unmatched: u64,
+    /// Master_Down_Timer expiries held in Backup by the sync group
+    /// (keepalived `vrrp_sync_can_goto_master` false).
+    pub sync_held: u64,
 }
 
 /// A serializable snapshot for the status socket.
@@ -462,6 +530,14 @@ enum Cause {
     InitialMaster,
     PriorityZero(IpAddr),
     Preempt(IpAddr, Priority),
+}
+
+/// Our sync group as this router knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SyncMembership {
+    group: String,
+    /// The other members, each with whether it is held in Backup wanting MASTER.
+    peers: BTreeMap<String, bool>,
 }
 
 /// RFC 9568 §6.1 Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256 centiseconds;
@@ -535,6 +611,15 @@ pub struct VirtualRouter {
     preempt_at: Option<Instant>,
     link_up: bool,
     track_fault: bool,
+    /// Our sync group and its other members, each with whether it wants MASTER.
+    sync: Option<SyncMembership>,
+    /// Members (with their group) whose own FAULT holds us in FAULT (keepalived
+    /// `num_member_fault`).
+    sync_faults: BTreeMap<String, String>,
+    /// keepalived `GROUP_STATE(sgroup) == VRRP_STATE_MAST` as far as we know.
+    group_master: bool,
+    /// keepalived `wantstate == MASTER` while Backup: held by `vrrp_sync_can_goto_master`.
+    sync_held: bool,
     master: Option<MasterInfo>,
     /// The last advert that passed the checks, for `AdvertSeenAt` and for warning once.
     last_rx: Option<(IpAddr, Advert)>,
@@ -561,6 +646,10 @@ impl VirtualRouter {
             preempt_at: None,
             link_up: true,
             track_fault: false,
+            sync: None,
+            sync_faults: BTreeMap::new(),
+            group_master: false,
+            sync_held: false,
             master: None,
             last_rx: None,
             last_transition: None,
@@ -607,7 +696,37 @@ impl VirtualRouter {
                 }
             }
             Input::Config(cfg) => self.reconfigure(now, cfg),
+            Input::SyncJoin { group, peers } => self.sync_join(now, group, peers),
+            Input::SyncMaster { group, member } => self.sync_master(now, group, member),
+            Input::SyncBackup { group, member } => self.sync_backup(now, group, member),
+            Input::SyncFault {
+                group,
+                member,
+                fault,
+            } => self.sync_fault(now, group, member, fault),
+            Input::SyncWantMaster {
+                group: _,
+                member,
+                want,
+            } => {
+                if let Some(s) = self.sync.as_mut() {
+                    s.peers.insert(member, want);
+                }
+            }
         }
+    }
+
+    /// What the other members of our sync group must hear about ([`super::sync`]).
+    pub fn sync_status(&self) -> SyncStatus {
+        SyncStatus {
+            fault: !self.link_up || self.track_fault,
+            wants_master: self.sync_held,
+        }
+    }
+
+    /// The members whose own FAULT holds us in FAULT.
+    pub fn sync_faults(&self) -> impl Iterator<Item = &str> {
+        self.sync_faults.keys().map(String::as_str)
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -729,14 +848,33 @@ impl VirtualRouter {
         } else if self.track_fault {
             Some(Reason::TrackFailed)
         } else {
-            None
+            self.sync_faults
+                .iter()
+                .next()
+                .map(|(member, group)| Reason::SyncGroup {
+                    group: group.clone(),
+                    member: member.clone(),
+                    event: SyncEvent::Fault,
+                })
         }
+    }
+
+    /// keepalived `vrrp_sync_can_goto_master` is false: the group is not MASTER and some other
+    /// member does not want MASTER ("prefer backup state to avoid thrashing").
+    fn sync_blocks_master(&self) -> bool {
+        !self.group_master
+            && self
+                .sync
+                .as_ref()
+                .is_some_and(|s| s.peers.values().any(|wants| !wants))
     }
 
     /// RFC 9568 §6.4.1 Startup; keepalived `vrrp_init_state`.
     fn startup(&mut self, now: Instant) {
         self.master_adver_int = self.cfg.interval;
         self.master = None;
+        self.sync_held = false;
+        self.group_master = false;
         if let Some(reason) = self.fault_reason() {
             // keepalived enters FAULT from init when the interface is down or a script failed.
             self.transition(now, State::Fault, reason);
@@ -745,7 +883,11 @@ impl VirtualRouter {
         match (self.cfg.is_owner(), self.cfg.initial) {
             // RFC 9568 §6.4.1: priority 255 goes straight to Master. keepalived does the same
             // for an owner with (default) `state MASTER`, via a 1 µs master-down timer.
-            (true, InitialState::Master) => self.become_master(now, Reason::Owner),
+            // In a sync group that may not go MASTER (`vrrp_init_state` takes the group's state)
+            // it waits like a non-owner `state MASTER`.
+            (true, InitialState::Master) if !self.sync_blocks_master() => {
+                self.become_master(now, Reason::Owner);
+            }
             (_, initial) => {
                 self.transition(now, State::Backup, Reason::Startup);
                 self.preempt_at = None;
@@ -793,6 +935,9 @@ impl VirtualRouter {
             .map(|d| later(now, self.cfg.garp_master_delay + d));
         self.master = None;
         self.preempt_at = None;
+        self.sync_held = false;
+        // keepalived `vrrp_sync_master` sets the group state MASTER.
+        self.group_master = true;
     }
 
     /// Undo `become_master`'s effects on the host, in reverse order.
@@ -820,6 +965,10 @@ impl VirtualRouter {
         }
         self.deadline = None;
         self.master = None;
+        self.sync_held = false;
+        self.group_master = false;
+        self.sync_held = false;
+        self.group_master = false;
     }
 
     fn reevaluate_fault(&mut self, now: Instant, reason: Reason) {
@@ -827,7 +976,14 @@ impl VirtualRouter {
         match (self.state, faulted) {
             (State::Initialize | State::Stopped | State::Fault, Some(_)) => {}
             (State::Initialize | State::Stopped, None) => {}
-            (State::Backup | State::Master, Some(why)) => self.enter_fault(now, why),
+            (State::Backup | State::Master, Some(why)) => {
+                // A sync input names the member that moved us; our own causes come first.
+                let why = match (&why, reason) {
+                    (Reason::SyncGroup { .. }, r @ Reason::SyncGroup { .. }) => r,
+                    _ => why,
+                };
+                self.enter_fault(now, why);
+            }
             (State::Fault, None) => self.leave_fault(now, reason),
             (State::Backup | State::Master, None) => {}
         }
@@ -844,18 +1000,132 @@ impl VirtualRouter {
         }
         self.deadline = None;
         self.master = None;
+        self.sync_held = false;
+        // keepalived `vrrp_sync_fault` sets the group state FAULT.
+        self.group_master = false;
     }
 
     /// keepalived `try_up_instance` + `vrrp_state_leave_fault`: the owner with `state MASTER`
     /// goes straight to Master, everyone else to Backup with a fresh Master_Down_Timer.
     fn leave_fault(&mut self, now: Instant, reason: Reason) {
         self.master_adver_int = self.cfg.interval;
-        if self.cfg.is_owner() && self.cfg.initial == InitialState::Master {
+        self.sync_held = false;
+        // `try_up_instance`: "If the sync group can't go to master, we must go to backup state".
+        if self.cfg.is_owner()
+            && self.cfg.initial == InitialState::Master
+            && !self.sync_blocks_master()
+        {
             self.become_master(now, reason);
         } else {
             self.transition(now, State::Backup, reason);
             self.preempt_at = None;
             self.arm_master_down(now, self.master_down_interval(), Cause::NoResponse);
+        }
+    }
+
+    // ---- sync groups (keepalived vrrp_sync.c) ----
+
+    fn sync_join(&mut self, now: Instant, group: String, peers: Vec<String>) {
+        let old = self.sync.take();
+        let before = self.sync_faults.len();
+        if peers.is_empty() {
+            self.sync_faults.clear();
+            self.group_master = false;
+        } else {
+            let peers: BTreeMap<String, bool> = peers
+                .into_iter()
+                .map(|p| {
+                    let wants = old.as_ref().and_then(|o| o.peers.get(&p)).copied();
+                    (p, wants.unwrap_or(false))
+                })
+                .collect();
+            self.sync_faults.retain(|m, _| peers.contains_key(m));
+            self.sync = Some(SyncMembership {
+                group: group.clone(),
+                peers,
+            });
+        }
+        if self.sync_faults.len() != before {
+            let reason = Reason::SyncGroup {
+                group,
+                member: String::new(),
+                event: SyncEvent::Recovered,
+            };
+            self.reevaluate_fault(now, reason);
+        }
+    }
+
+    /// keepalived `vrrp_sync_master` for another member: `wantstate = MASTER` and
+    /// `vrrp_state_goto_master` unless already MASTER, from BACKUP or FAULT (our own FAULT
+    /// causes still win: keepalived never has a member up while `num_member_fault` is non-zero).
+    fn sync_master(&mut self, now: Instant, group: String, member: String) {
+        self.group_master = true;
+        // A member that is MASTER is not at fault.
+        self.sync_faults.remove(&member);
+        let go = match self.state {
+            State::Backup => true,
+            State::Fault => self.fault_reason().is_none(),
+            State::Master | State::Initialize | State::Stopped => false,
+        };
+        if go {
+            let reason = Reason::SyncGroup {
+                group,
+                member,
+                event: SyncEvent::Master,
+            };
+            self.become_master(now, reason);
+        }
+    }
+
+    /// keepalived `vrrp_sync_backup` for another member: a MASTER leaves through
+    /// `vrrp_state_leave_master(isync, false)` with `wantstate = BACKUP` (no priority 0 advert,
+    /// unlike FAULT), the Master_Down_Timer re-armed (`VRRP_MS_DOWN_TIMER`); a FAULT left only
+    /// by this member's fault goes BACKUP (`vrrp_state_leave_fault`).
+    fn sync_backup(&mut self, now: Instant, group: String, member: String) {
+        self.group_master = false;
+        let was_fault = self.sync_faults.remove(&member).is_some();
+        let reason = Reason::SyncGroup {
+            group,
+            member,
+            event: SyncEvent::Backup,
+        };
+        match self.state {
+            State::Master => {
+                self.transition(now, State::Backup, reason);
+                self.release_master();
+                self.preempt_at = None;
+                self.arm_master_down(now, self.master_down_interval(), Cause::NoResponse);
+                self.master = None;
+            }
+            State::Fault if was_fault => self.reevaluate_fault(now, reason),
+            _ => {}
+        }
+    }
+
+    /// keepalived `down_instance` → `vrrp_sync_fault` (a MASTER leaves with a priority 0
+    /// advert, `vrrp_state_leave_master` with `wantstate = FAULT`) and `try_up_instance` →
+    /// `vrrp_sync_backup` (up again once `num_member_fault` is zero).
+    fn sync_fault(&mut self, now: Instant, group: String, member: String, fault: bool) {
+        let changed = if fault {
+            self.group_master = false;
+            self.sync_faults
+                .insert(member.clone(), group.clone())
+                .is_none()
+        } else {
+            self.sync_faults.remove(&member).is_some()
+        };
+        if changed {
+            let event = if fault {
+                SyncEvent::Fault
+            } else {
+                SyncEvent::Recovered
+            };
+            let reason = Reason::SyncGroup {
+                group,
+                member,
+                event,
+            };
+            self.reevaluate_fault(now, reason);
         }
     }
 
@@ -891,6 +1161,15 @@ impl VirtualRouter {
                         Cause::PriorityZero(src) => Reason::PriorityZeroReceived { src },
                         Cause::Preempt(src, priority) => Reason::Preempt { src, priority },
                     };
+                    if self.sync_blocks_master() {
+                        // keepalived `vrrp_state_goto_master` → `vrrp_sync_can_goto_master`
+                        // false: stay BACKUP wanting MASTER, re-arm ms_down_timer.
+                        self.sync_held = true;
+                        self.counters.sync_held += 1;
+                        let cause = self.cause;
+                        self.arm_master_down(now, self.master_down_interval(), cause);
+                        return;
+                    }
                     // RFC 9568 §6.4.2: Master_Down_Timer fires → become Master.
                     self.become_master(now, reason);
                 }
@@ -1130,6 +1409,9 @@ impl VirtualRouter {
                 priority: adv.priority,
                 interval: adv.interval,
             });
+            // keepalived: "We might have been held in backup by a sync group ... Now we have
+            // received a higher priority advert, we want to be in BACKUP state."
+            self.sync_held = false;
             if !self.cfg.preempt_delay.is_zero() {
                 if adv.priority >= self.effective {
                     self.preempt_at = None;
@@ -1180,6 +1462,8 @@ impl VirtualRouter {
             );
             self.release_master();
             self.preempt_at = None;
+            // keepalived TSM MASTER → BACKUP: `vrrp_sync_backup` sets the group state BACKUP.
+            self.group_master = false;
             let wait = self.master_down_interval();
             self.arm_master_down(now, wait, Cause::NoResponse);
             self.master = Some(MasterInfo {

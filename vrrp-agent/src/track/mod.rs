@@ -432,12 +432,24 @@ fn set_process_status(checks: &Statuses, slot: usize, up: bool, n: u32, delayed:
 /// keepalived's IF_FLAGS_UP from sysfs, for the state before the first netlink event.
 fn iface_state(sys: &Path, name: &str) -> ObjState {
     const IFF_UP: u32 = 0x1;
-    const IFF_RUNNING: u32 = 0x40;
-    let flags = std::fs::read_to_string(sys.join(name).join("flags"))
-        .ok()
-        .and_then(|s| u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok());
+    let dir = sys.join(name);
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .map(|s| s.trim().to_string())
+            .ok()
+    };
+    let flags =
+        read("flags").and_then(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok());
+    // sysfs `flags` never shows IFF_RUNNING (the kernel adds it only in netlink replies), so
+    // "running" is read from operstate, as keepalived's netlink view would report it; links
+    // without an operstate ("unknown", e.g. lo) count as running when they have carrier.
+    let running = match read("operstate").as_deref() {
+        Some("up") => true,
+        Some("unknown") => read("carrier").as_deref() == Some("1"),
+        _ => false,
+    };
     match flags {
-        Some(f) if f & (IFF_UP | IFF_RUNNING) == IFF_UP | IFF_RUNNING => ObjState::Up,
+        Some(f) if f & IFF_UP != 0 && running => ObjState::Up,
         _ => ObjState::Down,
     }
 }

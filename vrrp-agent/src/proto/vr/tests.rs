@@ -1443,3 +1443,495 @@ proptest! {
         }
     }
 }
+
+// ---- sync groups (keepalived vrrp_sync.c) ----
+
+fn grp() -> String {
+    "G".to_string()
+}
+
+fn sync_reason(member: &str, event: SyncEvent) -> Reason {
+    Reason::SyncGroup {
+        group: grp(),
+        member: member.to_string(),
+        event,
+    }
+}
+
+fn joined(c: VrConfig, peers: &[&str]) -> One {
+    let mut o = One::new(c);
+    let peers = peers.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        o.at(
+            Duration::ZERO,
+            Input::SyncJoin {
+                group: grp(),
+                peers
+            }
+        ),
+        vec![]
+    );
+    o.at(Duration::ZERO, Input::Startup);
+    o
+}
+
+fn sync_master(member: &str) -> Input {
+    Input::SyncMaster {
+        group: grp(),
+        member: member.to_string(),
+    }
+}
+
+fn sync_backup(member: &str) -> Input {
+    Input::SyncBackup {
+        group: grp(),
+        member: member.to_string(),
+    }
+}
+
+fn sync_fault(member: &str, fault: bool) -> Input {
+    Input::SyncFault {
+        group: grp(),
+        member: member.to_string(),
+        fault,
+    }
+}
+
+fn want_master(member: &str, want: bool) -> Input {
+    Input::SyncWantMaster {
+        group: grp(),
+        member: member.to_string(),
+        want,
+    }
+}
+
+#[test]
+fn sync_master_makes_backup_master_at_once() {
+    let mut o = joined(v3(100, A), &["VI_2"]);
+    let out = o.at(ms(500), sync_master("VI_2"));
+    assert_eq!(
+        out,
+        become_master(State::Backup, sync_reason("VI_2", SyncEvent::Master), 100)
+    );
+    assert_eq!(o.next(), Some(ms(1500)));
+    // Already MASTER: nothing (vrrp_sync_master skips MASTER members).
+    assert_eq!(o.at(ms(600), sync_master("VI_2")), vec![]);
+}
+
+#[test]
+fn sync_master_ignored_in_fault_with_own_cause() {
+    let mut o = joined(v3(100, A), &["VI_2"]);
+    o.at(ms(10), Input::Link { up: false });
+    assert_eq!(o.at(ms(20), sync_master("VI_2")), vec![]);
+    assert_eq!(o.vr.state(), State::Fault);
+}
+
+#[test]
+fn sync_backup_leaves_master_without_priority_zero() {
+    let mut o = joined(v3(100, A), &["VI_2"]);
+    o.at(ms(10), sync_master("VI_2"));
+    let out = o.at(ms(2000), sync_backup("VI_2"));
+    // vrrp_state_leave_master(isync, false) with wantstate BACKUP: no priority 0 advert.
+    assert_eq!(
+        out,
+        vec![
+            Output::Transition {
+                from: State::Master,
+                to: State::Backup,
+                reason: sync_reason("VI_2", SyncEvent::Backup),
+            },
+            Output::RemoveVips,
+            Output::SetXdpOwnership(false),
+        ]
+    );
+    // The Master_Down_Timer is re-armed from now.
+    assert_eq!(o.next(), Some(ms(2000) + o.vr.master_down_interval()));
+    // In Backup it changes nothing.
+    assert_eq!(o.at(ms(2100), sync_backup("VI_2")), vec![]);
+}
+
+#[test]
+fn sync_fault_enters_and_leaves_fault() {
+    let mut o = joined(v3(100, A), &["VI_2"]);
+    o.at(ms(10), sync_master("VI_2"));
+    let out = o.at(ms(100), sync_fault("VI_2", true));
+    assert_eq!(
+        out,
+        vec![
+            Output::Transition {
+                from: State::Master,
+                to: State::Fault,
+                reason: sync_reason("VI_2", SyncEvent::Fault),
+            },
+            // vrrp_sync_fault → vrrp_state_leave_master with wantstate FAULT: priority 0.
+            Output::SendAdvert {
+                priority: Priority::RELEASE,
+            },
+            Output::RemoveVips,
+            Output::SetXdpOwnership(false),
+        ]
+    );
+    assert_eq!(o.vr.sync_faults().collect::<Vec<_>>(), vec!["VI_2"]);
+    assert!(!o.vr.sync_status().fault, "a sync fault is not our own");
+    // Repeated: nothing.
+    assert_eq!(o.at(ms(150), sync_fault("VI_2", true)), vec![]);
+    let out = o.at(ms(200), sync_fault("VI_2", false));
+    assert_eq!(
+        out,
+        vec![Output::Transition {
+            from: State::Fault,
+            to: State::Backup,
+            reason: sync_reason("VI_2", SyncEvent::Recovered),
+        }]
+    );
+    assert_eq!(o.next(), Some(ms(200) + o.vr.master_down_interval()));
+}
+
+#[test]
+fn sync_fault_recovery_needs_every_cause_cleared() {
+    let mut o = joined(v3(100, A), &["VI_2", "VI_3"]);
+    o.at(ms(10), sync_fault("VI_2", true));
+    o.at(ms(20), Input::Link { up: false });
+    o.at(ms(30), sync_fault("VI_3", true));
+    o.at(ms(40), Input::Fault(true));
+    assert!(o.vr.sync_status().fault);
+    assert_eq!(o.at(ms(50), sync_fault("VI_2", false)), vec![]);
+    assert_eq!(o.at(ms(60), Input::Link { up: true }), vec![]);
+    assert_eq!(o.at(ms(70), Input::Fault(false)), vec![]);
+    assert_eq!(o.vr.state(), State::Fault);
+    let out = o.at(ms(80), sync_fault("VI_3", false));
+    assert_eq!(
+        out,
+        vec![Output::Transition {
+            from: State::Fault,
+            to: State::Backup,
+            reason: sync_reason("VI_3", SyncEvent::Recovered),
+        }]
+    );
+}
+
+#[test]
+fn sync_fault_before_startup_starts_in_fault() {
+    let mut o = One::new(v3(100, A));
+    o.at(
+        Duration::ZERO,
+        Input::SyncJoin {
+            group: grp(),
+            peers: vec!["VI_2".into()],
+        },
+    );
+    o.at(Duration::ZERO, sync_fault("VI_2", true));
+    let out = o.at(ms(1), Input::Startup);
+    assert_eq!(
+        out,
+        vec![Output::Transition {
+            from: State::Initialize,
+            to: State::Fault,
+            reason: sync_reason("VI_2", SyncEvent::Fault),
+        }]
+    );
+    // Leaving the group clears the member's fault.
+    let out = o.at(
+        ms(2),
+        Input::SyncJoin {
+            group: grp(),
+            peers: vec![],
+        },
+    );
+    assert_eq!(o.vr.state(), State::Backup, "{out:?}");
+}
+
+#[test]
+fn sync_master_from_fault_left_by_that_member() {
+    // vrrp_sync_master moves a FAULT member too (vrrp_state_goto_master), whichever of
+    // SyncFault(false) and SyncMaster arrives first.
+    let mut o = joined(v3(100, A), &["VI_2"]);
+    o.at(ms(10), sync_fault("VI_2", true));
+    let out = o.at(ms(20), sync_master("VI_2"));
+    assert_eq!(
+        out,
+        become_master(State::Fault, sync_reason("VI_2", SyncEvent::Master), 100)
+    );
+    assert_eq!(o.at(ms(30), sync_fault("VI_2", false)), vec![]);
+}
+
+#[test]
+fn can_goto_master_holds_until_peers_want_master() {
+    // keepalived vrrp_sync_can_goto_master: "Only sync to master if everyone wants to".
+    let mut o = joined(v3(100, A), &["VI_2"]);
+    let down = o.vr.master_down_interval();
+    assert_eq!(o.next(), Some(down));
+    assert_eq!(o.at(down, Input::Timeout), vec![]);
+    assert_eq!(o.vr.state(), State::Backup);
+    assert!(o.vr.sync_status().wants_master);
+    assert_eq!(o.vr.counters().sync_held, 1);
+    assert_eq!(o.next(), Some(down * 2));
+    // An accepted advert: no longer wants MASTER (vrrp_state_backup sets wantstate BACKUP).
+    o.rx(down + ms(100), B, adv(200));
+    assert!(!o.vr.sync_status().wants_master);
+    // Now the peer wants MASTER too: the next expiry goes.
+    o.at(down + ms(200), want_master("VI_2", true));
+    let t = o.next().unwrap_or_else(|| unreachable!());
+    let out = o.at(t, Input::Timeout);
+    assert!(matches!(
+        out.first(),
+        Some(Output::Transition {
+            to: State::Master,
+            reason: Reason::MasterDown { .. },
+            ..
+        })
+    ));
+    assert!(!o.vr.sync_status().wants_master);
+}
+
+#[test]
+fn owner_in_sync_group_waits_for_the_group() {
+    // vrrp_init_state takes the group's state: an owner with peers not wanting MASTER starts
+    // BACKUP with the one-interval wait.
+    let mut o = joined(v3(255, A), &["VI_2"]);
+    assert_eq!(o.vr.state(), State::Backup);
+    o.at(ms(1), want_master("VI_2", true));
+    let t = o.next().unwrap_or_else(|| unreachable!());
+    let out = o.at(t, Input::Timeout);
+    assert!(matches!(
+        out.first(),
+        Some(Output::Transition {
+            to: State::Master,
+            ..
+        })
+    ));
+}
+
+/// Two routers in one sync group driven as the daemon does (see `proto::sync`).
+struct Group {
+    t0: Instant,
+    groups: crate::proto::sync::SyncGroups,
+    vrs: Vec<(String, VirtualRouter)>,
+    /// Every transition, as (member, from, to, reason).
+    log: Vec<(String, State, State, Reason)>,
+}
+
+impl Group {
+    fn new(cfgs: Vec<(&str, VrConfig)>) -> Self {
+        let t0 = base();
+        let names: Vec<String> = cfgs.iter().map(|(n, _)| n.to_string()).collect();
+        let groups = crate::proto::sync::SyncGroups::new([("G", names)]);
+        let vrs = cfgs
+            .into_iter()
+            .map(|(n, c)| {
+                let vr = VirtualRouter::new(c, t0).unwrap_or_else(|e| panic!("{e}"));
+                (n.to_string(), vr)
+            })
+            .collect();
+        let mut g = Self {
+            t0,
+            groups,
+            vrs,
+            log: Vec::new(),
+        };
+        for i in 0..g.vrs.len() {
+            let name = g.vrs[i].0.clone();
+            if let Some(join) = g.groups.join(&name) {
+                g.feed(Duration::ZERO, &name, join);
+            }
+        }
+        for i in 0..g.vrs.len() {
+            let name = g.vrs[i].0.clone();
+            g.feed(Duration::ZERO, &name, Input::Startup);
+        }
+        g
+    }
+
+    fn vr(&mut self, name: &str) -> &mut VirtualRouter {
+        self.vrs
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| unreachable!())
+    }
+
+    fn state(&mut self, name: &str) -> State {
+        self.vr(name).state()
+    }
+
+    /// The daemon's loop: feed, propagate transitions and status changes until quiet.
+    fn feed(&mut self, t: Duration, member: &str, input: Input) {
+        let now = self.t0 + t;
+        let mut queue = VecDeque::from([(member.to_string(), input)]);
+        let mut steps = 0;
+        while let Some((m, input)) = queue.pop_front() {
+            steps += 1;
+            assert!(steps < 100, "sync inputs do not converge");
+            let groups = self.groups.clone();
+            let vr = self.vr(&m);
+            let before = vr.sync_status();
+            vr.handle(now, input);
+            let outs: Vec<Output> = std::iter::from_fn(|| vr.poll_output()).collect();
+            let after = vr.sync_status();
+            for o in &outs {
+                if let Output::Transition { from, to, reason } = o {
+                    self.log.push((m.clone(), *from, *to, reason.clone()));
+                }
+                queue.extend(groups.on_output(&m, o));
+            }
+            queue.extend(groups.on_status(&m, before, after));
+        }
+    }
+
+    /// Fires every timer due up to `t`.
+    fn until(&mut self, t: Duration) {
+        let end = self.t0 + t;
+        loop {
+            let next = self
+                .vrs
+                .iter()
+                .filter_map(|(n, v)| v.poll_timeout().map(|d| (d, n.clone())))
+                .min();
+            match next {
+                Some((d, n)) if d <= end => self.feed(d - self.t0, &n, Input::Timeout),
+                _ => break,
+            }
+        }
+    }
+}
+
+fn sync_pair() -> Group {
+    let mut c2 = v3(100, A);
+    c2.vrid = Vrid::new(52).unwrap_or_else(|| unreachable!());
+    Group::new(vec![("VI_1", v3(100, A)), ("VI_2", c2)])
+}
+
+#[test]
+fn group_fault_and_recovery_move_both() {
+    let mut g = sync_pair();
+    // Both hear no master: the first expiry is held, the second goes and pulls the first.
+    g.until(ms(10_000));
+    assert_eq!(g.state("VI_1"), State::Master);
+    assert_eq!(g.state("VI_2"), State::Master);
+    g.log.clear();
+    g.feed(ms(10_000), "VI_2", Input::Link { up: false });
+    assert_eq!(g.state("VI_1"), State::Fault);
+    assert_eq!(g.state("VI_2"), State::Fault);
+    assert_eq!(
+        g.log,
+        vec![
+            ("VI_2".into(), State::Master, State::Fault, Reason::LinkDown),
+            (
+                "VI_1".into(),
+                State::Master,
+                State::Fault,
+                sync_reason("VI_2", SyncEvent::Fault)
+            ),
+        ]
+    );
+    // VI_1's own tracking fails, then VI_2's link returns: both stay FAULT (num_member_fault).
+    g.feed(ms(11_000), "VI_1", Input::Fault(true));
+    g.feed(ms(12_000), "VI_2", Input::Link { up: true });
+    assert_eq!(g.state("VI_1"), State::Fault);
+    assert_eq!(g.state("VI_2"), State::Fault);
+    g.log.clear();
+    g.feed(ms(13_000), "VI_1", Input::Fault(false));
+    assert_eq!(g.state("VI_1"), State::Backup);
+    assert_eq!(g.state("VI_2"), State::Backup);
+    assert_eq!(
+        g.log,
+        vec![
+            (
+                "VI_1".into(),
+                State::Fault,
+                State::Backup,
+                Reason::TrackRecovered
+            ),
+            (
+                "VI_2".into(),
+                State::Fault,
+                State::Backup,
+                sync_reason("VI_1", SyncEvent::Recovered)
+            ),
+        ]
+    );
+}
+
+#[test]
+fn group_follows_a_member_to_master_and_back() {
+    let mut g = sync_pair();
+    // A higher priority master for both VRIDs.
+    let peer = |g: &mut Group, t: Duration| {
+        for (n, vrid) in [("VI_1", 51), ("VI_2", 52)] {
+            let mut a = adv(200);
+            a.vrid = Vrid::new(vrid).unwrap_or_else(|| unreachable!());
+            g.feed(t, n, Input::Advert { src: B, advert: a });
+        }
+    };
+    peer(&mut g, ms(1000));
+    g.until(ms(2000));
+    assert_eq!(g.state("VI_1"), State::Backup);
+    // VI_1 stops hearing the master, VI_2 still hears it: VI_1 is held in Backup.
+    let mut a = adv(200);
+    a.vrid = Vrid::new(52).unwrap_or_else(|| unreachable!());
+    for s in 2..12 {
+        g.feed(
+            ms(s * 1000),
+            "VI_2",
+            Input::Advert {
+                src: B,
+                advert: a.clone(),
+            },
+        );
+        g.until(ms(s * 1000 + 999));
+    }
+    assert_eq!(g.state("VI_1"), State::Backup);
+    assert_eq!(g.state("VI_2"), State::Backup);
+    assert!(g.vr("VI_1").sync_status().wants_master);
+    // Now VI_2 loses it too: VI_2 goes MASTER (VI_1 wants it) and VI_1 follows.
+    g.log.clear();
+    g.until(ms(20_000));
+    assert_eq!(g.state("VI_1"), State::Master);
+    assert_eq!(g.state("VI_2"), State::Master);
+    assert_eq!(g.log.len(), 2, "{:?}", g.log);
+    assert_eq!(g.log[0].0, "VI_2");
+    assert!(matches!(g.log[0].3, Reason::MasterDown { .. }));
+    assert_eq!(g.log[1].0, "VI_1");
+    assert_eq!(g.log[1].3, sync_reason("VI_2", SyncEvent::Master));
+    // The higher priority master returns on VI_1 only: VI_1 goes BACKUP, VI_2 follows.
+    g.log.clear();
+    g.feed(
+        ms(20_500),
+        "VI_1",
+        Input::Advert {
+            src: B,
+            advert: adv(200),
+        },
+    );
+    assert_eq!(g.state("VI_1"), State::Backup);
+    assert_eq!(g.state("VI_2"), State::Backup);
+    assert_eq!(g.log.len(), 2, "{:?}", g.log);
+    assert!(matches!(g.log[0].3, Reason::HigherPriority { .. }));
+    assert_eq!(
+        g.log[1],
+        (
+            "VI_2".into(),
+            State::Master,
+            State::Backup,
+            sync_reason("VI_1", SyncEvent::Backup)
+        )
+    );
+}
+
+#[test]
+fn group_preempt_pulls_the_other_member() {
+    // Both members preempt a lower priority master; the second expiry takes the group.
+    let mut g = sync_pair();
+    for (n, vrid) in [("VI_1", 51), ("VI_2", 52)] {
+        let mut a = adv(50);
+        a.vrid = Vrid::new(vrid).unwrap_or_else(|| unreachable!());
+        g.feed(ms(100), n, Input::Advert { src: B, advert: a });
+    }
+    g.until(ms(10_000));
+    assert_eq!(g.state("VI_1"), State::Master);
+    assert_eq!(g.state("VI_2"), State::Master);
+    let masters: Vec<_> = g.log.iter().filter(|l| l.2 == State::Master).collect();
+    assert_eq!(masters.len(), 2);
+    assert!(matches!(masters[0].3, Reason::Preempt { .. }));
+    assert!(matches!(masters[1].3, Reason::SyncGroup { .. }));
+}
