@@ -359,18 +359,28 @@ impl Drop for Lab {
             }
         }
         // Kill anything still running inside our namespaces (e.g. helpers a test started
-        // through `sh`), then remove the namespaces: their veths go with them.
-        for ns in &self.namespaces {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    if let Ok(pid) = pid.parse::<i32>() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
+        // through `sh`, keepalived's VRRP child, tshark's dumpcap) and wait until they are
+        // gone, then remove the namespaces: their veths go with them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut alive = false;
+            for ns in &self.namespaces {
+                if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                        if let Ok(pid) = pid.parse::<i32>() {
+                            alive = true;
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                        }
                     }
                 }
             }
+            if !alive || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         self.pass_programs.clear();
         for ns in self.namespaces.iter().rev() {
@@ -410,4 +420,579 @@ pub fn run_cmd(cmd: &mut Command) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents, keepalived, logs, VIP ownership, ARP, captures and raw frames.
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the agent binary knows a command line flag (as its `--help` lists it): older
+/// builds lack some of the per-agent path flags.
+pub fn agent_has_flag(flag: &str) -> bool {
+    static HELP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let help = HELP.get_or_init(|| {
+        Command::new(agent_bin())
+            .arg("--help")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    });
+    help.split(|c: char| c.is_whitespace() || c == ',' || c == '=')
+        .any(|w| w == flag)
+}
+
+/// Debian's keepalived, the interoperability peer.
+pub const KEEPALIVED_BIN: &str = "/usr/sbin/keepalived";
+
+/// A state transition as the agent logs it:
+/// `state transition instance=VI_1 vrid=51 from="BACKUP" to="MASTER" reason=...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub instance: String,
+    pub from: String,
+    pub to: String,
+    /// The whole log line, for messages.
+    pub line: String,
+}
+
+/// The value of `key=` in a tracing log line (quotes removed), if present.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!(" {key}=");
+    let start = line.find(&pat)? + pat.len();
+    let rest = line.get(start..)?;
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let end = quoted.find('"')?;
+        quoted.get(..end)
+    } else {
+        let end = rest.find(' ').unwrap_or(rest.len());
+        rest.get(..end)
+    }
+}
+
+/// Every state transition an agent log shows, of `instance` (all instances with `None`).
+pub fn transitions(log: &str, instance: Option<&str>) -> Vec<Transition> {
+    log.lines()
+        .filter(|l| l.contains("state transition"))
+        .filter_map(|l| {
+            let t = Transition {
+                instance: field(l, "instance")?.to_string(),
+                from: field(l, "from")?.to_string(),
+                to: field(l, "to")?.to_string(),
+                line: l.to_string(),
+            };
+            match instance {
+                Some(i) if i != t.instance => None,
+                _ => Some(t),
+            }
+        })
+        .collect()
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    if parts.len() != 6 {
+        bail!("not a MAC address: {s:?}");
+    }
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).with_context(|| format!("not a MAC address: {s:?}"))?;
+    }
+    Ok(mac)
+}
+
+/// An Ethernet II frame around `payload`.
+pub fn eth_frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The Ethernet multicast MAC of 224.0.0.18 (VRRP over IPv4).
+pub const VRRP_MAC_V4: [u8; 6] = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
+/// The Ethernet multicast MAC of ff02::12 (VRRP over IPv6).
+pub const VRRP_MAC_V6: [u8; 6] = [0x33, 0x33, 0x00, 0x00, 0x00, 0x12];
+
+impl Lab {
+    /// Writes `contents` to `<lab dir>/<name>` and returns the path.
+    pub fn write_file(&self, name: &str, contents: &str) -> Result<PathBuf> {
+        let path = self.dir.join(name);
+        fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Starts `vrrp-agent ARGS` inside the host's namespace; its log is `<lab dir>/<name>.log`
+    /// (see [`Lab::log`]). Use a new `name` for each start, so each log holds one run.
+    pub fn agent(&mut self, host: &Host, name: &str, args: &[&str]) -> Result<u32> {
+        let bin = agent_bin();
+        if !bin.exists() {
+            bail!(
+                "agent binary {} does not exist: build it (`cargo xtask build --debug`) or set VRRP_AGENT_BIN",
+                bin.display()
+            );
+        }
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        // Files the agent would otherwise share with every other agent on the machine
+        // (namespaces do not separate the filesystem): one of each per agent, in the lab dir.
+        for (flag, file) in [
+            ("--control-socket", format!("{name}.sock")),
+            ("--dump-path", format!("{name}.data.json")),
+        ] {
+            if agent_has_flag(flag) && !args.iter().any(|a| a == flag) {
+                args.push(flag.to_string());
+                args.push(self.path(&file).display().to_string());
+            }
+        }
+        self.spawn(&host.ns, name, &bin, &args)
+    }
+
+    /// Writes `conf` to `<lab dir>/<name>.conf` and starts `vrrp-agent -f` on it, with
+    /// `extra` flags (e.g. `--no-xdp`).
+    pub fn agent_conf(
+        &mut self,
+        host: &Host,
+        name: &str,
+        conf: &str,
+        extra: &[&str],
+    ) -> Result<u32> {
+        let path = self.write_file(&format!("{name}.conf"), conf)?;
+        let path = path.display().to_string();
+        let mut args = vec!["-f", path.as_str()];
+        args.extend_from_slice(extra);
+        self.agent(host, name, &args)
+    }
+
+    /// Writes `conf` to `<lab dir>/<name>.conf` and starts Debian's keepalived (VRRP only, in
+    /// the foreground, logging to `<lab dir>/<name>.log`) in the host's namespace, with its
+    /// own pid files so it never meets another instance's.
+    pub fn keepalived(&mut self, host: &Host, name: &str, conf: &str) -> Result<u32> {
+        if !Path::new(KEEPALIVED_BIN).exists() {
+            bail!("{KEEPALIVED_BIN} is missing: install Debian's keepalived (`cargo xtask deps`)");
+        }
+        let conf = self.write_file(&format!("{name}.conf"), conf)?;
+        let pid = self.path(&format!("{name}.pid"));
+        let vrrp_pid = self.path(&format!("{name}.vrrp.pid"));
+        // A stale pid file (an earlier run under the same name) makes keepalived refuse to
+        // start if its PID was reused.
+        let _ = fs::remove_file(&pid);
+        let _ = fs::remove_file(&vrrp_pid);
+        let args: Vec<String> = [
+            "-n",
+            "-l",
+            "-D",
+            "-G",
+            "--vrrp",
+            "-f",
+            &conf.display().to_string(),
+            "-p",
+            &pid.display().to_string(),
+            "-r",
+            &vrrp_pid.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        self.spawn(&host.ns, name, Path::new(KEEPALIVED_BIN), &args)
+    }
+
+    /// The PID of the latest process started under `name`, if it still runs.
+    pub fn pid(&mut self, name: &str) -> Option<u32> {
+        let p = self.procs.iter_mut().rev().find(|p| p.name == name)?;
+        match p.child.try_wait() {
+            Ok(None) => Some(p.child.id()),
+            _ => None,
+        }
+    }
+
+    /// Whether the latest process started under `name` still runs.
+    pub fn running(&mut self, name: &str) -> bool {
+        self.pid(name).is_some()
+    }
+
+    /// The state transitions in the log of agent `name`, of `instance` (all with `None`).
+    pub fn transitions(&self, name: &str, instance: Option<&str>) -> Vec<Transition> {
+        transitions(&self.log(name), instance)
+    }
+
+    /// The state of `instance` according to the last transition agent `name` logged.
+    pub fn state(&self, name: &str, instance: &str) -> Option<String> {
+        self.transitions(name, Some(instance)).pop().map(|t| t.to)
+    }
+
+    /// Waits until agent `name` logs that `instance` entered `state` (`MASTER`, `BACKUP`,
+    /// `FAULT`) and that is its latest transition.
+    pub fn wait_state(
+        &self,
+        name: &str,
+        instance: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.wait_until(&format!("{name} {instance} to be {state}"), timeout, || {
+            Ok(self.state(name, instance).as_deref() == Some(state))
+        })
+    }
+
+    /// Waits until the log of process `name` contains `needle`.
+    pub fn wait_log(&self, name: &str, needle: &str, timeout: Duration) -> Result<()> {
+        self.wait_until(&format!("{needle:?} in {name}'s log"), timeout, || {
+            Ok(self.log(name).contains(needle))
+        })
+    }
+
+    /// The lab hosts that have `vip` bound on their interface, in the order they were added.
+    pub fn vip_owner(&self, vip: &str) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter(|h| self.has_addr(h, vip).unwrap_or(false))
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    /// Waits until exactly the hosts `owners` have `vip` bound.
+    pub fn wait_owner(&self, vip: &str, owners: &[&str], timeout: Duration) -> Result<()> {
+        self.wait_until(
+            &format!("{vip} owned by exactly {owners:?}"),
+            timeout,
+            || Ok(self.vip_owner(vip) == owners),
+        )
+    }
+
+    /// Asks for `ip` with one ARP request (`arping -c1 -w1`) from `from`'s interface; the
+    /// MAC address of the first reply, lower case, or `None` without a reply.
+    pub fn arp_who_has(&self, from: &Host, ip: &str) -> Option<String> {
+        let out = self
+            .sh_output(&from.ns, &format!("arping -c1 -w1 -I {} {ip}", from.ifname))
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        // iputils: "Unicast reply from 192.0.2.3 [AA:BB:CC:DD:EE:FF]  0.6ms"
+        text.lines()
+            .filter(|l| l.contains("reply from"))
+            .find_map(|l| {
+                let start = l.find('[')? + 1;
+                let end = l.get(start..)?.find(']')? + start;
+                l.get(start..end).map(str::to_lowercase)
+            })
+    }
+
+    /// Retries [`Lab::arp_who_has`] until a reply comes back; its MAC.
+    pub fn wait_arp_reply(&self, from: &Host, ip: &str, timeout: Duration) -> Result<String> {
+        let mut mac = None;
+        self.wait_until(&format!("an ARP reply for {ip}"), timeout, || {
+            mac = self.arp_who_has(from, ip);
+            Ok(mac.is_some())
+        })?;
+        mac.context("no ARP reply")
+    }
+
+    /// Starts tshark on the host's interface with capture filter `filter`, writing
+    /// `<lab dir>/<name>.pcapng`. It stops by itself after `count` packets or `secs` seconds
+    /// (killed with the lab otherwise). Returns once tshark reports it is capturing.
+    /// Collect with [`Lab::capture_wait`].
+    pub fn capture(
+        &mut self,
+        host: &Host,
+        name: &str,
+        filter: &str,
+        count: u32,
+        secs: u32,
+    ) -> Result<PathBuf> {
+        let file = self.path(&format!("{name}.pcapng"));
+        let args: Vec<String> = vec![
+            "-n".into(),
+            "-q".into(),
+            "-i".into(),
+            host.ifname.clone(),
+            "-f".into(),
+            filter.into(),
+            "-c".into(),
+            count.to_string(),
+            "-a".into(),
+            format!("duration:{secs}"),
+            "-w".into(),
+            file.display().to_string(),
+        ];
+        self.spawn(&host.ns, name, Path::new("tshark"), &args)?;
+        self.wait_log(name, "Capturing on", Duration::from_secs(20))?;
+        Ok(file)
+    }
+
+    /// Waits for capture `name` to end (count reached or duration over) and returns its file.
+    pub fn capture_wait(&mut self, name: &str, timeout: Duration) -> Result<PathBuf> {
+        self.wait_exit(name, timeout)?;
+        Ok(self.path(&format!("{name}.pcapng")))
+    }
+
+    /// Reads a capture with `tshark -r FILE -Y FILTER -T fields -e F...`: one row per packet.
+    pub fn tshark_fields(
+        &self,
+        file: &Path,
+        display_filter: &str,
+        fields: &[&str],
+    ) -> Result<Vec<Vec<String>>> {
+        let mut c = Command::new("tshark");
+        c.arg("-n").arg("-r").arg(file).args([
+            "-Y",
+            display_filter,
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+        ]);
+        for f in fields {
+            c.args(["-e", f]);
+        }
+        let out = run_cmd(&mut c)?;
+        Ok(out
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split('|').map(|s| s.trim().to_string()).collect())
+            .collect())
+    }
+
+    /// Sends raw Ethernet `frames` out of the host's interface through an AF_PACKET socket,
+    /// cycling through them until `max_packets` are sent or `max_time` is over (bounded floods,
+    /// LAB.md). Returns how many were sent.
+    pub fn send_frames(
+        &self,
+        host: &Host,
+        frames: Vec<Vec<u8>>,
+        max_packets: u64,
+        max_time: Duration,
+    ) -> Result<u64> {
+        if frames.is_empty() {
+            return Ok(0);
+        }
+        let ifname = host.ifname.clone();
+        in_netns(&host.ns, move || {
+            send_frames_here(&ifname, &frames, max_packets, max_time)
+        })?
+    }
+}
+
+/// The body of [`Lab::send_frames`], in the current thread's namespace.
+fn send_frames_here(
+    ifname: &str,
+    frames: &[Vec<u8>],
+    max_packets: u64,
+    max_time: Duration,
+) -> Result<u64> {
+    let cname = std::ffi::CString::new(ifname)?;
+    // SAFETY: a valid NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if ifindex == 0 {
+        bail!("no interface {ifname}");
+    }
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: plain socket(2); checked below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    if fd < 0 {
+        bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a socket we own from here on.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    // SAFETY: sockaddr_ll is plain data; zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    sll.sll_halen = 6;
+    let deadline = Instant::now() + max_time;
+    let mut sent = 0u64;
+    let mut i = 0usize;
+    while sent < max_packets && Instant::now() < deadline {
+        let f = &frames[i % frames.len()];
+        i += 1;
+        // SAFETY: buffer and address are valid for the call.
+        let r = unsafe {
+            libc::sendto(
+                raw,
+                f.as_ptr().cast(),
+                f.len(),
+                0,
+                (&raw const sll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENOBUFS) || e.raw_os_error() == Some(libc::EAGAIN) {
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            }
+            bail!("sendto on {ifname}: {e}");
+        }
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// One `vrrp_instance` of a generated keepalived.conf, written one keyword per line so that
+/// Debian's keepalived and vrrp-agent read it the same way.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub name: String,
+    /// `MASTER` or `BACKUP`.
+    pub state: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub priority: u8,
+    /// Seconds, fractions allowed with VRRPv3 (`"0.1"`).
+    pub advert_int: String,
+    /// 2 or 3.
+    pub version: u8,
+    /// `authentication { auth_type PASS auth_pass P }` (VRRPv2 only).
+    pub auth_pass: Option<String>,
+    /// `virtual_ipaddress` lines, e.g. `192.0.2.3/24 dev eth0 label eth0:3`.
+    pub vips: Vec<String>,
+    pub nopreempt: bool,
+    pub unicast_src: Option<String>,
+    pub unicast_peers: Vec<String>,
+    pub native_ipv6: bool,
+}
+
+impl Instance {
+    /// The seed's VI_1 (SEED.md): VRID 51, advert_int 1, PASS 1111, VIP 192.0.2.3/24 label
+    /// eth0:3; VRRPv2 (keepalived's default).
+    pub fn seed(state: &str, priority: u8) -> Self {
+        Self {
+            name: "VI_1".into(),
+            state: state.into(),
+            interface: "eth0".into(),
+            vrid: 51,
+            priority,
+            advert_int: "1".into(),
+            version: 2,
+            auth_pass: Some("1111".into()),
+            vips: vec!["192.0.2.3/24 dev eth0 label eth0:3".into()],
+            nopreempt: false,
+            unicast_src: None,
+            unicast_peers: Vec::new(),
+            native_ipv6: false,
+        }
+    }
+
+    /// The instance's text.
+    pub fn render(&self) -> String {
+        let mut s = format!("vrrp_instance {} {{\n", self.name);
+        s.push_str(&format!("    state {}\n", self.state));
+        s.push_str(&format!("    interface {}\n", self.interface));
+        s.push_str(&format!("    virtual_router_id {}\n", self.vrid));
+        s.push_str(&format!("    priority {}\n", self.priority));
+        s.push_str(&format!("    advert_int {}\n", self.advert_int));
+        s.push_str(&format!("    version {}\n", self.version));
+        if self.nopreempt {
+            s.push_str("    nopreempt\n");
+        }
+        if self.native_ipv6 {
+            s.push_str("    native_ipv6\n");
+        }
+        if let Some(p) = &self.auth_pass {
+            s.push_str("    authentication {\n        auth_type PASS\n");
+            s.push_str(&format!("        auth_pass {p}\n    }}\n"));
+        }
+        if let Some(src) = &self.unicast_src {
+            s.push_str(&format!("    unicast_src_ip {src}\n"));
+        }
+        if !self.unicast_peers.is_empty() {
+            s.push_str("    unicast_peer {\n");
+            for p in &self.unicast_peers {
+                s.push_str(&format!("        {p}\n"));
+            }
+            s.push_str("    }\n");
+        }
+        s.push_str("    virtual_ipaddress {\n");
+        for v in &self.vips {
+            s.push_str(&format!("        {v}\n"));
+        }
+        s.push_str("    }\n}\n");
+        s
+    }
+}
+
+/// A whole keepalived.conf: `global_defs { router_id R }` and the instances.
+pub fn keepalived_conf(router_id: &str, instances: &[Instance]) -> String {
+    let mut s = format!("global_defs {{\n    router_id {router_id}\n}}\n");
+    for i in instances {
+        s.push_str(&i.render());
+    }
+    s
+}
+
+/// A lab config file (`testdata/lab/NAME`), e.g. the seed's configs one keyword per line.
+pub fn lab_config(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/lab")
+        .join(name);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+impl Lab {
+    /// Resolves `ip` from `from` through the kernel's neighbour table (ARP for IPv4, neighbour
+    /// discovery for IPv6): flushes the entry, sends one UDP datagram to it (port 9, discard)
+    /// and returns the MAC the kernel learnt (lower case), or `None` within about 1.5 s.
+    /// (There is no ping in the lab image; for a plain ARP request see [`Lab::arp_who_has`].)
+    pub fn nd_who_has(&self, from: &Host, ip: &str) -> Option<String> {
+        let addr: std::net::IpAddr = ip.parse().ok()?;
+        let _ = self.ip(
+            &from.ns,
+            &format!("neigh flush to {ip} dev {}", from.ifname),
+        );
+        self.poke(from, ip).ok()?;
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < deadline {
+            if let Some(mac) = self.neigh_mac(from, &addr.to_string()) {
+                return Some(mac);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Sends one UDP datagram from `from` to `ip` port 9 (discard), which makes the kernel
+    /// resolve `ip` if its neighbour entry is missing.
+    pub fn poke(&self, from: &Host, ip: &str) -> Result<()> {
+        let addr: std::net::IpAddr = ip
+            .parse()
+            .with_context(|| format!("not an address: {ip}"))?;
+        in_netns(&from.ns, move || -> std::io::Result<()> {
+            let bind = if addr.is_ipv6() {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            };
+            let sock = std::net::UdpSocket::bind(bind)?;
+            sock.send_to(b"vrrp-xdp lab", std::net::SocketAddr::new(addr, 9))?;
+            Ok(())
+        })??;
+        Ok(())
+    }
+
+    /// The MAC `from`'s neighbour table holds for `ip` (lower case), without asking the
+    /// network: `None` if there is no usable entry.
+    pub fn neigh_mac(&self, from: &Host, ip: &str) -> Option<String> {
+        let out = self
+            .ip(&from.ns, &format!("neigh show to {ip} dev {}", from.ifname))
+            .ok()?;
+        if out.contains("INCOMPLETE") || out.contains("FAILED") {
+            return None;
+        }
+        let words: Vec<&str> = out.split_whitespace().collect();
+        let i = words.iter().position(|w| *w == "lladdr")?;
+        words.get(i + 1).map(|m| m.to_lowercase())
+    }
+
+    /// Retries [`Lab::nd_who_has`] until the address resolves; its MAC.
+    pub fn wait_nd_reply(&self, from: &Host, ip: &str, timeout: Duration) -> Result<String> {
+        let mut mac = None;
+        self.wait_until(&format!("a neighbour advert for {ip}"), timeout, || {
+            mac = self.nd_who_has(from, ip);
+            Ok(mac.is_some())
+        })?;
+        mac.context("no neighbour advert")
+    }
 }

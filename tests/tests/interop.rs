@@ -1,0 +1,407 @@
+//! Interoperability with Debian's keepalived (2.2.7) as the peer on the same VRID: VRRPv2 with
+//! and without PASS authentication, VRRPv3 over IPv4 and IPv6, in both roles; and a capture
+//! of our adverts read by tshark (no malformed packet, good checksums).
+//!
+//! Both sides read the same generated config (one keyword per line). Tests assert behaviour
+//! (states, VIP owners) with generous deadlines.
+#![cfg(feature = "lab")]
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use vrrp_tests::{Host, Instance, Lab, keepalived_conf, require_lab};
+
+const VIP: &str = "192.0.2.3";
+const VIP6: &str = "2001:db8::100";
+const T: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Copy, Debug)]
+enum Flavor {
+    V2,
+    V2Pass,
+    V3,
+    V3Ipv6,
+}
+
+impl Flavor {
+    fn instance(self, state: &str, priority: u8) -> Instance {
+        let seed = Instance::seed(state, priority);
+        match self {
+            Self::V2 => Instance {
+                auth_pass: None,
+                ..seed
+            },
+            Self::V2Pass => seed,
+            Self::V3 => Instance {
+                version: 3,
+                advert_int: "0.5".into(),
+                auth_pass: None,
+                ..seed
+            },
+            Self::V3Ipv6 => Instance {
+                version: 3,
+                advert_int: "0.5".into(),
+                auth_pass: None,
+                vips: vec![format!("{VIP6}/64 dev eth0")],
+                native_ipv6: true,
+                ..seed
+            },
+        }
+    }
+
+    fn vip(self) -> &'static str {
+        match self {
+            Self::V3Ipv6 => VIP6,
+            _ => VIP,
+        }
+    }
+
+    /// Comfortably more than the master down interval (3 adverts + skew).
+    fn hold(self) -> Duration {
+        match self {
+            Self::V2 | Self::V2Pass => Duration::from_secs(5),
+            Self::V3 | Self::V3Ipv6 => Duration::from_secs(3),
+        }
+    }
+}
+
+/// Lines of a keepalived log where it complains about what it received.
+fn keepalived_complaints(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            let l = l.to_lowercase();
+            [
+                "invalid",
+                "mismatch",
+                "bad ",
+                "wrong",
+                "checksum",
+                "ttl",
+                "malformed",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+        })
+        .collect()
+}
+
+struct Net {
+    lab: Lab,
+    lb01: Host,
+    lb02: Host,
+}
+
+fn net(test: &str) -> Net {
+    require_lab();
+    let mut lab = Lab::new(test).expect("lab");
+    let lb01 = lab
+        .host("lb01", &["192.0.2.1/24", "2001:db8::1/64"])
+        .expect("lb01");
+    let lb02 = lab
+        .host("lb02", &["192.0.2.2/24", "2001:db8::2/64"])
+        .expect("lb02");
+    Net { lab, lb01, lb02 }
+}
+
+impl Net {
+    /// Holds for `d` and checks that agent `name`'s VI_1 made no transition meanwhile.
+    fn agent_stays(&self, name: &str, state: &str, d: Duration) {
+        let before = self.lab.transitions(name, Some("VI_1")).len();
+        std::thread::sleep(d);
+        let after = self.lab.transitions(name, Some("VI_1"));
+        assert_eq!(
+            after.len(),
+            before,
+            "{name} changed state: {:?}\n{}",
+            after.get(before..),
+            self.lab.all_logs()
+        );
+        assert_eq!(self.lab.state(name, "VI_1").as_deref(), Some(state));
+    }
+}
+
+/// keepalived master (priority 100, lb02) + our agent backup (50, lb01): the agent stays
+/// backup; keepalived's graceful stop (priority 0) makes the agent master; keepalived's return
+/// preempts it back.
+fn keepalived_master_agent_backup(test: &str, f: Flavor) {
+    let mut n = net(test);
+    let (lb01, lb02) = (n.lb01.clone(), n.lb02.clone());
+    let vip = f.vip();
+    let ka_conf = keepalived_conf("lb02", &[f.instance("MASTER", 100)]);
+    n.lab
+        .keepalived(&lb02, "ka", &ka_conf)
+        .expect("start keepalived");
+    n.lab
+        .wait_owner(vip, &["lb02"], T)
+        .expect("keepalived binds the VIP");
+    n.lab
+        .agent_conf(
+            &lb01,
+            "agent",
+            &keepalived_conf("lb01", &[f.instance("BACKUP", 50)]),
+            &[],
+        )
+        .expect("start agent");
+    n.lab
+        .wait_state("agent", "VI_1", "BACKUP", T)
+        .expect("agent backup");
+    n.agent_stays("agent", "BACKUP", f.hold());
+    assert_eq!(n.lab.vip_owner(vip), ["lb02"], "{}", n.lab.all_logs());
+    assert!(n.lab.running("ka"), "keepalived died:\n{}", n.lab.log("ka"));
+
+    // Graceful stop of keepalived: priority 0, the agent takes over at once.
+    n.lab
+        .signal("ka", Signal::SIGTERM)
+        .expect("term keepalived");
+    n.lab
+        .wait_state("agent", "VI_1", "MASTER", T)
+        .expect("agent master");
+    n.lab
+        .wait_owner(vip, &["lb01"], T)
+        .expect("VIP on the agent's host only");
+    n.lab.wait_exit("ka", T).expect("keepalived exits");
+    let last = n
+        .lab
+        .transitions("agent", Some("VI_1"))
+        .pop()
+        .expect("transition");
+    assert!(
+        last.line.contains("priority 0"),
+        "the agent did not take over on keepalived's priority 0 advert: {}",
+        last.line
+    );
+
+    // keepalived returns and preempts (100 > 50).
+    n.lab
+        .keepalived(&lb02, "ka-again", &ka_conf)
+        .expect("restart keepalived");
+    n.lab
+        .wait_state("agent", "VI_1", "BACKUP", T)
+        .expect("agent backup again");
+    n.lab
+        .wait_owner(vip, &["lb02"], T)
+        .expect("VIP back on keepalived's host");
+    n.agent_stays("agent", "BACKUP", f.hold());
+    assert_eq!(n.lab.vip_owner(vip), ["lb02"]);
+    for name in ["ka", "ka-again"] {
+        let log = n.lab.log(name);
+        assert!(
+            keepalived_complaints(&log).is_empty(),
+            "keepalived ({name}) complains about our adverts: {:?}",
+            keepalived_complaints(&log)
+        );
+    }
+}
+
+/// Our agent master (100, lb02) + keepalived backup (50, lb01): keepalived stays backup (does
+/// not bind the VIP) until the agent's graceful stop, then takes the VIP.
+fn agent_master_keepalived_backup(test: &str, f: Flavor) {
+    let mut n = net(test);
+    let (lb01, lb02) = (n.lb01.clone(), n.lb02.clone());
+    let vip = f.vip();
+    n.lab
+        .agent_conf(
+            &lb02,
+            "agent",
+            &keepalived_conf("lb02", &[f.instance("MASTER", 100)]),
+            &[],
+        )
+        .expect("start agent");
+    n.lab
+        .wait_state("agent", "VI_1", "MASTER", T)
+        .expect("agent master");
+    n.lab
+        .wait_owner(vip, &["lb02"], T)
+        .expect("agent binds the VIP");
+    n.lab
+        .keepalived(
+            &lb01,
+            "ka",
+            &keepalived_conf("lb01", &[f.instance("BACKUP", 50)]),
+        )
+        .expect("start keepalived");
+    n.lab
+        .wait_log("ka", "Entering BACKUP STATE", T)
+        .expect("keepalived backup");
+    // Several master down intervals: keepalived never binds the VIP, the agent stays master.
+    let deadline = std::time::Instant::now() + f.hold();
+    while std::time::Instant::now() < deadline {
+        assert_eq!(n.lab.vip_owner(vip), ["lb02"], "{}", n.lab.all_logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    n.agent_stays("agent", "MASTER", Duration::ZERO);
+    assert!(
+        !n.lab.log("ka").contains("Entering MASTER STATE"),
+        "keepalived became master beside our agent:\n{}",
+        n.lab.all_logs()
+    );
+
+    // The agent's graceful stop (priority 0): keepalived takes the VIP.
+    n.lab.signal("agent", Signal::SIGTERM).expect("term agent");
+    n.lab.wait_exit("agent", T).expect("agent exits");
+    n.lab
+        .wait_owner(vip, &["lb01"], T)
+        .expect("keepalived takes the VIP");
+    n.lab
+        .wait_log("ka", "Entering MASTER STATE", T)
+        .expect("keepalived master");
+
+    // The agent returns and preempts keepalived (100 > 50).
+    n.lab
+        .agent_conf(
+            &lb02,
+            "agent-again",
+            &keepalived_conf("lb02", &[f.instance("MASTER", 100)]),
+            &[],
+        )
+        .expect("restart agent");
+    n.lab
+        .wait_state("agent-again", "VI_1", "MASTER", T)
+        .expect("agent master again");
+    n.lab
+        .wait_owner(vip, &["lb02"], T)
+        .expect("VIP back on the agent's host");
+    n.agent_stays("agent-again", "MASTER", f.hold());
+    assert_eq!(n.lab.vip_owner(vip), ["lb02"], "{}", n.lab.all_logs());
+    let log = n.lab.log("ka");
+    assert!(
+        log.contains("Backup received priority 0 advertisement"),
+        "keepalived did not see our priority 0 advert:\n{log}"
+    );
+    assert!(
+        keepalived_complaints(&log).is_empty(),
+        "keepalived complains about our adverts: {:?}",
+        keepalived_complaints(&log)
+    );
+}
+
+#[test]
+fn v2_keepalived_master_agent_backup() {
+    keepalived_master_agent_backup("ka-master-v2", Flavor::V2);
+}
+
+#[test]
+fn v2_pass_keepalived_master_agent_backup() {
+    keepalived_master_agent_backup("ka-master-v2-pass", Flavor::V2Pass);
+}
+
+#[test]
+fn v3_keepalived_master_agent_backup() {
+    keepalived_master_agent_backup("ka-master-v3", Flavor::V3);
+}
+
+#[test]
+fn v3_ipv6_keepalived_master_agent_backup() {
+    keepalived_master_agent_backup("ka-master-v3-ipv6", Flavor::V3Ipv6);
+}
+
+#[test]
+fn v2_agent_master_keepalived_backup() {
+    agent_master_keepalived_backup("agent-master-v2", Flavor::V2);
+}
+
+#[test]
+fn v2_pass_agent_master_keepalived_backup() {
+    agent_master_keepalived_backup("agent-master-v2-pass", Flavor::V2Pass);
+}
+
+#[test]
+fn v3_agent_master_keepalived_backup() {
+    agent_master_keepalived_backup("agent-master-v3", Flavor::V3);
+}
+
+#[test]
+fn v3_ipv6_agent_master_keepalived_backup() {
+    agent_master_keepalived_backup("agent-master-v3-ipv6", Flavor::V3Ipv6);
+}
+
+/// tshark reads our adverts (VRRPv2 with and without PASS, VRRPv3 over IPv4 and IPv6) as
+/// well-formed VRRP with good checksums. With tshark's default preference the IPv4 VRRPv3
+/// checksum includes the pseudo-header, which is what the agent sends by default.
+#[test]
+fn capture_of_our_adverts_is_well_formed() {
+    let mut n = net("capture");
+    let lb02 = n.lb02.clone();
+    let lb01 = n.lb01.clone();
+    let mut insts = Vec::new();
+    for (i, f) in [Flavor::V2, Flavor::V2Pass, Flavor::V3, Flavor::V3Ipv6]
+        .into_iter()
+        .enumerate()
+    {
+        let mut inst = f.instance("MASTER", 100);
+        inst.name = format!("VI_{}", i + 1);
+        inst.vrid = 60 + i as u8;
+        if matches!(f, Flavor::V3 | Flavor::V3Ipv6) {
+            inst.advert_int = "0.2".into();
+        }
+        inst.vips = match f {
+            Flavor::V3Ipv6 => vec![format!("2001:db8::{}/64 dev eth0", 101 + i)],
+            _ => vec![format!("192.0.2.{}/24 dev eth0", 101 + i)],
+        };
+        insts.push(inst);
+    }
+    n.lab
+        .agent_conf(&lb02, "agent", &keepalived_conf("lb02", &insts), &[])
+        .expect("start agent");
+    for i in 1..=4 {
+        n.lab
+            .wait_state("agent", &format!("VI_{i}"), "MASTER", T)
+            .expect("agent master");
+    }
+    n.lab
+        .capture(&lb01, "cap", "ip proto 112 or ip6 proto 112", 60, 10)
+        .expect("start tshark");
+    let file = n
+        .lab
+        .capture_wait("cap", Duration::from_secs(30))
+        .expect("capture ends");
+    let rows = n
+        .lab
+        .tshark_fields(
+            &file,
+            "vrrp",
+            &[
+                "vrrp.version",
+                "vrrp.virt_rtr_id",
+                "vrrp.checksum.status",
+                "ip.ttl",
+                "ipv6.hlim",
+                "_ws.expert",
+            ],
+        )
+        .expect("read capture");
+    assert!(
+        !rows.is_empty(),
+        "no advert captured:\n{}",
+        n.lab.all_logs()
+    );
+    for vrid in 60..64 {
+        assert!(
+            rows.iter()
+                .any(|r| r.get(1).map(String::as_str) == Some(&vrid.to_string())),
+            "no advert of VRID {vrid} in the capture: {rows:?}"
+        );
+    }
+    for r in &rows {
+        assert_eq!(
+            r.get(2).map(String::as_str),
+            Some("1"),
+            "checksum not good: {r:?}"
+        );
+        let hops = if r[3].is_empty() { &r[4] } else { &r[3] };
+        assert_eq!(hops, "255", "TTL / hop limit not 255: {r:?}");
+        assert!(
+            r.get(5).is_none_or(|e| e.is_empty()),
+            "tshark expert info: {r:?}"
+        );
+    }
+    let malformed = n
+        .lab
+        .tshark_fields(
+            &file,
+            "_ws.malformed || _ws.expert.severity >= \"Warning\"",
+            &["frame.number"],
+        )
+        .expect("read capture");
+    assert!(malformed.is_empty(), "malformed packets: {malformed:?}");
+}
