@@ -257,7 +257,14 @@ fn every_drop_reason_is_counted() {
         v
     };
     let cases: Vec<(&str, Vec<u8>, u32)> = vec![
-        ("ttl 64", m(|f| f[IP + 8] = 64), counter::DROP_BAD_TTL),
+        (
+            "ttl 64",
+            m(|f| {
+                f[IP + 8] = 64;
+                fix_ipv4_header_checksum(f);
+            }),
+            counter::DROP_BAD_TTL,
+        ),
         (
             "version 4",
             m(|f| f[VRRP4] = 0x41),
@@ -291,8 +298,16 @@ fn every_drop_reason_is_counted() {
         ),
         (
             "more fragments",
-            m(|f| f[IP + 6] = 0x20),
+            m(|f| {
+                f[IP + 6] = 0x20;
+                fix_ipv4_header_checksum(f);
+            }),
             counter::DROP_FRAGMENT,
+        ),
+        (
+            "bad IPv4 header checksum",
+            m(|f| f[IP + 10] ^= 1),
+            counter::DROP_BAD_IP_HEADER,
         ),
         (
             "corrupted address",
@@ -315,6 +330,18 @@ fn every_drop_reason_is_counted() {
     let f2 = vector("keepalived-v2-auth.hex");
     p.configure(false, vrid_of(&f2, false), v2(Some(b"2222\0\0\0\0")));
     assert_eq!(p.run(&f2), (XDP_DROP, vec![(counter::DROP_AUTH, 1)]));
+
+    // VRRPv2 with another advert interval than ours (RFC 3768 §7.1); the capture says 1 s.
+    let mut c = v2(Some(b"1111\0\0\0\0"));
+    c.interval_cs = 200;
+    p.configure(false, vrid_of(&f2, false), c);
+    assert_eq!(
+        p.run(&f2),
+        (XDP_DROP, vec![(counter::DROP_BAD_INTERVAL, 1)])
+    );
+    c.interval_cs = 100;
+    p.configure(false, vrid_of(&f2, false), c);
+    assert_eq!(p.run(&f2).0, XDP_PASS);
 
     // IPv6 with a bad hop limit and a corrupted checksum.
     let mut f6 = vector("keepalived-v3-ipv6.hex");

@@ -386,6 +386,7 @@ impl Daemon {
                         }
                         if inst.cfg.version == Version::V2 {
                             c.flags |= VRID_F_V2;
+                            c.interval_cs = inst.cfg.advert_int.get();
                             if let Auth::Pass(p) = inst.cfg.auth {
                                 c.flags |= VRID_F_AUTH_PASS;
                                 c.auth_pass = p;
@@ -1012,6 +1013,10 @@ impl Daemon {
                 st.src[0], st.src[1], st.src[2], st.src[3],
             ))
         };
+        // Only the master's adverts keep it alive; the slot follows it (`takes_slot`).
+        if inst.vr.master().map(|m| m.addr) != Some(src) {
+            return None;
+        }
         let at = xdp::instant_of_mono_ns(st.last_ns).ok()?;
         Some((src, at, st.last_ns))
     }

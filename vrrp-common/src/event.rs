@@ -101,7 +101,13 @@ pub mod counter {
     /// (passed to the stack instead).
     pub const DEADMAN_SILENCED: u32 = 20;
 
-    pub const COUNT: u32 = 21;
+    /// A VRRPv2 advert whose interval differs from ours (RFC 3768 §7.1: MUST be discarded).
+    pub const DROP_BAD_INTERVAL: u32 = 21;
+    /// An IPv4 header whose checksum is wrong (the stack would drop it; so do we, before it
+    /// can stand in for the master in `ADVERTS`).
+    pub const DROP_BAD_IP_HEADER: u32 = 22;
+
+    pub const COUNT: u32 = 23;
 
     /// Prometheus/status label of each counter, indexed like the array.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -126,10 +132,14 @@ pub mod counter {
         "arp_conflict",
         "na_conflict",
         "deadman_silenced",
+        "bad_interval",
+        "bad_ip_header",
     ];
 
     /// True for the counters that mean "this advert was dropped".
     pub const fn is_drop(c: u32) -> bool {
-        c >= DROP_TRUNCATED && c <= DROP_BAD_CHECKSUM
+        (c >= DROP_TRUNCATED && c <= DROP_BAD_CHECKSUM)
+            || c == DROP_BAD_INTERVAL
+            || c == DROP_BAD_IP_HEADER
     }
 }

@@ -62,8 +62,11 @@ pub const VRID_F_UNICAST_PEERS: u32 = 1 << 3;
 pub struct VridConfig {
     /// `VRID_F_*` bits.
     pub flags: u32,
+    /// VRRPv2: the configured advert interval in centiseconds; adverts with another one are
+    /// dropped (RFC 3768 §7.1). 0 = not checked (VRRPv3 learns the master's interval).
+    pub interval_cs: u16,
     /// Explicit padding: the layout must not depend on the compiler.
-    pub _pad: u32,
+    pub _pad: u16,
     /// The v2 password, NUL-padded to 8 bytes as on the wire.
     pub auth_pass: [u8; 8],
 }
@@ -147,6 +150,33 @@ pub const fn observe(state: &AdvertState, advert: &AdvertState, now_ns: u64) -> 
         return Observation::News;
     }
     Observation::Absorb
+}
+
+/// Whether a valid advert takes over its VRID's `ADVERTS` slot: the slot follows the router a
+/// backup listens to, so that a stray or rogue sender cannot hide the master's timestamps.
+///
+/// It does when the slot is empty, the sender is the same, its priority is higher, equal with
+/// a higher address (RFC 9568 §6.4.3 tie-break), or the slot's sender has been silent for
+/// three of its intervals. Otherwise the advert is still reported (it is news) but the slot
+/// keeps the master's state.
+#[inline(always)]
+pub const fn takes_slot(state: &AdvertState, advert: &AdvertState, now_ns: u64) -> bool {
+    if state.last_ns == 0 || advert.priority > state.priority {
+        return true;
+    }
+    let silence = state.interval_cs as u64 * 30_000_000;
+    if now_ns.wrapping_sub(state.last_ns) > silence {
+        return true;
+    }
+    // Compare addresses as big-endian numbers: same sender, or the tie-break winner.
+    let mut i = 0;
+    while i < 16 {
+        if advert.src[i] != state.src[i] {
+            return advert.priority == state.priority && advert.src[i] > state.src[i];
+        }
+        i += 1;
+    }
+    true
 }
 
 /// `DataPlaneConfig::flags`: valid adverts are consumed in XDP (absorbed, or reported
@@ -241,6 +271,73 @@ mod tests {
             interval_cs: 100,
             _pad: 0,
         }
+    }
+
+    #[test]
+    fn the_slot_follows_the_master_not_a_lower_or_stray_sender() {
+        let s = seen();
+        let now = s.last_ns + 1_000_000_000;
+        let mut lower_addr = s.src;
+        lower_addr[3] = 0;
+        let mut higher_addr = s.src;
+        higher_addr[3] = 9;
+        assert!(takes_slot(&AdvertState::default(), &s, now));
+        assert!(takes_slot(&s, &s, now));
+        assert!(
+            takes_slot(&s, &AdvertState { priority: 0, ..s }, now),
+            "the master resigning"
+        );
+        assert!(takes_slot(
+            &s,
+            &AdvertState {
+                src: lower_addr,
+                priority: 101,
+                ..s
+            },
+            now
+        ));
+        assert!(
+            takes_slot(
+                &s,
+                &AdvertState {
+                    src: higher_addr,
+                    ..s
+                },
+                now
+            ),
+            "tie-break winner"
+        );
+        assert!(
+            !takes_slot(
+                &s,
+                &AdvertState {
+                    src: lower_addr,
+                    ..s
+                },
+                now
+            ),
+            "tie-break loser"
+        );
+        assert!(!takes_slot(
+            &s,
+            &AdvertState {
+                src: higher_addr,
+                priority: 50,
+                ..s
+            },
+            now
+        ));
+        // After three silent intervals of the master, anyone takes the slot.
+        let late = s.last_ns + 3_100_000_000;
+        assert!(takes_slot(
+            &s,
+            &AdvertState {
+                src: higher_addr,
+                priority: 50,
+                ..s
+            },
+            late
+        ));
     }
 
     #[test]

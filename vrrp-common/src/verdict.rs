@@ -105,6 +105,10 @@ pub const fn classify(f: &AdvertFields, cfg: &VridConfig) -> Result<(), u32> {
     if (f.captured_len as usize) < need || f.captured_len < f.vrrp_len {
         return Err(counter::DROP_TRUNCATED);
     }
+    // RFC 3768 §7.1: a VRRPv2 advert with another interval MUST be discarded.
+    if version == 2 && cfg.interval_cs != 0 && f.interval_cs() != cfg.interval_cs {
+        return Err(counter::DROP_BAD_INTERVAL);
+    }
     Ok(())
 }
 

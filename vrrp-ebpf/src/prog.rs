@@ -13,7 +13,7 @@ use vrrp_common::event::{
 use vrrp_common::maps::{
     AdvertState, DataPlaneConfig, EVENT_RING_BYTES, OWNED_F_ROUTER, OWNED_VIPS_MAX, Observation,
     OwnedVip, PEERS_MAX, PeerKey, VRID_F_AUTH_PASS, VRID_F_UNICAST_PEERS, VRID_SLOTS, VridConfig,
-    observe, vrid_slot,
+    observe, takes_slot, vrid_slot,
 };
 use vrrp_common::respond::{
     Arp, NA_FRAME_LEN, ND_FIXED_LEN, ND_HOP_LIMIT, ND_OPT_SOURCE_LL, ND_OPT_TARGET_LL, arp_reply,
@@ -239,6 +239,15 @@ fn vrrp_v4(ctx: &XdpContext) -> Option<u32> {
         captured_len: captured(ctx, ip + ihl),
         ..header_fields(ctx, ip + ihl)
     };
+    // The stack drops a bad IPv4 header; so do we, before it can touch ADVERTS. Headers with
+    // options are left to the agent's codec (rare, and a variable read costs the verifier).
+    if ihl == IPV4_MIN_HLEN {
+        let hdr: [u8; 20] = read(ctx, ip)?;
+        if csum_fold(sum_words(&hdr)) != 0 {
+            count(counter::DROP_BAD_IP_HEADER);
+            return Some(XDP_DROP);
+        }
+    }
     // Source and destination addresses, for the pseudo-header (RFC 9568 §5.2.8).
     let addrs: [u8; 8] = read(ctx, ip + 12)?;
     let mut src = [0u8; 16];
@@ -406,13 +415,17 @@ fn deliver(ctx: &XdpContext, f: &AdvertFields, slot: u32, src: [u8; 16], ip_len:
                 ..AdvertState::default()
             };
             let seen = observe(state, &advert, now);
-            state.last_ns = now;
-            state.count += 1;
-            if seen == Observation::News {
-                state.src = src;
-                state.priority = f.priority;
-                state.version = f.version();
-                state.interval_cs = interval;
+            // The slot keeps following the master: another sender's advert is reported but
+            // leaves the master's timestamp alone (see `takes_slot`).
+            if takes_slot(state, &advert, now) {
+                state.last_ns = now;
+                state.count += 1;
+                if seen == Observation::News {
+                    state.src = src;
+                    state.priority = f.priority;
+                    state.version = f.version();
+                    state.interval_cs = interval;
+                }
             }
             seen
         }
