@@ -977,11 +977,7 @@ impl Daemon {
     async fn on_timeout(&mut self) {
         let t = now();
         for idx in 0..self.instances.len() {
-            if !self.instances[idx]
-                .vr
-                .poll_timeout()
-                .is_some_and(|d| d <= t)
-            {
+            if self.instances[idx].vr.poll_timeout().is_none_or(|d| d > t) {
                 continue;
             }
             // The master-down timer reads the kernel's timestamps lazily: adverts that said
