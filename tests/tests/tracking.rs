@@ -710,3 +710,60 @@ fn notify_fifo_lines_in_order() {
     stop_agent(&mut lab, "lb01");
     stop_agent(&mut lab, "lb02");
 }
+
+/// A sync group moves together: lb02 masters VI_1 and VI_2 (grouped); only VI_1 tracks
+/// trk0. trk0 down puts VI_1 in FAULT and VI_2 follows, so both VIPs go to lb01; trk0 up
+/// brings both back.
+#[test]
+fn sync_group_members_move_together() {
+    require_lab();
+    let (mut lab, lb01, lb02, _client) = topology("trk-sync");
+    lab.ip(&lb02.ns, "link add trk0 type veth peer name trk1")
+        .expect("veth");
+    lab.ip(&lb02.ns, "link set trk1 up").expect("trk1 up");
+    lab.ip(&lb02.ns, "link set trk0 up").expect("trk0 up");
+    let c2 = conf(&lab, "sync.conf", "lb02", "MASTER", 100)
+        .replace("@TRACK@", "track_interface {\n        trk0\n    }");
+    let c1 = conf(&lab, "sync.conf", "lb01", "BACKUP", 90).replace("@TRACK@", "");
+    lab.agent_conf(&lb02, "lb02", &c2, &[]).expect("lb02 agent");
+    lab.wait_state("lb02", "VI_1", "MASTER", WAIT)
+        .expect("lb02 VI_1 master");
+    lab.wait_state("lb02", "VI_2", "MASTER", WAIT)
+        .expect("lb02 VI_2 master");
+    lab.agent_conf(&lb01, "lb01", &c1, &[]).expect("lb01 agent");
+    lab.wait_state("lb01", "VI_1", "BACKUP", WAIT)
+        .expect("lb01 VI_1 backup");
+    lab.wait_state("lb01", "VI_2", "BACKUP", WAIT)
+        .expect("lb01 VI_2 backup");
+    lab.wait_owner(VIP, &["lb02"], WAIT).expect(".3 on lb02");
+    lab.wait_owner("192.0.2.4", &["lb02"], WAIT)
+        .expect(".4 on lb02");
+
+    // Only VI_1 tracks trk0, yet VI_2 leaves with it.
+    trk0(&lab, &lb02, false);
+    lab.wait_state("lb02", "VI_1", "FAULT", WAIT)
+        .expect("VI_1 FAULT");
+    lab.wait_state("lb02", "VI_2", "FAULT", WAIT)
+        .expect("VI_2 follows into FAULT");
+    lab.wait_owner(VIP, &["lb01"], WAIT).expect(".3 on lb01");
+    lab.wait_owner("192.0.2.4", &["lb01"], WAIT)
+        .expect(".4 on lb01");
+    assert!(
+        lab.log("lb02").contains("sync group G"),
+        "the follower's transition does not name the group:\n{}",
+        lab.log("lb02")
+    );
+
+    // Recovery: both come back to lb02 (100 > 90).
+    trk0(&lab, &lb02, true);
+    lab.wait_state("lb02", "VI_1", "MASTER", WAIT)
+        .expect("VI_1 back");
+    lab.wait_state("lb02", "VI_2", "MASTER", WAIT)
+        .expect("VI_2 back");
+    lab.wait_owner(VIP, &["lb02"], WAIT)
+        .expect(".3 back on lb02");
+    lab.wait_owner("192.0.2.4", &["lb02"], WAIT)
+        .expect(".4 back on lb02");
+    stop_agent(&mut lab, "lb02");
+    stop_agent(&mut lab, "lb01");
+}

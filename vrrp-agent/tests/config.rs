@@ -665,11 +665,14 @@ fn lab_tracking_configs_parse() {
             .replace("@ROUTER@", "lb02")
             .replace("@STATE@", "MASTER")
             .replace("@PRIO@", "100")
-            .replace("@DIR@", "/tmp/vx-lab");
+            .replace("@DIR@", "/tmp/vx-lab")
+            .replace("@TRACK@", "track_interface {\n        trk0\n    }");
         let shown = path.display().to_string();
         let l = config::parse_str(&text, &shown).unwrap_or_else(|e| panic!("{e}"));
         assert!(l.warnings.is_empty(), "{shown}: {:?}", warnings(&l));
-        assert_eq!(l.config.instances.len(), 1, "{shown}");
+        // One instance each, but the sync group's two.
+        let want = if shown.ends_with("sync.conf") { 2 } else { 1 };
+        assert_eq!(l.config.instances.len(), want, "{shown}");
         n += 1;
     }
     assert!(n >= 6, "{n} configurations in {}", dir.display());
