@@ -401,6 +401,19 @@ impl Daemon {
     }
 
     async fn build_instance(&mut self, cfg: &Config, inst: &config::Instance) -> Result<Instance> {
+        // Said out loud rather than silently ignored: these keepalived features are not here yet.
+        if inst.vmac.is_some() {
+            warn!(
+                "{}: instance {}: use_vmac is not supported yet: adverts and ARP replies use the interface MAC",
+                inst.span, inst.name
+            );
+        }
+        if !inst.accept {
+            warn!(
+                "{}: instance {}: no_accept is not enforced: the master accepts traffic to its VIPs",
+                inst.span, inst.name
+            );
+        }
         let iface = self
             .iface(&inst.interface, &inst.interface_span, &inst.name)
             .await?;
