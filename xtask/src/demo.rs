@@ -77,7 +77,22 @@ pub fn main(opts: &DemoOpts) -> Result<()> {
     let c2 = lab.path("lb02.conf");
     std::fs::write(&c1, conf1)?;
     std::fs::write(&c2, conf2)?;
-    let args = |c: &std::path::Path| vec!["-f".to_string(), c.display().to_string()];
+    let dir = lab.dir.clone();
+    // Namespaces share the filesystem: each agent gets its own control socket and dump file.
+    let args = |c: &std::path::Path| {
+        let name = c
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        vec![
+            "-f".to_string(),
+            c.display().to_string(),
+            "--control-socket".to_string(),
+            dir.join(format!("{name}.sock")).display().to_string(),
+            "--dump-path".to_string(),
+            dir.join(format!("{name}.dump.json")).display().to_string(),
+        ]
+    };
     lab.spawn(&lb01.ns, "lb01", &agent, &args(&c1))?;
     lab.spawn(&lb02.ns, "lb02", &agent, &args(&c2))?;
     say(
