@@ -285,3 +285,51 @@ fn check_mode_and_startup_errors_name_the_place_and_the_fix() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"vx-nosuch0\" not found"), "{err}");
 }
+
+/// The systemd unit's commands are ones the agent accepts: its ExecStartPre check passes on a
+/// good file, and its ExecStart arguments parse (checked with `--check` appended).
+#[test]
+fn systemd_unit_commands_are_accepted_by_the_agent() {
+    require_lab();
+    let lab = Lab::new("ops-unit").expect("lab");
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/vrrp-agent.service"),
+    )
+    .expect("unit file");
+    let conf = lab
+        .write_file(
+            "keepalived.conf",
+            &keepalived_conf("lb01", &[fast("BACKUP", 50)]),
+        )
+        .expect("write");
+    let bin = agent_bin();
+    for key in ["ExecStartPre=", "ExecStart="] {
+        let line = unit
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in the unit"));
+        let mut words: Vec<String> = line[key.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(words[0], "/usr/local/sbin/vrrp-agent", "{line}");
+        words[0] = bin.display().to_string();
+        for w in &mut words {
+            if w == "/etc/keepalived/keepalived.conf" {
+                *w = conf.display().to_string();
+            }
+        }
+        if !words.iter().any(|w| w == "--check") {
+            words.push("--check".into());
+        }
+        let out = std::process::Command::new(&words[0])
+            .args(&words[1..])
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
