@@ -426,21 +426,6 @@ pub fn run_cmd(cmd: &mut Command) -> Result<String> {
 // Agents, keepalived, logs, VIP ownership, ARP, captures and raw frames.
 // ---------------------------------------------------------------------------------------------
 
-/// Whether the agent binary knows a command line flag (as its `--help` lists it): older
-/// builds lack some of the per-agent path flags.
-pub fn agent_has_flag(flag: &str) -> bool {
-    static HELP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let help = HELP.get_or_init(|| {
-        Command::new(agent_bin())
-            .arg("--help")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    });
-    help.split(|c: char| c.is_whitespace() || c == ',' || c == '=')
-        .any(|w| w == flag)
-}
-
 /// Debian's keepalived, the interoperability peer.
 pub const KEEPALIVED_BIN: &str = "/usr/sbin/keepalived";
 
@@ -541,12 +526,24 @@ impl Lab {
             ("--control-socket", format!("{name}.sock")),
             ("--dump-path", format!("{name}.data.json")),
         ] {
-            if agent_has_flag(flag) && !args.iter().any(|a| a == flag) {
+            if !args.iter().any(|a| a == flag) {
                 args.push(flag.to_string());
                 args.push(self.path(&file).display().to_string());
             }
         }
         self.spawn(&host.ns, name, &bin, &args)
+    }
+
+    /// `vrrp-agent status --json` of the agent started as `name` (its control socket is
+    /// `<lab dir>/<name>.sock`), parsed.
+    pub fn status_json(&self, name: &str) -> Result<serde_json::Value> {
+        let sock = self.path(&format!("{name}.sock"));
+        let out = run_cmd(
+            Command::new(agent_bin())
+                .args(["status", "--json", "--socket"])
+                .arg(&sock),
+        )?;
+        serde_json::from_str(&out).with_context(|| format!("status of {name} is not JSON: {out}"))
     }
 
     /// Writes `conf` to `<lab dir>/<name>.conf` and starts `vrrp-agent -f` on it, with

@@ -64,14 +64,7 @@ fn pair(lab: &mut Lab) -> (vrrp_tests::Host, vrrp_tests::Host) {
 }
 
 fn status_json(lab: &Lab, name: &str) -> serde_json::Value {
-    let sock = lab.path(&format!("{name}.sock"));
-    let out = run_cmd(
-        std::process::Command::new(agent_bin())
-            .args(["status", "--json", "--socket"])
-            .arg(&sock),
-    )
-    .expect("vrrp-agent status");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
+    lab.status_json(name).expect("vrrp-agent status")
 }
 
 #[test]

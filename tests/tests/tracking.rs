@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use vrrp_tests::{Host, Lab, agent_bin, in_netns, lab_config, require_lab, run_cmd};
+use vrrp_tests::{Host, Lab, in_netns, lab_config, require_lab, run_cmd};
 
 /// Generous: tests assert behaviour, never speed.
 const WAIT: Duration = Duration::from_secs(30);
@@ -178,14 +178,7 @@ fn start_pair(lab: &mut Lab, lb01: &Host, lb02: &Host, name: &str) {
 }
 
 fn status_json(lab: &Lab, name: &str) -> serde_json::Value {
-    let sock = lab.path(&format!("{name}.sock"));
-    let out = run_cmd(
-        std::process::Command::new(agent_bin())
-            .args(["status", "--json", "--socket"])
-            .arg(&sock),
-    )
-    .expect("vrrp-agent status");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("status is not JSON ({e}): {out}"))
+    lab.status_json(name).expect("vrrp-agent status")
 }
 
 /// `(state, priority_effective)` of VI_1 in agent `name`'s status.
