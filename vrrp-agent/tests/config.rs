@@ -560,15 +560,37 @@ fn check_defined_after_the_instance_is_found() {
 }
 
 #[test]
+fn https_check_parses_like_ssl_get() {
+    let l = one(
+        "vrrp_xdp_check tls {\n http_get {\n url https://192.0.2.10:8443/health\n status 204\n \
+         body ok\n host www.example.com\n }\n timeout 2\n}\n\
+         vrrp_xdp_check tls443 {\n http_get {\n url HTTPS://[2001:db8::20]/\n }\n}\n",
+    );
+    let mut want = HttpCheck::from_url("https://192.0.2.10:8443/health").unwrap();
+    assert!(want.tls);
+    want.expect_status = 204;
+    want.expect_body = Some("ok".into());
+    want.host = "www.example.com".into();
+    assert_eq!(l.config.checks[0].kind, BuiltinKind::Http(want));
+    let BuiltinKind::Http(h) = &l.config.checks[1].kind else {
+        unreachable!()
+    };
+    assert!(h.tls);
+    assert_eq!(h.addr, "[2001:db8::20]:443".parse().unwrap());
+    assert_eq!(h.host, "[2001:db8::20]");
+}
+
+#[test]
 fn check_errors_carry_their_location() {
     let e = config::parse_str(
-        "vrrp_xdp_check c {\n  http_get {\n    url   https://127.0.0.1/\n  }\n}\n",
+        "vrrp_xdp_check c {\n  http_get {\n    url   https://www.example.com/\n  }\n}\n",
         "h.conf",
     )
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "h.conf:3:11: HTTPS checks are not supported; use http:// or a vrrp_script"
+        "h.conf:3:11: url 'https://www.example.com/': the URL host must be an IP address \
+         (names are not resolved): 'www.example.com'"
     );
     let e = config::parse_str(
         "vrrp_xdp_check c {\n  http_get {\n    url ftp://127.0.0.1/\n  }\n}\n",
@@ -577,7 +599,7 @@ fn check_errors_carry_their_location() {
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "h.conf:3:9: url 'ftp://127.0.0.1/': only http:// URLs are supported"
+        "h.conf:3:9: url 'ftp://127.0.0.1/': only http:// and https:// URLs are supported"
     );
     let e = config::parse_str(
         "vrrp_xdp_check c { tcp 127.0.0.1:80 weight 300 }\n",

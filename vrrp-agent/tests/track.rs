@@ -7,13 +7,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::Receiver;
+use tokio_rustls::TlsAcceptor;
 use vrrp_agent::config::{self, Config, Span, TrackRef, Weight};
 use vrrp_agent::proto::Priority;
+use vrrp_agent::track::builtin::probe;
 use vrrp_agent::track::{
-    BuiltinCheck, BuiltinKind, CheckKind, HttpCheck, TrackEvent, Tracker, TrackerOptions,
+    BuiltinCheck, BuiltinKind, CheckKind, HttpCheck, ProbeError, TrackEvent, Tracker,
+    TrackerOptions,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -291,35 +296,81 @@ async fn tcp_check_up_and_down() {
     t.stop().await;
 }
 
-/// A tiny HTTP/1.0 server answering with the current (status, body).
-async fn http_server(resp: Arc<Mutex<(u16, String)>>) -> SocketAddr {
+/// Answer one HTTP/1.0 request with the current (status, body).
+async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, resp: Arc<Mutex<(u16, String)>>) {
+    let mut buf = vec![0u8; 2048];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        // Not HTTP (e.g. a TLS ClientHello): answer 400 and close, as web servers do.
+        if !b"GET ".starts_with(&got[..got.len().min(4)]) {
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                .await;
+            return;
+        }
+    }
+    let req = String::from_utf8_lossy(&got);
+    assert!(req.starts_with("GET /health HTTP/1.0\r\n"), "{req}");
+    assert!(req.contains("\r\nHost: "), "{req}");
+    let (code, body) = resp.lock().unwrap().clone();
+    let msg = format!(
+        "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = s.write_all(msg.as_bytes()).await;
+    let _ = s.flush().await;
+}
+
+/// A tiny HTTP/1.0 server answering with the current (status, body); over TLS with `tls`.
+/// Aborting the returned task closes the listener.
+async fn serve(
+    resp: Arc<Mutex<(u16, String)>>,
+    tls: Option<TlsAcceptor>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
             let resp = resp.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                match tls {
+                    None => serve_one(s, resp).await,
+                    Some(acceptor) => {
+                        if let Ok(s) = acceptor.accept(s).await {
+                            serve_one(s, resp).await;
+                        }
                     }
                 }
-                let req = String::from_utf8_lossy(&got);
-                assert!(req.starts_with("GET /health HTTP/1.0\r\n"), "{req}");
-                assert!(req.contains("\r\nHost: "), "{req}");
-                let (code, body) = resp.lock().unwrap().clone();
-                let msg = format!(
-                    "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(msg.as_bytes()).await;
             });
         }
     });
-    addr
+    (addr, task)
+}
+
+async fn http_server(resp: Arc<Mutex<(u16, String)>>) -> SocketAddr {
+    serve(resp, None).await.0
+}
+
+/// A TLS acceptor with the self-signed test certificate (EC P-256, CN vrrp-xdp-test, SAN
+/// 127.0.0.1/localhost), made once with `openssl req -x509 -newkey ec ...`.
+fn tls_acceptor() -> TlsAcceptor {
+    let cert = CertificateDer::from_pem_slice(include_bytes!("../../testdata/tls/selfsigned.crt"))
+        .unwrap();
+    let key =
+        PrivateKeyDer::from_pem_slice(include_bytes!("../../testdata/tls/selfsigned.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    TlsAcceptor::from(Arc::new(config))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,6 +407,93 @@ async fn http_check_status_and_body() {
     *resp.lock().unwrap() = (200, "ok".into());
     until(&mut rx, "up again", prio(100, false)).await;
     t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_check_status_body_and_server_gone() {
+    let resp = Arc::new(Mutex::new((200, "all ok".to_string())));
+    let (addr, server) = serve(resp.clone(), Some(tls_acceptor())).await;
+    let mut h = HttpCheck::from_url(&format!("https://{addr}/health")).unwrap();
+    assert!(h.tls);
+    h.expect_body = Some("ok".into());
+    // SNI for a DNS name in the Host header; the self-signed certificate is not verified.
+    h.host = "www.example.com".into();
+    let mut c = BuiltinCheck::new("web_tls", BuiltinKind::Http(h));
+    c.interval = Duration::from_millis(50);
+    c.timeout = Duration::from_secs(2);
+    let (cfg, o) = with_builtin(c, None);
+    let (t, mut rx) = Tracker::spawn_with(&cfg, o);
+    until(&mut rx, "up", prio(100, false)).await;
+    assert_eq!(t.checks()[0].last_result, "HTTPS 200");
+    assert_eq!(t.checks()[0].kind, CheckKind::Http);
+
+    *resp.lock().unwrap() = (503, "ok".into());
+    until(&mut rx, "status mismatch", prio(100, true)).await;
+    assert!(
+        t.checks()[0].last_result.contains("503"),
+        "{:?}",
+        t.checks()
+    );
+
+    *resp.lock().unwrap() = (200, "nope".into());
+    eventually("body mismatch reported", || {
+        t.checks()[0].last_result.contains("body")
+    })
+    .await;
+    assert!(!t.checks()[0].up);
+
+    *resp.lock().unwrap() = (200, "ok".into());
+    until(&mut rx, "up again", prio(100, false)).await;
+
+    server.abort();
+    let _ = server.await;
+    until(&mut rx, "server gone", prio(100, true)).await;
+    assert!(
+        t.checks()[0].last_result.contains("connect"),
+        "{:?}",
+        t.checks()
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn https_probe_errors() {
+    let resp = Arc::new(Mutex::new((200, "ok".to_string())));
+    let timeout = Duration::from_secs(2);
+
+    // A plain-HTTP server behind an https:// URL: the handshake fails, clearly.
+    let (plain, _server) = serve(resp.clone(), None).await;
+    let h = HttpCheck::from_url(&format!("https://{plain}/health")).unwrap();
+    let e = probe(&BuiltinKind::Http(h), timeout).await.unwrap_err();
+    assert!(matches!(e, ProbeError::Tls(_)), "{e:?}");
+    // "TLS handshake: received corrupt message of type InvalidContentType"
+    assert!(e.to_string().starts_with("TLS handshake: "), "{e}");
+
+    // A server that accepts and never answers the handshake: the check's timeout bounds it.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let h =
+        HttpCheck::from_url(&format!("https://{}/health", silent.local_addr().unwrap())).unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let e = probe(&BuiltinKind::Http(h), Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProbeError::Timeout), "{e:?}");
+    hold.abort();
+
+    // The TLS server works with the default Host (an IP literal: no SNI).
+    let (addr, server) = serve(resp, Some(tls_acceptor())).await;
+    let h = HttpCheck::from_url(&format!("https://{addr}/health")).unwrap();
+    let kind = BuiltinKind::Http(h);
+    assert_eq!(probe(&kind, timeout).await.unwrap(), "HTTPS 200");
+    server.abort();
+    let _ = server.await;
+    let e = probe(&kind, timeout).await.unwrap_err();
+    assert!(matches!(e, ProbeError::Connect(_)), "{e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

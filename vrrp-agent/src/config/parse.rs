@@ -2159,7 +2159,8 @@ fn script(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<VrrpScript> {
 ///     tcp 192.0.2.20:5432                     # IP:PORT ([v6]:PORT); up when connect succeeds
 /// }
 /// ```
-/// Exactly one of `tcp` and `http_get`. HTTPS is refused (no TLS stack). A name is shared
+/// Exactly one of `tcp` and `http_get` (`http://` or `https://`, the latter without certificate
+/// verification, like keepalived's `SSL_GET`). A name is shared
 /// with `vrrp_script`s: the same name for both is an error.
 fn xdp_check(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<BuiltinCheck> {
     let mut kind: Option<(BuiltinKind, &Tok)> = None;
@@ -2262,15 +2263,14 @@ fn http_get(ctx: &mut Ctx<'_>, kw: &Tok, stmts: &[Stmt]) -> Res<HttpCheck> {
                 if check.is_some() {
                     return err(item.kw, "'url' is already given in this http_get");
                 }
+                // `https://` is accepted: TLS without certificate verification (SSL_GET).
                 let h = HttpCheck::from_url(&t.text).or_else(|e| {
-                    let scheme = t.text.split_once("://").map(|(s, _)| s);
                     let msg = match e {
-                        _ if scheme.is_some_and(|s| s.eq_ignore_ascii_case("https")) => {
-                            "HTTPS checks are not supported; use http:// or a vrrp_script"
-                                .to_string()
-                        }
                         UrlError::Scheme => {
-                            format!("url '{}': only http:// URLs are supported", t.text)
+                            format!(
+                                "url '{}': only http:// and https:// URLs are supported",
+                                t.text
+                            )
                         }
                         e => format!("url '{}': {e}", t.text),
                     };

@@ -1,10 +1,11 @@
-//! Built-in checks that need no shell: TCP connect and HTTP GET over plain TCP.
+//! Built-in checks that need no shell: TCP connect and HTTP GET over plain TCP or TLS.
 //!
 //! Proposed configuration (the reader does not know it yet):
 //! ```text
 //! vrrp_xdp_check chk_web {
 //!     http_get {
 //!         url http://192.0.2.10:8080/health   # IP literal; names are not resolved
+//!                                             # (or https://..., default port 443)
 //!         status 200                          # default 200
 //!         body "ok"                           # optional substring of the body
 //!         host www.example.com                # optional Host header
@@ -14,14 +15,28 @@
 //! vrrp_xdp_check chk_db { tcp 192.0.2.20:5432  interval 1  fall 3  weight 0 }
 //! vrrp_instance VI_1 { ... track_script { chk_web  chk_db } }
 //! ```
-//! HTTPS is not implemented: it needs a TLS stack (rustls + a crypto provider), which is not
-//! a small dependency.
+//!
+//! HTTPS (keepalived's `SSL_GET`) runs the same request over TLS (rustls, `ring` provider,
+//! TLS 1.2 and 1.3). **The server certificate is not verified** — not its chain, name or
+//! validity dates — as keepalived's `SSL_GET` does by default: health checks usually hit
+//! internal services with self-signed certificates, and the check only asks "does the service
+//! answer correctly". The handshake signature is still checked against the presented
+//! certificate's key. SNI carries the `host` value (without its port) when it is a DNS name;
+//! for an IP literal (the default, as the URL host is always an IP) no SNI is sent. Connect,
+//! handshake, request and response together are bounded by the check's `timeout`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::config::Weight;
 
@@ -68,10 +83,13 @@ pub enum BuiltinKind {
     Http(HttpCheck),
 }
 
-/// `GET path` over HTTP/1.0 (so no chunked encoding), `Connection: close`.
+/// `GET path` over HTTP/1.0 (so no chunked encoding), `Connection: close`; over TLS for
+/// `https://` URLs (the server certificate is not verified, see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpCheck {
     pub addr: SocketAddr,
+    /// `https://`: TLS without certificate verification.
+    pub tls: bool,
     pub path: String,
     /// Host header; defaults to the URL's authority.
     pub host: String,
@@ -82,7 +100,7 @@ pub struct HttpCheck {
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum UrlError {
-    #[error("only http:// URLs are supported (HTTPS is not implemented)")]
+    #[error("only http:// and https:// URLs are supported")]
     Scheme,
     #[error("the URL host must be an IP address (names are not resolved): '{0}'")]
     Host(String),
@@ -91,9 +109,17 @@ pub enum UrlError {
 }
 
 impl HttpCheck {
-    /// Parse `http://IP[:PORT][/PATH]` (IPv6 as `[addr]`). Status 200, no body check.
+    /// Parse `http[s]://IP[:PORT][/PATH]` (IPv6 as `[addr]`; port 80, or 443 for https).
+    /// Status 200, no body check. The scheme is matched case-insensitively.
     pub fn from_url(url: &str) -> Result<Self, UrlError> {
-        let rest = url.strip_prefix("http://").ok_or(UrlError::Scheme)?;
+        let (scheme, rest) = url.split_once("://").ok_or(UrlError::Scheme)?;
+        let tls = if scheme.eq_ignore_ascii_case("http") {
+            false
+        } else if scheme.eq_ignore_ascii_case("https") {
+            true
+        } else {
+            return Err(UrlError::Scheme);
+        };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -112,11 +138,13 @@ impl HttpCheck {
         };
         let ip: IpAddr = host.parse().map_err(|_| UrlError::Host(host.into()))?;
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(p) => p.parse().map_err(|_| UrlError::Port(authority.into()))?,
         };
         Ok(Self {
             addr: SocketAddr::new(ip, port),
+            tls,
             path,
             host: authority.to_string(),
             expect_status: 200,
@@ -129,6 +157,9 @@ impl HttpCheck {
 pub enum ProbeError {
     #[error("connect: {0}")]
     Connect(std::io::Error),
+    /// The TLS handshake failed (e.g. a plain-HTTP server behind an `https://` URL).
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
     #[error("i/o: {0}")]
     Io(std::io::Error),
     #[error("timed out")]
@@ -165,26 +196,20 @@ async fn probe_inner(kind: &BuiltinKind) -> Result<String, ProbeError> {
 }
 
 async fn http_get(h: &HttpCheck) -> Result<String, ProbeError> {
-    let mut s = TcpStream::connect(h.addr)
+    let tcp = TcpStream::connect(h.addr)
         .await
         .map_err(ProbeError::Connect)?;
-    let req = format!(
-        "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: vrrp-xdp-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        h.path, h.host
-    );
-    s.write_all(req.as_bytes()).await.map_err(ProbeError::Io)?;
-    let mut resp = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.read(&mut buf).await.map_err(ProbeError::Io)?;
-        if n == 0 {
-            break;
-        }
-        resp.extend_from_slice(&buf[..n]);
-        if resp.len() >= MAX_RESPONSE || complete(&resp) {
-            break;
-        }
-    }
+    let _ = tcp.set_nodelay(true);
+    let (proto, resp) = if h.tls {
+        let connector = TlsConnector::from(tls_config());
+        let tls = connector
+            .connect(server_name(h), tcp)
+            .await
+            .map_err(ProbeError::Tls)?;
+        ("HTTPS", exchange(h, tls).await?)
+    } else {
+        ("HTTP", exchange(h, tcp).await?)
+    };
     let (status, body) = parse_response(&resp).ok_or(ProbeError::BadResponse)?;
     if status != h.expect_status {
         return Err(ProbeError::Status {
@@ -197,7 +222,117 @@ async fn http_get(h: &HttpCheck) -> Result<String, ProbeError> {
     {
         return Err(ProbeError::Body);
     }
-    Ok(format!("HTTP {status}"))
+    Ok(format!("{proto} {status}"))
+}
+
+/// Send the request and read the raw response (up to `MAX_RESPONSE`).
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    h: &HttpCheck,
+    mut s: S,
+) -> Result<Vec<u8>, ProbeError> {
+    let req = format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: vrrp-xdp-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        h.path, h.host
+    );
+    s.write_all(req.as_bytes()).await.map_err(ProbeError::Io)?;
+    s.flush().await.map_err(ProbeError::Io)?;
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match s.read(&mut buf).await {
+            Ok(n) => n,
+            // Many HTTPS servers close without a TLS close_notify; what arrived is the response.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !resp.is_empty() => 0,
+            Err(e) => return Err(ProbeError::Io(e)),
+        };
+        if n == 0 {
+            break;
+        }
+        resp.extend_from_slice(&buf[..n]);
+        if resp.len() >= MAX_RESPONSE || complete(&resp) {
+            break;
+        }
+    }
+    Ok(resp)
+}
+
+/// SNI: the `host` value without its port when it is a DNS name; for an IP literal rustls
+/// sends no SNI.
+fn server_name(h: &HttpCheck) -> ServerName<'static> {
+    let host = &h.host;
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        v6.split_once(']').map_or(v6, |(a, _)| a)
+    } else {
+        match host.rsplit_once(':') {
+            // A bare IPv6 address has several colons: leave it whole.
+            Some((n, p)) if !n.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => host,
+        }
+    };
+    match ServerName::try_from(name) {
+        Ok(ServerName::DnsName(d)) => ServerName::DnsName(d.to_owned()),
+        _ => ServerName::IpAddress(h.addr.ip().into()),
+    }
+}
+
+/// One client configuration for all HTTPS checks: ring, TLS 1.2/1.3, no verification.
+fn tls_config() -> Arc<ClientConfig> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = Arc::new(NoCertificateVerification(
+                provider.signature_verification_algorithms,
+            ));
+            let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+                .with_safe_default_protocol_versions()
+                .expect("the ring provider supports the default TLS versions")
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+/// Accepts any server certificate (as keepalived's `SSL_GET` without `verify`), but still
+/// checks the handshake signature against the certificate's key.
+#[derive(Debug)]
+struct NoCertificateVerification(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for NoCertificateVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
 }
 
 fn header_end(resp: &[u8]) -> Option<usize> {
@@ -254,10 +389,17 @@ mod tests {
         assert_eq!(h.path, "/");
         let h = HttpCheck::from_url("http://127.0.0.1?q").unwrap();
         assert_eq!(h.path, "/?q");
+        assert!(!h.tls);
+        let h = HttpCheck::from_url("https://127.0.0.1/").unwrap();
+        assert!(h.tls);
+        assert_eq!(h.addr, "127.0.0.1:443".parse().unwrap());
+        let h = HttpCheck::from_url("HTTPS://[::1]:8443/x").unwrap();
+        assert_eq!((h.tls, h.addr), (true, "[::1]:8443".parse().unwrap()));
         assert_eq!(
-            HttpCheck::from_url("https://127.0.0.1/"),
+            HttpCheck::from_url("ftp://127.0.0.1/"),
             Err(UrlError::Scheme)
         );
+        assert_eq!(HttpCheck::from_url("127.0.0.1/"), Err(UrlError::Scheme));
         assert!(matches!(
             HttpCheck::from_url("http://example.com/"),
             Err(UrlError::Host(_))
@@ -266,6 +408,31 @@ mod tests {
             HttpCheck::from_url("http://127.0.0.1:x/"),
             Err(UrlError::Port(_))
         ));
+    }
+
+    #[test]
+    fn sni_only_for_dns_names() {
+        let mut h = HttpCheck::from_url("https://192.0.2.10:8443/").unwrap();
+        let ip = |s: &str| ServerName::IpAddress(s.parse::<IpAddr>().unwrap().into());
+        assert_eq!(server_name(&h), ip("192.0.2.10"));
+        h.host = "www.example.com:8443".into();
+        assert_eq!(
+            server_name(&h),
+            ServerName::try_from("www.example.com").unwrap()
+        );
+        h.host = "www.example.com".into();
+        assert_eq!(
+            server_name(&h),
+            ServerName::try_from("www.example.com").unwrap()
+        );
+        h.host = "[2001:db8::1]:8443".into();
+        assert_eq!(server_name(&h), ip("192.0.2.10"));
+        h.host = "2001:db8::1".into();
+        assert_eq!(server_name(&h), ip("192.0.2.10"));
+        h.host = "bad name!".into();
+        assert_eq!(server_name(&h), ip("192.0.2.10"));
+        // Building the configuration must not panic.
+        let _ = tls_config();
     }
 
     #[test]
