@@ -1,6 +1,7 @@
 //! `cargo xtask`: what cargo alone cannot do — the eBPF toolchain bootstrap and build, running
 //! the agent, the namespace demo, the root test suite and the benchmarks.
 
+mod bench;
 mod build;
 mod demo;
 mod deps;
@@ -38,6 +39,9 @@ enum Cmd {
     Test(test::TestOpts),
     /// The seed's two load balancers in namespaces: failover and preempt-back, with a timeline.
     Demo(demo::DemoOpts),
+    /// Benchmarks in namespace labs (ARP responder, protocol-112 flood, steady-state BACKUP),
+    /// each beside a baseline measured in the same run; prints a table and writes JSON.
+    Bench(bench::BenchOpts),
     /// Install the Debian packages the lab tests and the demo use (keepalived, tshark, ...).
     Deps,
 }
@@ -51,6 +55,7 @@ fn main() -> Result<()> {
         }
         Cmd::Test(opts) => test::main(&opts),
         Cmd::Demo(opts) => demo::main(&opts),
+        Cmd::Bench(opts) => bench::main(&opts),
         Cmd::Deps => deps::ensure_debian_packages(deps::TEST_PACKAGES),
     }
 }
