@@ -1241,3 +1241,58 @@ fn xdp_answers_arp_and_nd_on_the_wire() {
     assert_eq!(errors, Some(0), "veth xdp_tx_errors");
     drop(plane);
 }
+
+/// Recomputes both checksums of an IPv4 VRRPv3 frame (VRRP with the pseudo-header).
+fn fix_v3_ipv4(f: &mut [u8]) {
+    fix_ipv4_header_checksum(f);
+    f[VRRP4 + 6] = 0;
+    f[VRRP4 + 7] = 0;
+    let len = f.len() - VRRP4;
+    let mut pseudo = Vec::from(&f[IP + 12..IP + 20]);
+    pseudo.extend_from_slice(&[0, 112]);
+    pseudo.extend_from_slice(&(len as u16).to_be_bytes());
+    let c = fold(ones_sum(&pseudo) + ones_sum(&f[VRRP4..]));
+    f[VRRP4 + 6..VRRP4 + 8].copy_from_slice(&c.to_be_bytes());
+}
+
+/// A steady stream from another, lower-priority sender wakes the agent once: its repeats are
+/// absorbed (remembered apart from the master's slot), and the master's timestamps stay.
+#[test]
+fn repeats_of_a_lower_priority_sender_are_absorbed_too() {
+    let mut p = Prog::load();
+    let master = vector("keepalived-v3-ipv4.hex");
+    let vrid = vrid_of(&master, false);
+    p.configure(false, vrid, v3());
+    dp::set_mode(&mut p.ebpf, true).expect("consume mode");
+    let mut lower = master.clone();
+    lower[IP + 15] = 9; // source 192.0.2.9
+    lower[VRRP4 + 2] = 50; // priority 50
+    fix_v3_ipv4(&mut lower);
+
+    assert!(p.run(&master).1.contains(&(counter::ADVERT_EVENT, 1)));
+    let first = p.run(&lower);
+    assert_eq!(first.0, XDP_DROP);
+    assert!(
+        first.1.contains(&(counter::ADVERT_EVENT, 1)),
+        "{:?}",
+        first.1
+    );
+    for _ in 0..5 {
+        let again = p.run(&lower);
+        assert_eq!(again.0, XDP_DROP);
+        assert!(
+            again.1.contains(&(counter::ADVERT_ABSORBED, 1)),
+            "{:?}",
+            again.1
+        );
+    }
+    // The master still owns the slot, and its own repeats are absorbed.
+    let st = dp::advert_state(&p.ebpf, false, vrid)
+        .expect("ADVERTS")
+        .expect("state");
+    assert_eq!(
+        (st.src[..4].to_vec(), st.priority),
+        (vec![192, 0, 2, 1], 100)
+    );
+    assert!(p.run(&master).1.contains(&(counter::ADVERT_ABSORBED, 1)));
+}

@@ -13,6 +13,10 @@ pub const FOREIGN_VRIDS: &str = "FOREIGN_VRIDS";
 /// `Array<AdvertState>` of [`VRID_SLOTS`] entries, indexed by [`vrid_slot`]: the last valid
 /// advert of each virtual router, timestamped by the kernel.
 pub const ADVERTS: &str = "ADVERTS";
+/// `Array<AdvertState>` like [`ADVERTS`], for the last sender that did not take the slot (a
+/// lower-priority router, a stray): its repeats are absorbed too, so a steady stream of them
+/// (or a flood) wakes the agent once, not per packet.
+pub const OTHERS: &str = "OTHERS";
 /// `Array<DataPlaneConfig>` of one entry (index 0): mode flags and the dead-man gate.
 pub const CONFIG: &str = "CONFIG";
 /// `HashMap<PeerKey, u32>` of at most [`PEERS_MAX`] entries: the unicast peers allowed per

@@ -38,6 +38,9 @@ static FOREIGN_VRIDS: PerCpuArray<u64> = PerCpuArray::with_max_entries(VRID_SLOT
 static ADVERTS: Array<AdvertState> = Array::with_max_entries(VRID_SLOTS, 0);
 
 #[map]
+static OTHERS: Array<AdvertState> = Array::with_max_entries(VRID_SLOTS, 0);
+
+#[map]
 static CONFIG: Array<DataPlaneConfig> = Array::with_max_entries(1, 0);
 
 #[map]
@@ -426,8 +429,28 @@ fn deliver(ctx: &XdpContext, f: &AdvertFields, slot: u32, src: [u8; 16], ip_len:
                     state.version = f.version();
                     state.interval_cs = interval;
                 }
+                seen
+            } else {
+                // Another sender: remembered on its own, so that its repeats are absorbed
+                // instead of waking the agent per packet (a lower-priority router, a flood).
+                match OTHERS.get_ptr_mut(slot) {
+                    Some(q) => {
+                        // SAFETY: `q` points to this slot's value in the array map; as above.
+                        let other = unsafe { &mut *q };
+                        let seen = observe(other, &advert, now);
+                        other.last_ns = now;
+                        other.count += 1;
+                        if seen == Observation::News {
+                            other.src = src;
+                            other.priority = f.priority;
+                            other.version = f.version();
+                            other.interval_cs = interval;
+                        }
+                        seen
+                    }
+                    None => Observation::News,
+                }
             }
-            seen
         }
         None => Observation::News,
     };
