@@ -196,27 +196,12 @@ impl DataPlane {
 
     /// Adverts seen per (family, VRID) for VRIDs that are not ours: (ipv6, vrid, count).
     pub fn foreign_vrids(&self) -> Result<Vec<(bool, u8, u64)>, XdpError> {
-        let map = self
-            .ebpf
-            .map(maps::FOREIGN_VRIDS)
-            .ok_or(XdpError::NoMap(maps::FOREIGN_VRIDS))?;
-        let arr: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| XdpError::Map {
-                name: maps::FOREIGN_VRIDS,
-                source,
-            })?;
-        let mut out = Vec::new();
-        for slot in 0..VRID_SLOTS {
-            let v = arr.get(&slot, 0).map_err(|source| XdpError::Map {
-                name: maps::FOREIGN_VRIDS,
-                source,
-            })?;
-            let n: u64 = v.iter().sum();
-            if n > 0 {
-                out.push((slot >= 256, (slot % 256) as u8, n));
-            }
-        }
-        Ok(out)
+        let sums = percpu_sums(&self.ebpf, maps::FOREIGN_VRIDS, VRID_SLOTS)?;
+        Ok((0..VRID_SLOTS)
+            .zip(sums)
+            .filter(|(_, n)| *n > 0)
+            .map(|(slot, n)| (slot >= 256, (slot % 256) as u8, n))
+            .collect())
     }
 
     /// Chooses where valid adverts go: consumed in XDP (absorbed, or reported through
@@ -300,23 +285,25 @@ pub fn set_vrid(ebpf: &mut Ebpf, ipv6: bool, vrid: u8, cfg: VridConfig) -> Resul
 }
 
 pub fn counters(ebpf: &Ebpf) -> Result<[u64; counter::COUNT as usize], XdpError> {
-    let map = ebpf
-        .map(maps::COUNTERS)
-        .ok_or(XdpError::NoMap(maps::COUNTERS))?;
-    let arr: PerCpuArray<&MapData, u64> =
-        PerCpuArray::try_from(map).map_err(|source| XdpError::Map {
-            name: maps::COUNTERS,
-            source,
-        })?;
+    let sums = percpu_sums(ebpf, maps::COUNTERS, counter::COUNT)?;
     let mut out = [0u64; counter::COUNT as usize];
-    for (i, slot) in out.iter_mut().enumerate() {
-        let v = arr.get(&(i as u32), 0).map_err(|source| XdpError::Map {
-            name: maps::COUNTERS,
-            source,
-        })?;
-        *slot = v.iter().sum();
+    for (o, v) in out.iter_mut().zip(sums) {
+        *o = v;
     }
     Ok(out)
+}
+
+/// The first `n` entries of a per-CPU `u64` array, each summed over CPUs.
+fn percpu_sums(ebpf: &Ebpf, name: &'static str, n: u32) -> Result<Vec<u64>, XdpError> {
+    let map = ebpf.map(name).ok_or(XdpError::NoMap(name))?;
+    let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(map_err(name))?;
+    (0..n)
+        .map(|i| {
+            arr.get(&i, 0)
+                .map(|v| v.iter().sum())
+                .map_err(map_err(name))
+        })
+        .collect()
 }
 
 fn config_array(ebpf: &mut Ebpf) -> Result<Array<&mut MapData, DataPlaneConfig>, XdpError> {
