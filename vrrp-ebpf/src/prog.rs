@@ -417,37 +417,16 @@ fn deliver(ctx: &XdpContext, f: &AdvertFields, slot: u32, src: [u8; 16], ip_len:
                 interval_cs: interval,
                 ..AdvertState::default()
             };
-            let seen = observe(state, &advert, now);
             // The slot keeps following the master: another sender's advert is reported but
             // leaves the master's timestamp alone (see `takes_slot`).
             if takes_slot(state, &advert, now) {
-                state.last_ns = now;
-                state.count += 1;
-                if seen == Observation::News {
-                    state.src = src;
-                    state.priority = f.priority;
-                    state.version = f.version();
-                    state.interval_cs = interval;
-                }
-                seen
+                record(state, &advert, now)
             } else {
                 // Another sender: remembered on its own, so that its repeats are absorbed
                 // instead of waking the agent per packet (a lower-priority router, a flood).
                 match OTHERS.get_ptr_mut(slot) {
-                    Some(q) => {
-                        // SAFETY: `q` points to this slot's value in the array map; as above.
-                        let other = unsafe { &mut *q };
-                        let seen = observe(other, &advert, now);
-                        other.last_ns = now;
-                        other.count += 1;
-                        if seen == Observation::News {
-                            other.src = src;
-                            other.priority = f.priority;
-                            other.version = f.version();
-                            other.interval_cs = interval;
-                        }
-                        seen
-                    }
+                    // SAFETY: `q` points to this slot's value in the array map; as above.
+                    Some(q) => record(unsafe { &mut *q }, &advert, now),
                     None => Observation::News,
                 }
             }
@@ -474,6 +453,21 @@ fn deliver(ctx: &XdpContext, f: &AdvertFields, slot: u32, src: [u8; 16], ip_len:
             }
         }
     }
+}
+
+/// Files a valid advert into a slot: the timestamp always, the fields when they are news.
+#[inline(always)]
+fn record(slot: &mut AdvertState, advert: &AdvertState, now: u64) -> Observation {
+    let seen = observe(slot, advert, now);
+    slot.last_ns = now;
+    slot.count += 1;
+    if seen == Observation::News {
+        slot.src = advert.src;
+        slot.priority = advert.priority;
+        slot.version = advert.version;
+        slot.interval_cs = advert.interval_cs;
+    }
+    seen
 }
 
 /// One's-complement sum of a fixed-size array of big-endian 16-bit words.
