@@ -146,7 +146,144 @@ fn failover_on_sigkill_of_the_master() {
     n.lab
         .wait_until("lb01 binds the VIP", T, || n.lab.has_addr(&n.lb01, VIP))
         .expect("VIP on lb01");
-    // (After SIGKILL the VIP also stays bound on lb02: handled by a later issue.)
+    // The guardian sent priority 0 for the killed agent: lb01 took over after its skew time,
+    // not a master-down interval, and the guardian unbound lb02's VIP.
+    let log = n.lab.log("lb01");
+    assert!(log.contains("priority 0 received from 192.0.2.2"), "{log}");
+    n.lab
+        .wait_owner(VIP, &["lb01"], T)
+        .expect("VIP unbound on the killed agent's node");
+    let lb02_log = n.lab.log("lb02");
+    assert!(
+        lb02_log.contains("guardian: the agent died while MASTER"),
+        "{lb02_log}"
+    );
+    no_arp_replies_from(&n, &n.lb02, 3);
+}
+
+/// A shell command outside the lab's namespaces; its output.
+fn host_sh(script: &str) -> String {
+    vrrp_tests::run_cmd(std::process::Command::new("sh").args(["-c", script]))
+        .unwrap_or_else(|e| panic!("{script}: {e:#}"))
+}
+
+/// Asks for the VIP `count` times from the client; fails if `host` answers any of them.
+fn no_arp_replies_from(n: &Net, host: &Host, count: u32) {
+    let out = n
+        .lab
+        .sh(
+            &n.client.ns,
+            &format!(
+                "arping -c {count} -w {count} -I {} {VIP} || true",
+                n.client.ifname
+            ),
+        )
+        .expect("arping");
+    assert!(
+        out.contains(&format!("Sent {count} probes")),
+        "arping did not run: {out}"
+    );
+    let mac = host.mac.to_uppercase();
+    assert!(
+        !out.to_uppercase().contains(&mac),
+        "{} ({mac}) answered ARP for the VIP:\n{out}",
+        host.name
+    );
+}
+
+/// Every process in the host's namespace, SIGKILLed at once: the agent and its guardian die
+/// together, as in a crash of the whole daemon (keepalived leaves the VIP answered by the
+/// kernel then). The VIP stays bound on the dead node, yet nothing there answers for it.
+#[test]
+fn crash_of_the_whole_daemon_leaves_no_answerer() {
+    let mut n = net("crash");
+    n.seed_pair(&[]);
+    let pids = host_sh(&format!("ip netns pids {}", n.lb02.ns));
+    assert!(pids.lines().count() >= 2, "agent and guardian: {pids}");
+    host_sh(&format!("ip netns pids {} | xargs -r kill -9", n.lb02.ns));
+    // From the instant of the kill: the stale VIP is still bound on lb02 (a start removes it),
+    // but the kernel there does not answer for it.
+    assert!(
+        n.lab.has_addr(&n.lb02, VIP).expect("ip addr"),
+        "VIP gone from lb02"
+    );
+    no_arp_replies_from(&n, &n.lb02, 3);
+    // The kernel did try to answer: its replies were dropped by the filter the agent left.
+    let table = n
+        .lab
+        .sh(&n.lb02.ns, "nft list table arp vrrp_xdp")
+        .expect("filter table");
+    let dropped: u64 = table
+        .split("counter packets ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(dropped > 0, "no kernel ARP reply dropped:\n{table}");
+    n.lab
+        .wait_state("lb01", "VI_1", "MASTER", T)
+        .expect("lb01 master");
+    let mac = n.lab.wait_arp_reply(&n.client, VIP, T).expect("ARP reply");
+    assert_eq!(mac, n.lb01.mac.to_lowercase());
+    no_arp_replies_from(&n, &n.lb02, 3);
+    // A restart removes the stale VIP and the filter, and preempts back (priority 100).
+    let lb02 = n.lb02.clone();
+    n.lab
+        .agent_conf(&lb02, "lb02-again", &lab_config("seed-lb02.conf"), &[])
+        .expect("restart lb02");
+    n.lab
+        .wait_state("lb02-again", "VI_1", "MASTER", T)
+        .expect("lb02 master again");
+    n.lab
+        .wait_owner(VIP, &["lb02"], T)
+        .expect("VIP on lb02 only");
+    let mac = n.lab.wait_arp_reply(&n.client, VIP, T).expect("ARP reply");
+    assert_eq!(mac, n.lb02.mac.to_lowercase());
+}
+
+/// Without XDP the kernel answers ARP, so no filter is installed and a crash behaves as
+/// keepalived's; the guardian still moves the VIP.
+#[test]
+fn no_xdp_mode_installs_no_kernel_filter() {
+    let mut n = net("nofilter");
+    n.seed_pair(&["--no-xdp"]);
+    let rules = n.lab.sh(&n.lb02.ns, "nft list ruleset").unwrap_or_default();
+    assert!(!rules.contains("vrrp_xdp"), "{rules}");
+    let mac = n.lab.wait_arp_reply(&n.client, VIP, T).expect("ARP reply");
+    assert_eq!(mac, n.lb02.mac.to_lowercase());
+}
+
+/// `vrrp-agent handover`: lb02 gives MASTER to lb01 (make-before-break) and does not preempt
+/// back although its priority is higher.
+#[test]
+fn handover_command_moves_the_vip_and_does_not_preempt_back() {
+    let mut n = net("handover");
+    n.seed_pair(&[]);
+    let sock = n.lab.path("lb02.sock");
+    let out = host_sh(&format!(
+        "{} handover --socket {}",
+        vrrp_tests::agent_bin().display(),
+        sock.display()
+    ));
+    assert!(out.contains("handing over: VI_1"), "{out}");
+    n.lab
+        .wait_state("lb01", "VI_1", "MASTER", T)
+        .expect("lb01 master");
+    n.lab
+        .wait_state("lb02", "VI_1", "BACKUP", T)
+        .expect("lb02 backup");
+    n.lab.wait_owner(VIP, &["lb01"], T).expect("VIP on lb01");
+    let log = n.lab.log("lb02");
+    assert!(
+        log.contains("handed over: new master 192.0.2.1 heard"),
+        "{log}"
+    );
+    // Yielded: lb02 (100) accepts lb01 (50) as master instead of preempting.
+    n.stays("lb02", "VI_1", "BACKUP", Duration::from_secs(5));
+    let st = n.lab.status_json("lb01").expect("status");
+    assert_eq!(st["instances"][0]["state"], "MASTER", "{st}");
+    let mac = n.lab.wait_arp_reply(&n.client, VIP, T).expect("ARP reply");
+    assert_eq!(mac, n.lb01.mac.to_lowercase());
 }
 
 #[test]
@@ -203,7 +340,10 @@ fn graceful_stop_hands_over_and_releases() {
         .wait_owner(VIP, &["lb01"], T)
         .expect("VIP on lb01 only");
     let log = n.lab.log("lb02");
-    assert!(log.contains("SIGTERM: releasing and exiting"), "{log}");
+    assert!(log.contains("SIGTERM: handing over"), "{log}");
+    // Make-before-break: lb02 kept the VIP until it heard lb01 as master.
+    assert!(log.contains("new master"), "{log}");
+    assert!(!log.contains("no new master within"), "{log}");
     assert!(log.contains("vrrp-agent stopped"), "{log}");
     // lb01's gratuitous ARP moved the client's entry to lb01 without the client asking.
     let lb01_mac = n.lb01.mac.to_lowercase();

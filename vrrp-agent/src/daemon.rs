@@ -20,6 +20,8 @@ use vrrp_common::maps::{
 use crate::config::{self, Config};
 use crate::control::{self, ControlCommand, Snapshot};
 use crate::io::announce::{self, Announcer};
+use crate::io::guardian::{self, Guardian};
+use crate::io::kfilter;
 use crate::io::netlink::{Netlink, VipSpec};
 use crate::io::socket::AdvertSocket;
 use crate::io::xdp::{self, DataPlane};
@@ -51,6 +53,8 @@ pub struct Options {
     pub metrics: Option<std::net::SocketAddr>,
     /// Where SIGUSR1 writes the JSON status (keepalived writes /tmp/keepalived.data).
     pub dump_path: PathBuf,
+    /// Start the guardian process that sends priority 0 if the agent is killed.
+    pub guardian: bool,
 }
 
 /// The driver's clock. The only place the agent reads time (clippy forbids it elsewhere).
@@ -166,6 +170,11 @@ pub struct Daemon {
     /// Each group's common state, for the group notify scripts.
     group_state: BTreeMap<String, State>,
     notifier: Option<Notifier>,
+    /// Sends priority 0 for us if we die while MASTER ([`guardian`]).
+    guardian: Option<Guardian>,
+    want_guardian: bool,
+    /// The VIPs the kernel is kept from answering for ([`kfilter`]); `None`: not installed.
+    kfilter: Option<Vec<IpAddr>>,
 }
 
 /// The parts of a configuration the tracker depends on.
@@ -290,6 +299,9 @@ impl Daemon {
             dump_path: opts.dump_path,
             started_unix: unix_now(),
             snapshot: watch::channel(Snapshot::default()).0,
+            guardian: None,
+            want_guardian: opts.guardian,
+            kfilter: None,
         };
         if opts.dataplane == DataPlaneChoice::Off {
             info!("data plane: raw sockets only (--no-xdp)");
@@ -659,6 +671,18 @@ impl Daemon {
         // A crash of an earlier run may have left our VIPs bound (RFC 9568 §6.4.1: Initialize
         // owns no address).
         self.remove_all_vips().await;
+        self.sync_kernel_filter().await;
+        if self.want_guardian {
+            match Guardian::spawn() {
+                Ok(g) => {
+                    debug!(pid = g.pid(), "guardian started");
+                    self.guardian = Some(g);
+                }
+                Err(e) => {
+                    warn!("{e}: a killed agent's VIPs move after the master-down interval instead")
+                }
+            }
+        }
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut usr1 = signal(SignalKind::user_defined1())?;
@@ -704,8 +728,23 @@ impl Daemon {
             }
         }
         info!(instances = self.instances.len(), "vrrp-agent running");
+        // Set by the first SIGTERM/SIGINT: masters hand over make-before-break and we exit once
+        // every instance has stopped, or at this hard deadline.
+        let mut stopping: Option<Instant> = None;
         loop {
-            let deadline = self.next_deadline();
+            if let Some(hard) = stopping
+                && (now() >= hard
+                    || self
+                        .instances
+                        .iter()
+                        .all(|i| i.vr.state() == State::Stopped))
+            {
+                break;
+            }
+            let deadline = match (self.next_deadline(), stopping) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -719,8 +758,8 @@ impl Daemon {
                     None => bail!("the netlink link watch ended"),
                 },
                 _ = sleep => self.on_timeout().await,
-                _ = term.recv() => { info!("SIGTERM: releasing and exiting"); break; }
-                _ = int.recv() => { info!("SIGINT: releasing and exiting"); break; }
+                _ = term.recv() => if self.begin_stop(&mut stopping, "SIGTERM").await { break },
+                _ = int.recv() => if self.begin_stop(&mut stopping, "SIGINT").await { break },
                 _ = usr1.recv() => {
                     self.log_status();
                     let snap = self.build_snapshot();
@@ -730,7 +769,9 @@ impl Daemon {
                     }
                 }
                 _ = tick.tick() => {
-                    self.data_plane_watch();
+                    if self.data_plane_watch() {
+                        self.sync_kernel_filter().await;
+                    }
                     self.publish();
                 }
                 Some(cmd) = cmd_rx.recv() => self.on_command(cmd).await,
@@ -749,6 +790,40 @@ impl Daemon {
             t.abort();
         }
         Ok(())
+    }
+
+    /// The first stop signal starts a make-before-break exit (`Input::Resign`); a second one
+    /// means now. Returns whether to leave the loop at once.
+    async fn begin_stop(&mut self, stopping: &mut Option<Instant>, signal: &str) -> bool {
+        if stopping.is_some() {
+            info!("{signal} again: releasing at once and exiting");
+            return true;
+        }
+        let t = now();
+        let longest = self
+            .instances
+            .iter()
+            .map(|i| i.vr.master_down_interval())
+            .max()
+            .unwrap_or_default();
+        *stopping = Some(t + longest + Duration::from_secs(1));
+        let masters = self
+            .instances
+            .iter()
+            .filter(|i| i.vr.state() == State::Master)
+            .count();
+        if masters > 0 {
+            info!(
+                masters,
+                "{signal}: handing over (VIPs kept until the new master is heard), then exiting"
+            );
+        } else {
+            info!("{signal}: exiting");
+        }
+        for idx in 0..self.instances.len() {
+            self.feed(idx, t, Input::Resign { exit: true }).await;
+        }
+        false
     }
 
     /// The RFC's Startup event, after telling the router its link state.
@@ -823,8 +898,9 @@ impl Daemon {
         self.publish();
     }
 
-    /// Planned handover: each selected master sends priority 0 (a backup takes over after its
-    /// skew time) and comes back as a backup.
+    /// Planned handover, make-before-break: each selected master sends priority 0 (a backup
+    /// takes over after its skew time) and keeps answering for its VIPs until the new master's
+    /// first advert; then it stays a backup without preempting back.
     async fn handover(&mut self, instance: Option<&str>) -> Result<String, String> {
         let t = now();
         let mut done = Vec::new();
@@ -834,15 +910,17 @@ impl Daemon {
                 continue;
             }
             done.push(inst.cfg.name.clone());
-            self.feed(idx, t, Input::Shutdown).await;
-            self.feed(idx, t, Input::Startup).await;
+            self.feed(idx, t, Input::Resign { exit: false }).await;
         }
         match (done.is_empty(), instance) {
             (true, Some(n)) => Err(format!(
                 "instance {n} is not MASTER here (or does not exist)"
             )),
             (true, None) => Err("no instance is MASTER here".into()),
-            (false, _) => Ok(format!("handed over: {}", done.join(", "))),
+            (false, _) => Ok(format!(
+                "handing over: {} (VIPs held until the new master is heard)",
+                done.join(", ")
+            )),
         }
     }
 
@@ -1060,7 +1138,8 @@ impl Daemon {
 
     /// Every second: the dead-man gate stays fresh, and a data plane whose XDP_TX fails stops
     /// answering so the kernel's ARP/ND does it (never worse than the kernel).
-    fn data_plane_watch(&mut self) {
+    fn data_plane_watch(&mut self) -> bool {
+        let mut fell_back = false;
         for i in 0..self.ifaces.len() {
             let bound = self
                 .instances
@@ -1084,6 +1163,7 @@ impl Daemon {
             {
                 warn!(iface = %iface.name, errors = now - before, "XDP_TX fails on this interface: the kernel answers ARP/ND for the VIPs from now on");
                 iface.xdp_answers = false;
+                fell_back = true;
             }
             iface.tx_errors = errors;
         }
@@ -1092,6 +1172,92 @@ impl Daemon {
             if inst.xdp_owned && !self.ifaces[inst.iface].xdp_answers {
                 self.set_xdp_ownership(idx, false);
             }
+        }
+        fell_back
+    }
+
+    /// The VIPs XDP answers for: the kernel must not answer for them, even after we die.
+    fn xdp_answered_vips(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .instances
+            .iter()
+            .filter(|inst| {
+                let iface = &self.ifaces[inst.iface];
+                iface.dataplane.is_some() && iface.xdp_answers
+            })
+            .flat_map(|inst| inst.vips.iter().map(|b| b.spec.addr))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Brings the kernel ARP/NA filter in line with [`Self::xdp_answered_vips`]. Also clears
+    /// a filter a crashed run left, when there is nothing to filter now.
+    async fn sync_kernel_filter(&mut self) {
+        let want = self.xdp_answered_vips();
+        if self.kfilter.as_ref() == Some(&want) {
+            return;
+        }
+        let r = if want.is_empty() {
+            kfilter::clear().await
+        } else {
+            kfilter::install(&want).await
+        };
+        match r {
+            Ok(()) => {
+                if !want.is_empty() {
+                    info!(
+                        vips = want.len(),
+                        table = kfilter::TABLE,
+                        "kernel ARP/NA replies for the VIPs dropped (XDP answers them; a crash leaves no answerer)"
+                    );
+                }
+                self.kfilter = Some(want);
+            }
+            Err(e) if want.is_empty() => debug!(error = %e, "no kernel filter to clear"),
+            Err(e) => {
+                warn!(error = %e, "cannot keep the kernel from answering ARP/NA for the VIPs: if this agent is killed while MASTER, the kernel answers for the VIPs it leaves bound until the next start");
+                self.kfilter = None;
+            }
+        }
+    }
+
+    /// Tells the guardian what to say for the instance if we die now: priority 0 and its VIPs.
+    fn arm_guardian(&mut self, idx: usize) {
+        if self.guardian.is_none() {
+            return;
+        }
+        let release = self.encoded_adverts(idx, Priority::RELEASE);
+        let inst = &self.instances[idx];
+        let sock = &self.socks[inst.sock].sock;
+        let armed = guardian::Armed {
+            key: inst.cfg.name.clone(),
+            ifname: sock.ifname().to_string(),
+            ifindex: sock.ifindex(),
+            src: sock.source(),
+            release,
+            vips: inst
+                .vips
+                .iter()
+                .map(|v| (v.ifindex, v.spec.addr, v.spec.prefix_len))
+                .collect(),
+        };
+        if let Some(g) = self.guardian.as_mut()
+            && let Err(e) = g.arm(armed)
+        {
+            warn!("{e}: a killed agent's VIPs move after the master-down interval instead");
+            self.guardian = None;
+        }
+    }
+
+    fn disarm_guardian(&mut self, idx: usize) {
+        let key = self.instances[idx].cfg.name.clone();
+        if let Some(g) = self.guardian.as_mut()
+            && let Err(e) = g.disarm(&key)
+        {
+            warn!("{e}");
+            self.guardian = None;
         }
     }
 
@@ -1313,6 +1479,7 @@ impl Daemon {
                     }
                 }
                 inst.installed = true;
+                self.arm_guardian(idx);
             }
             Output::RemoveVips => {
                 let inst = &mut self.instances[idx];
@@ -1322,6 +1489,7 @@ impl Daemon {
                     }
                 }
                 inst.installed = false;
+                self.disarm_guardian(idx);
             }
             Output::SetXdpOwnership(own) => self.set_xdp_ownership(idx, own),
             Output::Transition { from, to, reason } => {
@@ -1362,6 +1530,12 @@ impl Daemon {
             Output::ConfigRejected { error } => {
                 error!(instance = %name, %error, "configuration change rejected");
             }
+            Output::ResignTimedOut { resumed: true } => {
+                warn!(instance = %name, "handover: no new master within the master-down interval; staying MASTER");
+            }
+            Output::ResignTimedOut { resumed: false } => {
+                warn!(instance = %name, "stopping: no new master within the master-down interval; releasing the VIPs anyway");
+            }
         }
     }
 
@@ -1373,6 +1547,17 @@ impl Daemon {
                 let _ = dp.refresh_liveness(bound);
             }
         }
+        let inst = &self.instances[idx];
+        let sock = &self.socks[inst.sock].sock;
+        for (dst, buf) in self.encoded_adverts(idx, priority) {
+            if let Err(e) = sock.send(dst, &buf).await {
+                warn!(instance = %inst.cfg.name, %dst, error = %e, "cannot send advert");
+            }
+        }
+    }
+
+    /// The instance's advert with `priority`, encoded for each destination.
+    fn encoded_adverts(&self, idx: usize, priority: Priority) -> Vec<(IpAddr, Vec<u8>)> {
         let inst = &self.instances[idx];
         let sock = &self.socks[inst.sock].sock;
         let advert = Advert {
@@ -1393,17 +1578,16 @@ impl Daemon {
                 Auth::None
             },
         };
-        let mut buf = Vec::with_capacity(64);
+        let mut out = Vec::with_capacity(inst.destinations.len());
         for dst in &inst.destinations {
-            buf.clear();
+            let mut buf = Vec::with_capacity(64);
             if let Err(e) = codec::encode(&advert, sock.source(), *dst, inst.form, &mut buf) {
                 error!(instance = %inst.cfg.name, error = %e, "cannot encode advert");
-                return;
+                return Vec::new();
             }
-            if let Err(e) = sock.send(*dst, &buf).await {
-                warn!(instance = %inst.cfg.name, %dst, error = %e, "cannot send advert");
-            }
+            out.push((*dst, buf));
         }
+        out
     }
 
     /// Gratuitous ARP / unsolicited NA for the instance's VIPs, in a task so repeats and their
@@ -1471,6 +1655,14 @@ impl Daemon {
             self.feed(idx, t, Input::Shutdown).await;
         }
         self.remove_all_vips().await;
+        if self.kfilter.take().is_some()
+            && let Err(e) = kfilter::clear().await
+        {
+            warn!(error = %e, "cannot remove the kernel ARP/NA filter");
+        }
+        if let Some(g) = self.guardian.take() {
+            g.goodbye();
+        }
         self.tracker.stop().await;
         if let Some(n) = self.notifier.take() {
             // Runs the queued notify_stop scripts before exiting.
@@ -1697,6 +1889,7 @@ pub fn reason_label(r: &Reason) -> &'static str {
         Reason::TrackFailed => "track_failed",
         Reason::TrackRecovered => "track_recovered",
         Reason::Shutdown => "shutdown",
+        Reason::HandedOver { .. } => "handed_over",
         Reason::SyncGroup { .. } => "sync_group",
     }
 }
@@ -1729,6 +1922,7 @@ pub fn describe(r: &Reason) -> String {
         Reason::TrackFailed => "tracked check failed".into(),
         Reason::TrackRecovered => "tracked checks recovered".into(),
         Reason::Shutdown => "shutdown".into(),
+        Reason::HandedOver { to } => format!("handed over: new master {to} heard"),
         Reason::SyncGroup {
             group,
             member,

@@ -16,8 +16,8 @@ use vrrp_agent::daemon::{Daemon, DataPlaneChoice, Options};
 /// vrrp_script, vrrp_sync_group, include). Without a file it runs one instance described by
 /// the flags below (`--iface`, `--vip`, ...).
 ///
-/// Signals: SIGTERM/SIGINT send priority 0 (a backup takes over after its skew time), remove
-/// the VIPs and exit; SIGHUP re-reads the file (unchanged instances keep state and VIPs, a
+/// Signals: SIGTERM/SIGINT hand over make-before-break (priority 0, the VIPs kept until the new
+/// master is heard, then removed) and exit; a second one exits at once; SIGHUP re-reads the file (unchanged instances keep state and VIPs, a
 /// broken file is rejected); SIGUSR1 logs the status and writes it as JSON to --dump-path.
 #[derive(Parser, Debug)]
 #[command(name = "vrrp-agent", version, about, long_about, max_term_width = 100)]
@@ -79,6 +79,11 @@ struct Cli {
     #[arg(long)]
     no_xdp: bool,
 
+    /// Do not start the guardian process (which sends priority 0 for us if the agent is
+    /// killed while MASTER, so a backup takes over after its skew time).
+    #[arg(long)]
+    no_guardian: bool,
+
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
@@ -128,6 +133,10 @@ keepalived.conf compatibility, metrics and the systemd unit: see the README.";
 
 #[derive(clap::Subcommand, Debug)]
 enum Cmd {
+    /// Internal: the process that sends priority 0 if the agent is killed (started by the
+    /// agent itself).
+    #[command(hide = true)]
+    Guardian,
     /// Show the running agent's instances, peers, data plane counters and checks.
     Status {
         /// Print the JSON snapshot instead of a table.
@@ -219,12 +228,17 @@ fn client(cmd: &Cmd) -> Result<()> {
                 let r = control::client_request(socket, &req).await?;
                 println!("{}", control::parse_reply(&r)?);
             }
+            // Run before the client (it has no runtime of its own to share).
+            Cmd::Guardian => {}
         }
         Ok(())
     })
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Some(Cmd::Guardian) = &cli.cmd {
+        return vrrp_agent::io::guardian::run();
+    }
     if let Some(cmd) = &cli.cmd {
         return client(cmd);
     }
@@ -286,6 +300,7 @@ fn run(cli: Cli) -> Result<()> {
             control_socket,
             metrics: cli.metrics,
             dump_path: cli.dump_path.clone(),
+            guardian: !cli.no_guardian,
         })
         .await?;
         daemon.run().await

@@ -1,6 +1,8 @@
 //! The thin I/O shell: sockets, netlink, announcements, the XDP loader.
 
 pub mod announce;
+pub mod guardian;
+pub mod kfilter;
 pub mod netlink;
 pub mod socket;
 pub mod xdp;

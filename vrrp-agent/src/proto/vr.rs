@@ -264,6 +264,10 @@ pub enum Reason {
     TrackFailed,
     TrackRecovered,
     Shutdown,
+    /// Master → Backup after `Input::Resign`: the new master's first advert was seen.
+    HandedOver {
+        to: IpAddr,
+    },
     /// keepalived `vrrp_sync_group`: another member of our sync group moved us.
     SyncGroup {
         group: String,
@@ -367,6 +371,15 @@ pub enum Input {
     Fault(bool),
     Config(VrConfig),
     Shutdown,
+    /// Planned handover, make-before-break: a Master sends priority 0 and stops advertising but
+    /// keeps its addresses (and keeps answering for them) until the new master's first advert
+    /// arrives; then it leaves for Backup, or for Stopped when `exit`. If no one takes over
+    /// within a Master_Down_Interval it resumes (or, when `exit`, releases and stops). After a
+    /// handover we do not preempt back until we become Master again by the usual rules. Not a
+    /// Master: `exit` stops at once, otherwise nothing happens.
+    Resign {
+        exit: bool,
+    },
     /// The data plane absorbed an advert from `src` identical to the last one it passed up, at
     /// `at` (its timestamp). Re-processed as that advert received at `at`.
     AdvertSeenAt {
@@ -449,6 +462,11 @@ pub enum Output {
     ConfigRejected {
         error: ConfigError,
     },
+    /// A resigning Master heard no new master within a Master_Down_Interval: it kept (when
+    /// resuming) or released (when exiting) the addresses.
+    ResignTimedOut {
+        resumed: bool,
+    },
 }
 
 /// The master as seen from Backup.
@@ -478,6 +496,8 @@ pub struct Counters {
     pub priority_zero_tx: u64,
     pub became_master: u64,
     pub released_master: u64,
+    /// `Input::Resign` as Master (planned handovers and make-before-break stops).
+    pub resigned: u64,
     pub dropped_vrid: u64,
     pub dropped_version: u64,
     pub dropped_family: u64,
@@ -509,6 +529,10 @@ pub struct Status {
     pub master: Option<MasterInfo>,
     pub master_adver_int: Centisecs,
     pub master_down_interval: Duration,
+    /// Master that sent priority 0 and holds its addresses until the new master is heard.
+    pub resigning: bool,
+    /// Backup after a handover: lower priority masters are accepted (no preemption back).
+    pub yielded: bool,
     pub last_transition: Option<TransitionStatus>,
     pub counters: Counters,
 }
@@ -621,6 +645,10 @@ pub struct VirtualRouter {
     /// keepalived `wantstate == MASTER` while Backup: held by `vrrp_sync_can_goto_master`.
     sync_held: bool,
     master: Option<MasterInfo>,
+    /// `Input::Resign` in progress (Master only): `Some(exit)`.
+    resign: Option<bool>,
+    /// After a handover: behave as `nopreempt` until we are Master again.
+    yielded: bool,
     /// The last advert that passed the checks, for `AdvertSeenAt` and for warning once.
     last_rx: Option<(IpAddr, Advert)>,
     last_transition: Option<TransitionRecord>,
@@ -651,6 +679,8 @@ impl VirtualRouter {
             group_master: false,
             sync_held: false,
             master: None,
+            resign: None,
+            yielded: false,
             last_rx: None,
             last_transition: None,
             counters: Counters::default(),
@@ -667,6 +697,7 @@ impl VirtualRouter {
                 }
             }
             Input::Shutdown => self.shutdown(now),
+            Input::Resign { exit } => self.resign(now, exit),
             Input::Timeout => self.on_timeout(now),
             Input::Link { up } => {
                 self.link_up = up;
@@ -806,6 +837,8 @@ impl VirtualRouter {
             master: self.master(),
             master_adver_int: self.master_adver_int,
             master_down_interval: self.master_down_interval(),
+            resigning: self.resign.is_some(),
+            yielded: self.yielded,
             last_transition: self.last_transition.as_ref().map(|t| TransitionStatus {
                 from: t.from,
                 to: t.to,
@@ -825,6 +858,9 @@ impl VirtualRouter {
     fn transition(&mut self, now: Instant, to: State, reason: Reason) {
         let from = self.state;
         self.state = to;
+        if to != State::Master {
+            self.resign = None;
+        }
         self.last_transition = Some(TransitionRecord {
             at: now,
             from,
@@ -873,6 +909,7 @@ impl VirtualRouter {
     fn startup(&mut self, now: Instant) {
         self.master_adver_int = self.cfg.interval;
         self.master = None;
+        self.yielded = false;
         self.sync_held = false;
         self.group_master = false;
         if let Some(reason) = self.fault_reason() {
@@ -936,6 +973,7 @@ impl VirtualRouter {
         self.master = None;
         self.preempt_at = None;
         self.sync_held = false;
+        self.yielded = false;
         // keepalived `vrrp_sync_master` sets the group state MASTER.
         self.group_master = true;
     }
@@ -967,8 +1005,28 @@ impl VirtualRouter {
         self.master = None;
         self.sync_held = false;
         self.group_master = false;
-        self.sync_held = false;
-        self.group_master = false;
+    }
+
+    /// `Input::Resign`.
+    fn resign(&mut self, now: Instant, exit: bool) {
+        match self.state {
+            State::Master => {
+                if let Some(was) = self.resign {
+                    self.resign = Some(was || exit);
+                    return;
+                }
+                self.resign = Some(exit);
+                self.counters.resigned += 1;
+                // RFC 9568 §6.4.3 priority 0: a backup takes over after its Skew_Time. We keep
+                // the addresses until its first advert, so clients always have an answer.
+                self.send_advert(Priority::RELEASE);
+                self.garp_at = None;
+                self.garp_refresh_at = None;
+                self.deadline = Some(later(now, self.master_down_interval()));
+            }
+            _ if exit => self.shutdown(now),
+            _ => {}
+        }
     }
 
     fn reevaluate_fault(&mut self, now: Instant, reason: Reason) {
@@ -991,6 +1049,7 @@ impl VirtualRouter {
 
     fn enter_fault(&mut self, now: Instant, reason: Reason) {
         let was_master = self.state == State::Master;
+        self.yielded = false;
         self.transition(now, State::Fault, reason);
         if was_master {
             // keepalived `vrrp_state_leave_master` (wantstate FAULT) sends priority 0 so the
@@ -1131,6 +1190,20 @@ impl VirtualRouter {
 
     fn on_timeout(&mut self, now: Instant) {
         match self.state {
+            State::Master if self.resign.is_some() => {
+                if self.deadline.is_some_and(|d| d <= now) {
+                    let exit = self.resign == Some(true);
+                    self.emit(Output::ResignTimedOut { resumed: !exit });
+                    if exit {
+                        self.shutdown(now);
+                    } else {
+                        // Nobody took over: stay the one owner rather than leave none.
+                        self.resign = None;
+                        self.send_advert(self.effective);
+                        self.deadline = Some(later(now, self.cfg.interval.as_duration()));
+                    }
+                }
+            }
             State::Master => {
                 if self.deadline.is_some_and(|d| d <= now) {
                     // RFC 9568 §6.4.3: Adver_Timer fires → send, reset to Advertisement_Interval.
@@ -1390,8 +1463,9 @@ impl VirtualRouter {
         // preempt_time (armed by the first one) has passed; then they are discarded and the
         // master-down timer runs out. This applies whenever we are Backup, not only at startup.
         let delaying = !self.cfg.preempt_delay.is_zero() && self.preempt_at.is_none_or(|t| t > at);
-        // RFC 9568 §6.4.2: accept if Preempt_Mode is False or the priority is >= ours.
-        if !self.cfg.preempt || adv.priority >= self.effective || delaying {
+        // RFC 9568 §6.4.2: accept if Preempt_Mode is False or the priority is >= ours. After a
+        // handover we accept the master we handed over to, whatever its priority.
+        if !self.cfg.preempt || self.yielded || adv.priority >= self.effective || delaying {
             // RFC 9568 §6.4.2: Master_Adver_Interval := the advert's; Skew_Time and
             // Master_Down_Interval are recomputed from it (master_down_interval() reads it).
             // An interval of 0 would make us take over at once on every advert: not learnt.
@@ -1436,6 +1510,12 @@ impl VirtualRouter {
         let ours = self.effective;
         let theirs = adv.priority;
         let src_higher = addr_cmp(src, self.cfg.primary) == Some(Ordering::Greater);
+        if let Some(exit) = self.resign {
+            if theirs != Priority::RELEASE {
+                self.handed_over(now, src, adv, exit);
+            }
+            return;
+        }
         if theirs == Priority::RELEASE {
             // RFC 9568 §6.4.3: priority 0 → send an advert, reset the Adver_Timer.
             self.send_advert(ours);
@@ -1489,6 +1569,32 @@ impl VirtualRouter {
                 priority: theirs,
             });
         }
+    }
+
+    /// The new master's first advert reached a resigning Master: only now the addresses go.
+    fn handed_over(&mut self, now: Instant, src: IpAddr, adv: &Advert, exit: bool) {
+        if exit {
+            self.transition(now, State::Stopped, Reason::Shutdown);
+            self.release_master();
+            self.deadline = None;
+            self.master = None;
+            self.group_master = false;
+            return;
+        }
+        if self.cfg.version == Version::V3 && adv.interval.get() != 0 {
+            self.master_adver_int = adv.interval;
+        }
+        self.transition(now, State::Backup, Reason::HandedOver { to: src });
+        self.release_master();
+        self.preempt_at = None;
+        self.group_master = false;
+        self.yielded = true;
+        self.arm_master_down(now, self.master_down_interval(), Cause::NoResponse);
+        self.master = Some(MasterInfo {
+            addr: src,
+            priority: adv.priority,
+            interval: adv.interval,
+        });
     }
 }
 

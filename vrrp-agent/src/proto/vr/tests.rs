@@ -722,6 +722,118 @@ fn shutdown_master_sends_priority_zero() {
 }
 
 #[test]
+fn resign_holds_vips_until_the_new_master_is_heard() {
+    // B (100) is master; a handover keeps the VIPs until A's first advert, then yields.
+    let mut o = master(100);
+    let t = ms(5000);
+    let out = o.at(t, Input::Resign { exit: false });
+    assert_eq!(
+        out,
+        vec![Output::SendAdvert {
+            priority: Priority(0)
+        }]
+    );
+    assert_eq!(o.vr.state(), State::Master);
+    assert!(o.vr.status(o.t0 + t).resigning);
+    // No adverts while resigning: the next deadline is the master-down interval.
+    assert_eq!(o.next(), Some(t + o.vr.master_down_interval()));
+    // The new master (A, priority 50) took over after its skew time.
+    let out = o.rx(t + ms(800), A, advert_from(&v3(50, A), 50));
+    assert_eq!(
+        out,
+        vec![
+            Output::Transition {
+                from: State::Master,
+                to: State::Backup,
+                reason: Reason::HandedOver { to: A }
+            },
+            Output::RemoveVips,
+            Output::SetXdpOwnership(false),
+        ]
+    );
+    // Yielded: A's lower priority adverts are accepted (no preemption back).
+    let t2 = t + ms(1800);
+    o.rx(t2, A, advert_from(&v3(50, A), 50));
+    assert_eq!(o.next(), Some(t2 + o.vr.master_down_interval()));
+    assert_eq!(o.vr.counters().discarded_lower_priority, 0);
+    assert!(o.vr.status(o.t0 + t2).yielded);
+    // When A goes silent we take over by the usual rules, and preempt again afterwards.
+    let t3 = o.next().unwrap_or_default();
+    o.at(t3, Input::Timeout);
+    assert_eq!(o.vr.state(), State::Master);
+    assert!(!o.vr.status(o.t0 + t3).yielded);
+}
+
+#[test]
+fn resign_without_a_taker_resumes() {
+    let mut o = master(100);
+    let t = ms(5000);
+    o.at(t, Input::Resign { exit: false });
+    let t2 = o.next().unwrap_or_default();
+    let out = o.at(t2, Input::Timeout);
+    assert_eq!(
+        out,
+        vec![
+            Output::ResignTimedOut { resumed: true },
+            Output::SendAdvert {
+                priority: Priority(100)
+            },
+        ]
+    );
+    assert_eq!(o.vr.state(), State::Master);
+    assert_eq!(o.next(), Some(t2 + ms(1000)));
+}
+
+#[test]
+fn resign_to_exit_stops_when_the_new_master_is_heard() {
+    let mut o = master(100);
+    let t = ms(5000);
+    o.at(t, Input::Resign { exit: true });
+    // Priority 0 from someone else does not count as a new master.
+    assert_eq!(o.rx(t + ms(1), C, advert_from(&v3(0, C), 0)), vec![]);
+    let out = o.rx(t + ms(800), A, advert_from(&v3(50, A), 50));
+    assert_eq!(
+        out,
+        vec![
+            Output::Transition {
+                from: State::Master,
+                to: State::Stopped,
+                reason: Reason::Shutdown
+            },
+            Output::RemoveVips,
+            Output::SetXdpOwnership(false),
+        ]
+    );
+    assert_eq!(o.next(), None);
+}
+
+#[test]
+fn resign_to_exit_without_a_taker_releases() {
+    let mut o = master(100);
+    o.at(ms(5000), Input::Resign { exit: true });
+    let t2 = o.next().unwrap_or_default();
+    let out = o.at(t2, Input::Timeout);
+    assert_eq!(out[0], Output::ResignTimedOut { resumed: false });
+    assert!(out.contains(&Output::RemoveVips));
+    assert_eq!(o.vr.state(), State::Stopped);
+    // A backup asked to exit stops at once; a backup asked to hand over does nothing.
+    let mut b = One::started(v3(100, A));
+    assert_eq!(b.at(ms(10), Input::Resign { exit: false }), vec![]);
+    b.at(ms(20), Input::Resign { exit: true });
+    assert_eq!(b.vr.state(), State::Stopped);
+}
+
+#[test]
+fn resigning_master_that_faults_releases() {
+    let mut o = master(100);
+    o.at(ms(5000), Input::Resign { exit: false });
+    let out = o.at(ms(5001), Input::Link { up: false });
+    assert!(out.contains(&Output::RemoveVips));
+    assert_eq!(o.vr.state(), State::Fault);
+    assert!(!o.vr.status(o.t0 + ms(5001)).resigning);
+}
+
+#[test]
 fn shutdown_backup_just_stops() {
     let mut o = One::started(v3(100, A));
     let out = o.at(ms(10), Input::Shutdown);

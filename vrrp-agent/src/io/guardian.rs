@@ -1,0 +1,247 @@
+//! The guardian: a tiny child process that outlives a crashed agent.
+//!
+//! keepalived killed with SIGKILL leaves its VIPs bound and its peers wait a whole
+//! Master_Down_Interval. We do better: the agent keeps the guardian told, over a pipe, what it
+//! would have to say on leaving (the priority 0 adverts of each instance it is MASTER for, and
+//! the VIPs bound for it). When the pipe reaches end-of-file without a clean goodbye, the agent
+//! is gone: the guardian sends those priority 0 adverts (a backup takes over after its
+//! Skew_Time instead of a Master_Down_Interval), unbinds the VIPs, and exits. It holds no
+//! other state, so it cannot make a wrong decision of its own.
+//!
+//! The guardian ignores SIGTERM/SIGINT/SIGHUP: a stop of the whole service (systemd signals
+//! every process of the unit) must let the agent hand over cleanly; the agent then says
+//! goodbye and the guardian exits.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::net::IpAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::netlink::{Netlink, VipSpec};
+use super::socket::AdvertSocket;
+
+/// The hidden command-line subcommand that runs [`run`].
+pub const SUBCOMMAND: &str = "guardian";
+
+#[derive(Debug, Error)]
+pub enum GuardianError {
+    #[error("cannot start the guardian process ({exe}): {source}")]
+    Spawn { exe: String, source: std::io::Error },
+    #[error("the guardian process is gone: {0}")]
+    Gone(std::io::Error),
+}
+
+/// What the guardian must do for one MASTER instance if the agent dies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Armed {
+    /// The instance name (one entry per instance; arming again replaces it).
+    pub key: String,
+    pub ifname: String,
+    pub ifindex: u32,
+    /// The advert socket's source address.
+    pub src: IpAddr,
+    /// Each destination with its encoded priority 0 VRRP message (checksum included).
+    pub release: Vec<(IpAddr, Vec<u8>)>,
+    /// VIPs to unbind: (interface index, address, prefix length).
+    pub vips: Vec<(u32, IpAddr, u8)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Msg {
+    Arm(Armed),
+    Disarm(String),
+    /// The agent exits cleanly: nothing to do.
+    Goodbye,
+}
+
+/// The agent's end of the pipe.
+#[derive(Debug)]
+pub struct Guardian {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Guardian {
+    /// Starts `<our executable> guardian` with a pipe on its standard input.
+    pub fn spawn() -> Result<Self, GuardianError> {
+        // /proc/self/exe still works if the binary was replaced by an upgrade.
+        let exe = std::path::PathBuf::from("/proc/self/exe");
+        let mut child = Command::new(&exe)
+            .arg(SUBCOMMAND)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|source| GuardianError::Spawn {
+                exe: exe.display().to_string(),
+                source,
+            })?;
+        let stdin = child.stdin.take();
+        Ok(Self { child, stdin })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn send(&mut self, msg: &Msg) -> Result<(), GuardianError> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(GuardianError::Gone(std::io::ErrorKind::BrokenPipe.into()));
+        };
+        // One short line into a pipe the guardian drains at once: never blocks in practice.
+        let mut line = serde_json::to_vec(msg).map_err(|e| GuardianError::Gone(e.into()))?;
+        line.push(b'\n');
+        stdin.write_all(&line).map_err(GuardianError::Gone)
+    }
+
+    pub fn arm(&mut self, armed: Armed) -> Result<(), GuardianError> {
+        self.send(&Msg::Arm(armed))
+    }
+
+    pub fn disarm(&mut self, key: &str) -> Result<(), GuardianError> {
+        self.send(&Msg::Disarm(key.to_string()))
+    }
+
+    /// Clean exit: tell the guardian there is nothing to do, and reap it.
+    pub fn goodbye(mut self) {
+        let _ = self.send(&Msg::Goodbye);
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// What the guardian does when the agent is gone, from the messages it read.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Ledger {
+    armed: BTreeMap<String, Armed>,
+    goodbye: bool,
+}
+
+impl Ledger {
+    fn apply(&mut self, line: &str) {
+        match serde_json::from_str::<Msg>(line) {
+            Ok(Msg::Arm(a)) => {
+                self.armed.insert(a.key.clone(), a);
+            }
+            Ok(Msg::Disarm(k)) => {
+                self.armed.remove(&k);
+            }
+            Ok(Msg::Goodbye) => self.goodbye = true,
+            Err(e) => eprintln!("vrrp-agent guardian: ignoring a bad message: {e}"),
+        }
+    }
+}
+
+/// The guardian process: reads the agent's messages until end-of-file, then acts.
+pub fn run() -> anyhow::Result<()> {
+    // SAFETY: setting signal dispositions to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let mut ledger = Ledger::default();
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match lines.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => ledger.apply(line.trim_end()),
+            Err(_) => break,
+        }
+    }
+    if ledger.goodbye || ledger.armed.is_empty() {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(release(ledger.armed.into_values().collect()));
+    Ok(())
+}
+
+/// The agent died while MASTER: priority 0 first (that is what moves the VIP fast), then unbind.
+async fn release(armed: Vec<Armed>) {
+    for a in &armed {
+        match AdvertSocket::open(&a.ifname, a.ifindex, a.src, false) {
+            Ok(sock) => {
+                for (dst, msg) in &a.release {
+                    if let Err(e) = sock.send(*dst, msg).await {
+                        eprintln!(
+                            "vrrp-agent guardian: {}: cannot send priority 0: {e}",
+                            a.key
+                        );
+                    }
+                }
+            }
+            Err(e) => eprintln!("vrrp-agent guardian: {}: {e}", a.key),
+        }
+    }
+    match Netlink::new() {
+        Ok(nl) => {
+            for a in &armed {
+                for (ifindex, addr, prefix) in &a.vips {
+                    let _ = nl
+                        .del_address(*ifindex, &VipSpec::new(*addr, *prefix))
+                        .await;
+                }
+            }
+        }
+        Err(e) => eprintln!("vrrp-agent guardian: cannot unbind the VIPs: {e}"),
+    }
+    let names: Vec<&str> = armed.iter().map(|a| a.key.as_str()).collect();
+    eprintln!(
+        "vrrp-agent guardian: the agent died while MASTER of {}: sent priority 0 and unbound the VIPs",
+        names.join(", ")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn armed(key: &str) -> Armed {
+        Armed {
+            key: key.into(),
+            ifname: "eth0".into(),
+            ifindex: 2,
+            src: "192.0.2.1".parse().unwrap_or_else(|_| unreachable!()),
+            release: vec![(
+                "224.0.0.18".parse().unwrap_or_else(|_| unreachable!()),
+                vec![0x31, 0x33, 0, 1],
+            )],
+            vips: vec![(
+                2,
+                "192.0.2.3".parse().unwrap_or_else(|_| unreachable!()),
+                24,
+            )],
+        }
+    }
+
+    fn line(m: &Msg) -> String {
+        serde_json::to_string(m).unwrap_or_default()
+    }
+
+    #[test]
+    fn ledger_tracks_arm_disarm_goodbye() {
+        let mut l = Ledger::default();
+        l.apply(&line(&Msg::Arm(armed("a"))));
+        l.apply(&line(&Msg::Arm(armed("b"))));
+        l.apply(&line(&Msg::Disarm("a".into())));
+        l.apply("not json");
+        assert_eq!(l.armed.keys().collect::<Vec<_>>(), vec!["b"]);
+        assert!(!l.goodbye);
+        // Arming again replaces.
+        let mut b2 = armed("b");
+        b2.ifindex = 7;
+        l.apply(&line(&Msg::Arm(b2.clone())));
+        assert_eq!(l.armed.get("b"), Some(&b2));
+        l.apply(&line(&Msg::Goodbye));
+        assert!(l.goodbye);
+    }
+}
