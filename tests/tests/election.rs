@@ -951,3 +951,107 @@ fn lab_cleans_up_after_a_failing_test() {
         "namespaces left behind: {left}"
     );
 }
+
+/// A partition (lb02's adverts dropped on their way out) makes lb01 master too. lb02, still
+/// MASTER, hears lb01's adverts and raises the split-brain alarm: log, status, metric, and its
+/// split-brain and fence hooks run once for the whole episode. After the heal lb01 yields, and
+/// the alarm clears.
+#[test]
+fn split_brain_alarm_and_fence_run_once_per_episode() {
+    let mut n = net("splitbrain");
+    let fence = n.lab.path("fence.log");
+    let alarm = n.lab.path("alarm.log");
+    let mut script = |name: &str, out: &std::path::Path| {
+        let p = n
+            .lab
+            .write_file(
+                name,
+                &format!("#!/bin/sh\necho \"$*\" >> {}\n", out.display()),
+            )
+            .expect("hook script");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        p.display().to_string()
+    };
+    let (alarm_sh, fence_sh) = (script("alarm.sh", &alarm), script("fence.sh", &fence));
+    let hooks = format!(
+        "    vrrp_xdp_notify_split_brain {alarm_sh}\n    vrrp_xdp_fence {fence_sh}\n    virtual_router_id 51"
+    );
+    let lb02_conf = lab_config("seed-lb02.conf").replace("    virtual_router_id 51", &hooks);
+    let (lb01, lb02) = (n.lb01.clone(), n.lb02.clone());
+    n.lab
+        .agent_conf(&lb02, "lb02", &lb02_conf, &[])
+        .expect("start lb02");
+    n.lab
+        .agent_conf(&lb01, "lb01", &lab_config("seed-lb01.conf"), &[])
+        .expect("start lb01");
+    n.lab
+        .wait_state("lb02", "VI_1", "MASTER", T)
+        .expect("lb02 master");
+    n.lab
+        .wait_state("lb01", "VI_1", "BACKUP", T)
+        .expect("lb01 backup");
+    // Partition: lb02's adverts never leave lb02 (XDP sees incoming frames before nftables, so
+    // the drop is on output).
+    n.lab
+        .sh(
+            &n.lb02.ns,
+            "nft add table inet part && nft add chain inet part out '{ type filter hook output priority 0; }' && nft add rule inet part out ip protocol 112 drop",
+        )
+        .expect("partition");
+    n.lab
+        .wait_state("lb01", "VI_1", "MASTER", T)
+        .expect("lb01 master during the partition");
+    n.lab
+        .wait_log("lb02", "SPLIT BRAIN", T)
+        .expect("lb02 raises the alarm");
+    n.lab
+        .wait_until("lb02's status shows the alarm", T, || {
+            let st = n.lab.status_json("lb02")?;
+            Ok(st["instances"][0]["split_brain_alarm"] == true)
+        })
+        .expect("alarm in status");
+    n.lab
+        .wait_until("the fence hook ran", T, || Ok(fence.exists()))
+        .expect("fence ran");
+    // The episode goes on (lb01 keeps advertising): the hooks do not run again.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lb02_state(&n), "MASTER");
+    let fenced = std::fs::read_to_string(&fence).unwrap_or_default();
+    assert_eq!(
+        fenced.lines().count(),
+        1,
+        "fence ran more than once: {fenced}"
+    );
+    assert!(
+        fenced.contains("INSTANCE VI_1 other_master 192.0.2.1"),
+        "{fenced}"
+    );
+    let alarmed = std::fs::read_to_string(&alarm).unwrap_or_default();
+    assert_eq!(alarmed.lines().count(), 1, "{alarmed}");
+    // Heal: lb01 hears lb02 (priority 100) and yields; the alarm clears.
+    n.lab
+        .sh(&n.lb02.ns, "nft delete table inet part")
+        .expect("heal");
+    n.lab
+        .wait_state("lb01", "VI_1", "BACKUP", T)
+        .expect("lb01 yields after the heal");
+    n.lab
+        .wait_owner(VIP, &["lb02"], T)
+        .expect("VIP on lb02 only");
+    n.lab
+        .wait_until("the alarm clears", T, || {
+            let st = n.lab.status_json("lb02")?;
+            Ok(st["instances"][0]["split_brain_alarm"] == false)
+        })
+        .expect("alarm clears");
+    let st = n.lab.status_json("lb02").expect("status");
+    assert_eq!(st["instances"][0]["split_brain_episodes"], 1, "{st}");
+    assert!(n.lab.log("lb02").contains("split brain over"));
+    let fenced = std::fs::read_to_string(&fence).unwrap_or_default();
+    assert_eq!(fenced.lines().count(), 1, "{fenced}");
+}
+
+fn lb02_state(n: &Net) -> String {
+    n.lab.state("lb02", "VI_1").unwrap_or_default()
+}

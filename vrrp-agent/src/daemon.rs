@@ -25,7 +25,7 @@ use crate::io::kfilter;
 use crate::io::netlink::{Netlink, VipSpec};
 use crate::io::socket::AdvertSocket;
 use crate::io::xdp::{self, DataPlane};
-use crate::notify::{Notifier, NotifierOptions, NotifyEvent, NotifyKind, NotifyState};
+use crate::notify::{Hook, Notifier, NotifierOptions, NotifyEvent, NotifyKind, NotifyState};
 use crate::proto::codec::{self, ChecksumForm, RxMeta};
 use crate::proto::sync::SyncGroups;
 use crate::proto::vr::{self, AnnounceKind, Input, Output, Reason, State, VirtualRouter, VrConfig};
@@ -130,9 +130,18 @@ struct Instance {
     xdp_owned: bool,
     /// Claims on our VIPs from other MACs seen by the data plane.
     conflicts: u64,
+    /// The split-brain episode in progress, if any.
+    split_brain: Option<SplitBrain>,
+    split_brain_episodes: u64,
     peers: BTreeMap<IpAddr, Peer>,
     decode_errors: BTreeMap<&'static str, u64>,
     transitions: BTreeMap<String, u64>,
+}
+
+/// Evidence, while MASTER, that another node acts as master too.
+#[derive(Clone, Debug)]
+struct SplitBrain {
+    last: Instant,
 }
 
 /// A router heard on the VRID.
@@ -528,6 +537,8 @@ impl Daemon {
             kernel_seen_ns: 0,
             xdp_owned: false,
             conflicts: 0,
+            split_brain: None,
+            split_brain_episodes: 0,
             peers: BTreeMap::new(),
             decode_errors: BTreeMap::new(),
             transitions: BTreeMap::new(),
@@ -769,6 +780,7 @@ impl Daemon {
                     }
                 }
                 _ = tick.tick() => {
+                    self.split_brain_expire();
                     if self.data_plane_watch() {
                         self.sync_kernel_filter().await;
                     }
@@ -988,7 +1000,9 @@ impl Daemon {
                     ago_ms: t.saturating_duration_since(r.at).as_millis() as u64,
                 }),
                 transitions: inst.transitions.clone(),
-                split_brain_alarm: inst.conflicts > 0,
+                split_brain_alarm: inst.split_brain.is_some(),
+                split_brain_episodes: inst.split_brain_episodes,
+                vip_conflicts: inst.conflicts,
                 adverts_sent: c.adverts_tx,
                 adverts_received: c.adverts_rx,
                 priority_zero_sent: c.priority_zero_tx,
@@ -1223,6 +1237,69 @@ impl Daemon {
         }
     }
 
+    /// Another node acts as master for the instance while we are MASTER. The first signal of
+    /// an episode raises the alarm (log, status, metric) and runs the split-brain and fence
+    /// hooks once. Within one advert interval of becoming master (the old master may not have
+    /// heard us yet) and while handing over (the new master announces itself) it is expected.
+    fn split_brain_signal(&mut self, idx: usize, kind: &str, source: String) {
+        let t = now();
+        let inst = &mut self.instances[idx];
+        if inst.vr.state() != State::Master || inst.vr.status(t).resigning {
+            return;
+        }
+        let grace = inst.cfg.advert_int.as_duration();
+        if inst
+            .vr
+            .last_transition()
+            .is_some_and(|r| r.to == State::Master && t.saturating_duration_since(r.at) < grace)
+        {
+            debug!(instance = %inst.cfg.name, kind, %source, "another master right after our takeover: expected");
+            return;
+        }
+        if let Some(sb) = inst.split_brain.as_mut() {
+            sb.last = t;
+            return;
+        }
+        inst.split_brain = Some(SplitBrain { last: t });
+        inst.split_brain_episodes += 1;
+        let name = inst.cfg.name.clone();
+        error!(instance = %name, kind, %source, "SPLIT BRAIN: another node acts as master for our VRID while we are MASTER");
+        if let Some(n) = &self.notifier {
+            let args = vec![
+                "INSTANCE".to_string(),
+                name.clone(),
+                kind.to_string(),
+                source.clone(),
+            ];
+            n.hook(&name, Hook::SplitBrain, args.clone());
+            if n.hook(&name, Hook::Fence, args) {
+                warn!(instance = %name, %source, "split brain: fence hook started");
+            }
+        }
+        self.publish();
+    }
+
+    /// Ends split-brain episodes that went quiet for a master-down interval, or whose instance
+    /// is no longer MASTER.
+    fn split_brain_expire(&mut self) {
+        let t = now();
+        let mut changed = false;
+        for inst in &mut self.instances {
+            let Some(sb) = &inst.split_brain else {
+                continue;
+            };
+            let quiet = t.saturating_duration_since(sb.last) > inst.vr.master_down_interval();
+            if quiet || inst.vr.state() != State::Master {
+                info!(instance = %inst.cfg.name, state = state_name(inst.vr.state()), "split brain over");
+                inst.split_brain = None;
+                changed = true;
+            }
+        }
+        if changed {
+            self.publish();
+        }
+    }
+
     /// Tells the guardian what to say for the instance if we die now: priority 0 and its VIPs.
     fn arm_guardian(&mut self, idx: usize) {
         if self.guardian.is_none() {
@@ -1271,11 +1348,12 @@ impl Daemon {
                     .find(|i| i.index == ifindex)
                     .map(|i| i.name.clone())
                     .unwrap_or_default();
-                for inst in self
-                    .instances
-                    .iter_mut()
-                    .filter(|i| i.vips.iter().any(|v| v.spec.addr == vip))
-                {
+                let mac = crate::io::netlink::MacDisplay(mac);
+                for idx in 0..self.instances.len() {
+                    let inst = &mut self.instances[idx];
+                    if !inst.vips.iter().any(|v| v.spec.addr == vip) {
+                        continue;
+                    }
                     // Only a claim while we hold the VIP is a conflict; during a handover the new
                     // master's gratuitous ARP can reach us just before its advert does.
                     if inst.vr.state() != State::Master {
@@ -1283,13 +1361,8 @@ impl Daemon {
                         continue;
                     }
                     inst.conflicts += 1;
-                    warn!(
-                        instance = %inst.cfg.name,
-                        %iface,
-                        %vip,
-                        mac = %crate::io::netlink::MacDisplay(mac),
-                        "another node claims our VIP while we are MASTER (split brain?)"
-                    );
+                    warn!(instance = %inst.cfg.name, %iface, %vip, %mac, "another node claims our VIP while we are MASTER");
+                    self.split_brain_signal(idx, "vip_claimed", format!("{vip} by {mac}"));
                 }
             }
         }
@@ -1523,6 +1596,10 @@ impl Daemon {
             }
             Output::MasterRxLowerPriority { src, priority } => {
                 info!(instance = %name, %src, %priority, "master heard a lower priority advert; re-asserting");
+                if let Some(n) = &self.notifier {
+                    n.hook(&name, Hook::MasterRxLowerPriority, Vec::new());
+                }
+                self.split_brain_signal(idx, "other_master", src.to_string());
             }
             Output::PriorityChanged { from, to } => {
                 info!(instance = %name, %from, %to, "effective priority changed");

@@ -314,7 +314,9 @@ fn classify(kind: Kind, kw: &str) -> Class {
             | "notify_fault"
             | "notify_stop"
             | "notify"
-            | "notify_master_rx_lower_pri" => k(1, 3),
+            | "notify_master_rx_lower_pri"
+            | "vrrp_xdp_notify_split_brain"
+            | "vrrp_xdp_fence" => k(1, 3),
             // Mail and log verbosity: no VRRP behaviour.
             "smtp_alert" | "debug" => Class::Ignored,
             _ if INSTANCE_UNSUPPORTED.contains(&kw) => Class::Unsupported,
@@ -783,6 +785,8 @@ fn notify_item(ctx: &mut Ctx<'_>, notify: &mut Notify, item: &Item<'_>) -> Res<b
         "notify_stop" => &mut notify.stop,
         "notify" => &mut notify.any,
         "notify_master_rx_lower_pri" => &mut notify.master_rx_lower_pri,
+        "vrrp_xdp_notify_split_brain" => &mut notify.split_brain,
+        "vrrp_xdp_fence" => &mut notify.fence,
         _ => return Ok(false),
     };
     let cmd = command(item)?;

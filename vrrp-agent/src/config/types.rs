@@ -230,6 +230,13 @@ pub struct Notify {
     /// `notify`: called on every transition with type, name, state and priority appended.
     pub any: Option<Command>,
     pub master_rx_lower_pri: Option<Command>,
+    /// `vrrp_xdp_notify_split_brain`: run once when a split-brain episode starts while MASTER
+    /// (another master's adverts for our VRID, or another MAC claiming our VIP), with
+    /// `INSTANCE NAME KIND SOURCE` appended.
+    pub split_brain: Option<Command>,
+    /// `vrrp_xdp_fence`: like the split-brain hook (same arguments), for a fencing action
+    /// (STONITH); run once per episode.
+    pub fence: Option<Command>,
 }
 
 /// A command line split like keepalived's alloc_strvec_quoted_escaped, plus who runs it.

@@ -98,11 +98,35 @@ pub fn render_metrics(snap: &Snapshot) -> String {
     w.family(
         "vrrp_split_brain_alarm",
         "gauge",
-        "1 while another router answers for this instance's virtual addresses.",
+        "1 during a split-brain episode: while master, another master's adverts or another MAC claiming a virtual address.",
     );
     for i in insts {
         let v = u64::from(i.split_brain_alarm);
         w.sample("vrrp_split_brain_alarm", &[("instance", &i.name)], v);
+    }
+    w.family(
+        "vrrp_split_brain_episodes_total",
+        "counter",
+        "Split-brain episodes (each ran the split-brain and fence hooks once).",
+    );
+    for i in insts {
+        w.sample(
+            "vrrp_split_brain_episodes_total",
+            &[("instance", &i.name)],
+            i.split_brain_episodes,
+        );
+    }
+    w.family(
+        "vrrp_vip_conflicts_total",
+        "counter",
+        "ARP/NA claims on the virtual addresses from other MACs while master.",
+    );
+    for i in insts {
+        w.sample(
+            "vrrp_vip_conflicts_total",
+            &[("instance", &i.name)],
+            i.vip_conflicts,
+        );
     }
 
     w.family(

@@ -96,8 +96,13 @@ pub struct InstanceStatus {
     /// Adverts discarded by user-space receive checks, by reason label.
     pub drops: BTreeMap<String, u64>,
     pub peers: Vec<PeerInfo>,
-    /// Another router answers for our VIPs while we are master.
+    /// A split-brain episode is in progress: while we are master, another master's adverts
+    /// for our VRID, or another MAC claiming one of our VIPs.
     pub split_brain_alarm: bool,
+    /// Split-brain episodes so far (each ran the split-brain and fence hooks once).
+    pub split_brain_episodes: u64,
+    /// ARP/NA claims on our VIPs from other MACs seen while master.
+    pub vip_conflicts: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

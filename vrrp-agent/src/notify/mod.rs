@@ -167,6 +167,9 @@ struct Scripts {
     fault: Option<Script>,
     stop: Option<Script>,
     any: Option<Script>,
+    rx_lower: Option<Script>,
+    split_brain: Option<Script>,
+    fence: Option<Script>,
 }
 
 impl Scripts {
@@ -187,6 +190,9 @@ impl Scripts {
             fault: s(&n.fault),
             stop: s(&n.stop),
             any: s(&n.any),
+            rx_lower: s(&n.master_rx_lower_pri),
+            split_brain: s(&n.split_brain),
+            fence: s(&n.fence),
         }
     }
 
@@ -196,6 +202,9 @@ impl Scripts {
             && self.fault.is_none()
             && self.stop.is_none()
             && self.any.is_none()
+            && self.rx_lower.is_none()
+            && self.split_brain.is_none()
+            && self.fence.is_none()
     }
 
     fn for_state(&self, s: NotifyState) -> Option<&Script> {
@@ -319,6 +328,46 @@ impl Notifier {
         seq
     }
 
+    /// Runs one of an instance's event hooks with `extra` arguments appended, in a task of its
+    /// own (a hook never waits behind state notifications). Whether it was configured.
+    pub fn hook(&self, instance: &str, hook: Hook, extra: Vec<String>) -> bool {
+        let Some(scripts) = self
+            .scripts
+            .get(&(NotifyKind::Instance, instance.to_string()))
+            .cloned()
+        else {
+            return false;
+        };
+        let configured = match hook {
+            Hook::MasterRxLowerPriority => scripts.rx_lower.is_some(),
+            Hook::SplitBrain => scripts.split_brain.is_some(),
+            Hook::Fence => scripts.fence.is_some(),
+        };
+        if !configured {
+            return false;
+        }
+        let timeout = self.timeout;
+        let name = instance.to_string();
+        let h = tokio::spawn(async move {
+            let s = match hook {
+                Hook::MasterRxLowerPriority => scripts.rx_lower.as_ref(),
+                Hook::SplitBrain => scripts.split_brain.as_ref(),
+                Hook::Fence => scripts.fence.as_ref(),
+            };
+            if let Some(s) = s {
+                let ev = NotifyEvent {
+                    kind: NotifyKind::Instance,
+                    name,
+                    state: NotifyState::Master,
+                    priority: Priority(0),
+                };
+                run_one(s, &extra, &ev, timeout).await;
+            }
+        });
+        lock(&self.inner).tasks.push(h);
+        true
+    }
+
     /// The same events, in order, with their sequence numbers (for the control socket).
     pub fn subscribe(&self) -> broadcast::Receiver<SeqEvent> {
         self.bus.subscribe()
@@ -337,6 +386,17 @@ impl Notifier {
             let _ = t.await;
         }
     }
+}
+
+/// Event hooks of an instance, beside its state notifications.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// keepalived `notify_master_rx_lower_pri`: MASTER heard a lower priority advert.
+    MasterRxLowerPriority,
+    /// `vrrp_xdp_notify_split_brain`.
+    SplitBrain,
+    /// `vrrp_xdp_fence`.
+    Fence,
 }
 
 /// One instance's (or group's) scripts, one event at a time.
