@@ -961,7 +961,7 @@ fn split_brain_alarm_and_fence_run_once_per_episode() {
     let mut n = net("splitbrain");
     let fence = n.lab.path("fence.log");
     let alarm = n.lab.path("alarm.log");
-    let mut script = |name: &str, out: &std::path::Path| {
+    let script = |name: &str, out: &std::path::Path| {
         let p = n
             .lab
             .write_file(
