@@ -90,6 +90,8 @@ fn sample() -> Snapshot {
                 last_seen_ago_ms: 300,
             }],
             split_brain_alarm: true,
+            split_brain_episodes: 2,
+            vip_conflicts: 5,
         },
         InstanceStatus {
             name: "VI_6".into(),
@@ -647,6 +649,8 @@ async fn metrics_scrape() {
         ),
         1.0
     );
+    assert_eq!(find("vrrp_split_brain_episodes_total", &i("VI_1")), 2.0);
+    assert_eq!(find("vrrp_vip_conflicts_total", &i("VI_1")), 5.0);
     assert_eq!(find("vrrp_split_brain_alarm", &i("VI_1")), 1.0);
     assert_eq!(find("vrrp_split_brain_alarm", &i("VI_6")), 0.0);
     assert_eq!(find("vrrp_instance_peers", &i("VI_1")), 1.0);
