@@ -1055,3 +1055,78 @@ fn split_brain_alarm_and_fence_run_once_per_episode() {
 fn lb02_state(n: &Net) -> String {
     n.lab.state("lb02", "VI_1").unwrap_or_default()
 }
+
+/// keepalived's `use_vmac` without a macvlan: the master answers ARP with the virtual MAC
+/// 00:00:5e:00:01:33 (VRID 51), its adverts come from it, the VMAC is in its interface's
+/// unicast filter, and traffic the client sends to the VMAC reaches the VIP (XDP re-addresses
+/// it to the interface). After failover the backup takes over the same MAC.
+#[test]
+fn use_vmac_without_macvlan() {
+    let mut n = net("vmac");
+    let vmac = "00:00:5e:00:01:33";
+    let with_vmac = |name: &str| {
+        lab_config(name).replace(
+            "    virtual_router_id 51",
+            "    use_vmac\n    virtual_router_id 51",
+        )
+    };
+    let (lb01, lb02, client) = (n.lb01.clone(), n.lb02.clone(), n.client.clone());
+    n.lab
+        .agent_conf(&lb02, "lb02", &with_vmac("seed-lb02.conf"), &[])
+        .expect("start lb02");
+    n.lab
+        .agent_conf(&lb01, "lb01", &with_vmac("seed-lb01.conf"), &[])
+        .expect("start lb01");
+    n.lab
+        .wait_state("lb02", "VI_1", "MASTER", T)
+        .expect("lb02 master");
+    n.lab
+        .wait_state("lb01", "VI_1", "BACKUP", T)
+        .expect("lb01 backup");
+    let mac = n.lab.wait_arp_reply(&client, VIP, T).expect("ARP reply");
+    assert_eq!(mac, vmac);
+    let fdb = n.lab.sh(&lb02.ns, "bridge fdb show dev eth0").expect("fdb");
+    assert!(fdb.contains(&format!("{vmac} self permanent")), "{fdb}");
+    // The client reaches the VIP through the virtual MAC.
+    let ping = n
+        .lab
+        .sh(
+            &client.ns,
+            &format!("ip neigh flush dev eth0; ping -c 3 -W 2 {VIP}"),
+        )
+        .expect("ping the VIP through the VMAC");
+    assert!(ping.contains("3 received"), "{ping}");
+    assert_eq!(n.lab.neigh_mac(&client, VIP).as_deref(), Some(vmac));
+    // The master's adverts come from the virtual MAC.
+    n.lab
+        .capture(&client, "vmac-cap", "ip proto 112", 3, 10)
+        .expect("capture");
+    let file = n.lab.capture_wait("vmac-cap", T).expect("capture ends");
+    let rows = n
+        .lab
+        .tshark_fields(&file, "vrrp", &["eth.src", "ip.src"])
+        .expect("tshark");
+    assert!(!rows.is_empty(), "no adverts captured");
+    for r in &rows {
+        assert_eq!(r[0], vmac, "advert not from the VMAC: {rows:?}");
+        assert_eq!(r[1], "192.0.2.2");
+    }
+    // Failover: lb01 takes the same virtual MAC; lb02 drops it from its filter.
+    n.lab.signal("lb02", Signal::SIGTERM).expect("term lb02");
+    n.lab.wait_exit("lb02", T).expect("lb02 exits");
+    n.lab
+        .wait_state("lb01", "VI_1", "MASTER", T)
+        .expect("lb01 master");
+    let fdb = n.lab.sh(&lb02.ns, "bridge fdb show dev eth0").expect("fdb");
+    assert!(!fdb.contains(vmac), "{fdb}");
+    let mac = n.lab.wait_arp_reply(&client, VIP, T).expect("ARP reply");
+    assert_eq!(mac, vmac);
+    let ping = n
+        .lab
+        .sh(&client.ns, &format!("ping -c 3 -W 2 {VIP}"))
+        .expect("ping the VIP on lb01");
+    assert!(ping.contains("3 received"), "{ping}");
+    let st = n.lab.status_json("lb01").expect("status");
+    let c = &st["dataplanes"][0]["counters"]["vmac_to_host"];
+    assert!(c.as_u64().unwrap_or(0) > 0, "{st}");
+}

@@ -14,7 +14,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 use vrrp_common::maps::{
-    VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VridConfig,
+    VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VRID_F_VMAC_OWNED,
+    VridConfig,
 };
 
 use crate::config::{self, Config};
@@ -128,6 +129,9 @@ struct Instance {
     kernel_seen_ns: u64,
     /// VIPs currently written to the XDP responder.
     xdp_owned: bool,
+    /// keepalived `use_vmac`, when it is in effect (it needs the XDP data plane): the virtual
+    /// MAC our ARP/NA answers, gratuitous ARPs and multicast adverts use while MASTER.
+    vmac: Option<[u8; 6]>,
     /// Claims on our VIPs from other MACs seen by the data plane.
     conflicts: u64,
     /// The split-brain episode in progress, if any.
@@ -325,7 +329,13 @@ impl Daemon {
     }
 
     /// The interface an instance runs on, opened (announcer, XDP) on first use.
-    async fn iface(&mut self, name: &str, span: &config::Span, instance: &str) -> Result<usize> {
+    async fn iface(
+        &mut self,
+        name: &str,
+        span: &config::Span,
+        instance: &str,
+        wants_vmac: bool,
+    ) -> Result<usize> {
         if let Some(i) = self.ifaces.iter().position(|i| i.name == name) {
             return Ok(i);
         }
@@ -341,7 +351,20 @@ impl Daemon {
                 None
             }
         };
-        let dataplane = self.attach_dataplane(name, link.index)?;
+        // veth's native XDP runs on an skb whose packet type was set before the program ran,
+        // so re-addressing a virtual MAC frame there still leaves it "for another host" (seen
+        // in the lab); generic XDP re-classifies a frame whose destination changed.
+        let generic_for_vmac = wants_vmac
+            && link.kind.as_deref() == Some("veth")
+            && self.dataplane == DataPlaneChoice::Auto;
+        if generic_for_vmac {
+            info!(iface = %name, "use_vmac on a veth: generic XDP, so frames for the virtual MAC reach the stack");
+        }
+        let mut dataplane = self.attach_dataplane(name, link.index, generic_for_vmac)?;
+        if let Some(dp) = dataplane.as_mut() {
+            dp.set_iface_mac(link.mac)
+                .with_context(|| format!("configuring XDP on {name}"))?;
+        }
         self.ifaces.push(Iface {
             name: name.to_string(),
             index: link.index,
@@ -355,8 +378,17 @@ impl Daemon {
         Ok(self.ifaces.len() - 1)
     }
 
-    fn attach_dataplane(&self, name: &str, ifindex: u32) -> Result<Option<DataPlane>> {
-        let choice = self.dataplane;
+    fn attach_dataplane(
+        &self,
+        name: &str,
+        ifindex: u32,
+        force_generic: bool,
+    ) -> Result<Option<DataPlane>> {
+        let choice = if force_generic {
+            DataPlaneChoice::Generic
+        } else {
+            self.dataplane
+        };
         if choice == DataPlaneChoice::Off {
             return Ok(None);
         }
@@ -383,62 +415,109 @@ impl Daemon {
 
     /// Tells each interface's XDP program which VRIDs it serves (and forgets the others).
     fn sync_vrids(&mut self) -> Result<()> {
-        for (i, iface) in self.ifaces.iter_mut().enumerate() {
-            let Some(dp) = iface.dataplane.as_mut() else {
+        for i in 0..self.ifaces.len() {
+            if self.ifaces[i].dataplane.is_none() {
                 continue;
-            };
+            }
             for ipv6 in [false, true] {
                 for vrid in 1..=255u8 {
-                    let inst = self.instances.iter().find(|inst| {
-                        inst.iface == i
-                            && (inst.cfg.family == Family::V6) == ipv6
-                            && inst.cfg.vrid.get() == vrid
-                    });
-                    let mut c = VridConfig::default();
-                    let peers: Vec<IpAddr> = inst
-                        .map(|i| i.cfg.unicast_peers.iter().map(|p| p.addr).collect())
-                        .unwrap_or_default();
-                    dp.set_peers(ipv6, vrid, &peers)?;
-                    if let Some(inst) = inst {
-                        c.flags = VRID_F_CONFIGURED;
-                        // keepalived's unicast_peer list doubles as an allowlist, enforced in XDP.
-                        if !peers.is_empty() {
-                            c.flags |= VRID_F_UNICAST_PEERS;
-                        }
-                        if inst.cfg.version == Version::V2 {
-                            c.flags |= VRID_F_V2;
-                            c.interval_cs = inst.cfg.advert_int.get();
-                            if let Auth::Pass(p) = inst.cfg.auth {
-                                c.flags |= VRID_F_AUTH_PASS;
-                                c.auth_pass = p;
-                            }
-                        }
+                    let (c, peers) = self.vrid_config(i, ipv6, vrid);
+                    if let Some(dp) = self.ifaces[i].dataplane.as_mut() {
+                        dp.set_peers(ipv6, vrid, &peers)?;
+                        dp.set_vrid(ipv6, vrid, c)?;
                     }
-                    dp.set_vrid(ipv6, vrid, c)?;
                 }
             }
         }
         Ok(())
     }
 
+    /// What interface `i`'s XDP program must know of a VRID, and its unicast allowlist.
+    fn vrid_config(&self, i: usize, ipv6: bool, vrid: u8) -> (VridConfig, Vec<IpAddr>) {
+        let inst = self.instances.iter().find(|inst| {
+            inst.iface == i
+                && (inst.cfg.family == Family::V6) == ipv6
+                && inst.cfg.vrid.get() == vrid
+        });
+        let mut c = VridConfig::default();
+        let peers: Vec<IpAddr> = inst
+            .map(|i| i.cfg.unicast_peers.iter().map(|p| p.addr).collect())
+            .unwrap_or_default();
+        if let Some(inst) = inst {
+            c.flags = VRID_F_CONFIGURED;
+            // keepalived's unicast_peer list doubles as an allowlist, enforced in XDP.
+            if !peers.is_empty() {
+                c.flags |= VRID_F_UNICAST_PEERS;
+            }
+            if inst.cfg.version == Version::V2 {
+                c.flags |= VRID_F_V2;
+                c.interval_cs = inst.cfg.advert_int.get();
+                if let Auth::Pass(p) = inst.cfg.auth {
+                    c.flags |= VRID_F_AUTH_PASS;
+                    c.auth_pass = p;
+                }
+            }
+            if inst.xdp_owned && inst.vmac.is_some() {
+                c.flags |= VRID_F_VMAC_OWNED;
+            }
+        }
+        (c, peers)
+    }
+
     async fn build_instance(&mut self, cfg: &Config, inst: &config::Instance) -> Result<Instance> {
         // Said out loud rather than silently ignored: these keepalived features are not here yet.
-        if inst.vmac.is_some() {
-            warn!(
-                "{}: instance {}: use_vmac is not supported yet: adverts and ARP replies use the interface MAC",
-                inst.span, inst.name
-            );
-        }
         if !inst.accept {
             warn!(
                 "{}: instance {}: no_accept is not enforced: the master accepts traffic to its VIPs",
                 inst.span, inst.name
             );
         }
+        let wants_vmac = cfg
+            .instances
+            .iter()
+            .any(|i| i.interface == inst.interface && i.vmac.is_some());
         let iface = self
-            .iface(&inst.interface, &inst.interface_span, &inst.name)
+            .iface(
+                &inst.interface,
+                &inst.interface_span,
+                &inst.name,
+                wants_vmac,
+            )
             .await?;
         let ifindex = self.ifaces[iface].index;
+        let vmac = match &inst.vmac {
+            None => None,
+            Some(_) if self.ifaces[iface].dataplane.is_none() => {
+                warn!(
+                    "{}: instance {}: use_vmac needs the XDP data plane (no macvlan is made): ARP replies and adverts use the interface MAC",
+                    inst.span, inst.name
+                );
+                None
+            }
+            Some(v) => {
+                let mac = v.mac.unwrap_or(vrrp_common::wire::vmac(
+                    inst.family == Family::V6,
+                    inst.vrid.get(),
+                ));
+                let how = if v.xmit_base {
+                    "adverts from the interface MAC (vmac_xmit_base)"
+                } else {
+                    "adverts from the virtual MAC"
+                };
+                info!(
+                    instance = %inst.name,
+                    vmac = %crate::io::netlink::MacDisplay(mac),
+                    iface = %inst.interface,
+                    "use_vmac without a macvlan: the virtual MAC goes into {}'s unicast filter while MASTER, XDP answers with it; {how}",
+                    inst.interface
+                );
+                if let Some(name) = &v.name {
+                    debug!(instance = %inst.name, %name, "use_vmac interface name ignored: no macvlan is created");
+                }
+                vmac_arp_announce(&inst.interface);
+                Some(mac)
+            }
+        };
         let all_vips: Vec<IpAddr> = cfg
             .instances
             .iter()
@@ -536,6 +615,7 @@ impl Daemon {
             tracked: None,
             kernel_seen_ns: 0,
             xdp_owned: false,
+            vmac,
             conflicts: 0,
             split_brain: None,
             split_brain_episodes: 0,
@@ -682,6 +762,9 @@ impl Daemon {
         // A crash of an earlier run may have left our VIPs bound (RFC 9568 §6.4.1: Initialize
         // owns no address).
         self.remove_all_vips().await;
+        for idx in 0..self.instances.len() {
+            self.vmac_filter(idx, false).await;
+        }
         self.sync_kernel_filter().await;
         if self.want_guardian {
             match Guardian::spawn() {
@@ -1136,10 +1219,11 @@ impl Daemon {
         }
         let router = announce::ipv6_forwarding(&iface.name);
         let bound = liveness_bound(inst.cfg.advert_int);
+        let mac = inst.vmac.unwrap_or(iface.mac);
         for v in inst.vips.iter().filter(|v| v.ifindex == iface.index) {
             let r = if own {
                 dp.refresh_liveness(bound)
-                    .and_then(|()| dp.own_vip(v.spec.addr, inst.cfg.vrid.get(), iface.mac, router))
+                    .and_then(|()| dp.own_vip(v.spec.addr, inst.cfg.vrid.get(), mac, router))
             } else {
                 dp.disown_vip(v.spec.addr)
             };
@@ -1148,6 +1232,41 @@ impl Daemon {
             }
         }
         self.instances[idx].xdp_owned = own;
+        if self.instances[idx].vmac.is_some() {
+            // Frames for the virtual MAC are ours exactly while we answer with it.
+            let (i, ipv6, vrid) = {
+                let inst = &self.instances[idx];
+                (
+                    inst.iface,
+                    inst.cfg.family == Family::V6,
+                    inst.cfg.vrid.get(),
+                )
+            };
+            let (c, _) = self.vrid_config(i, ipv6, vrid);
+            if let Some(dp) = self.ifaces[i].dataplane.as_mut()
+                && let Err(e) = dp.set_vrid(ipv6, vrid, c)
+            {
+                warn!(instance = %self.instances[idx].cfg.name, error = %e, "cannot update the XDP virtual MAC flag");
+            }
+        }
+    }
+
+    /// `use_vmac`: the virtual MAC in (or out of) the interface's unicast filter, so the NIC
+    /// accepts frames sent to it (`bridge fdb add MAC dev IF self permanent`).
+    async fn vmac_filter(&self, idx: usize, add: bool) {
+        let inst = &self.instances[idx];
+        let Some(mac) = inst.vmac else {
+            return;
+        };
+        let ifindex = self.ifaces[inst.iface].index;
+        let r = if add {
+            self.netlink.fdb_add_self(ifindex, mac).await
+        } else {
+            self.netlink.fdb_del_self(ifindex, mac).await
+        };
+        if let Err(e) = r {
+            warn!(instance = %inst.cfg.name, error = %e, "virtual MAC filter");
+        }
     }
 
     /// Every second: the dead-man gate stays fresh, and a data plane whose XDP_TX fails stops
@@ -1564,7 +1683,15 @@ impl Daemon {
                 inst.installed = false;
                 self.disarm_guardian(idx);
             }
-            Output::SetXdpOwnership(own) => self.set_xdp_ownership(idx, own),
+            Output::SetXdpOwnership(own) => {
+                if own {
+                    self.vmac_filter(idx, true).await;
+                }
+                self.set_xdp_ownership(idx, own);
+                if !own {
+                    self.vmac_filter(idx, false).await;
+                }
+            }
             Output::Transition { from, to, reason } => {
                 let inst = &mut self.instances[idx];
                 *inst
@@ -1626,7 +1753,22 @@ impl Daemon {
         }
         let inst = &self.instances[idx];
         let sock = &self.socks[inst.sock].sock;
+        // use_vmac: a master's multicast adverts come from the virtual MAC (RFC 9568 §7.3),
+        // unless vmac_xmit_base; only a whole frame on the packet socket can say so.
+        let from_vmac = inst
+            .vmac
+            .filter(|_| inst.vr.state() == State::Master)
+            .filter(|_| !inst.cfg.vmac.as_ref().is_some_and(|v| v.xmit_base));
+        let announcer = self.ifaces[inst.iface].announcer.as_ref();
         for (dst, buf) in self.encoded_adverts(idx, priority) {
+            if let (Some(mac), Some(a)) = (from_vmac, announcer)
+                && let Some(frame) = announce::vrrp_multicast_frame(mac, sock.source(), dst, &buf)
+            {
+                if let Err(e) = a.send_frame(&frame).await {
+                    warn!(instance = %inst.cfg.name, %dst, error = %e, "cannot send advert");
+                }
+                continue;
+            }
             if let Err(e) = sock.send(dst, &buf).await {
                 warn!(instance = %inst.cfg.name, %dst, error = %e, "cannot send advert");
             }
@@ -1681,7 +1823,7 @@ impl Daemon {
         }
         .max(1);
         let router = announce::ipv6_forwarding(&iface.name);
-        let mac = iface.mac;
+        let mac = inst.vmac.unwrap_or(iface.mac);
         let mut frames: Vec<Vec<u8>> = Vec::new();
         for v in &inst.vips {
             match v.spec.addr {
@@ -1873,6 +2015,25 @@ async fn primary_address(
     Err(last
         .map(anyhow::Error::from)
         .unwrap_or_else(|| anyhow!("no address")))
+}
+
+/// With `use_vmac` the kernel must not send ARP requests from a VIP with the interface MAC
+/// (clients would learn that MAC for the VIP): `arp_announce = 2` picks the interface's own
+/// address as the sender, as keepalived's VMAC setup recommends.
+fn vmac_arp_announce(iface: &str) {
+    let path = format!("/proc/sys/net/ipv4/conf/{iface}/arp_announce");
+    let now = std::fs::read_to_string(&path).unwrap_or_default();
+    if now.trim().parse::<u8>().is_ok_and(|v| v >= 2) {
+        return;
+    }
+    match std::fs::write(&path, "2") {
+        Ok(()) => {
+            info!(%iface, "use_vmac: net.ipv4.conf.{iface}.arp_announce set to 2 (ARP requests never come from a VIP)")
+        }
+        Err(e) => {
+            warn!(%iface, error = %e, "use_vmac: cannot set arp_announce = 2: clients may learn the interface MAC for a VIP")
+        }
+    }
 }
 
 /// How stale the agent's liveness stamp may get before XDP stops answering for its VIPs: three

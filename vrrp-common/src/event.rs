@@ -106,8 +106,10 @@ pub mod counter {
     /// An IPv4 header whose checksum is wrong (the stack would drop it; so do we, before it
     /// can stand in for the master in `ADVERTS`).
     pub const DROP_BAD_IP_HEADER: u32 = 22;
+    /// Frames for an owned virtual MAC (`use_vmac`) re-addressed to the interface MAC.
+    pub const VMAC_TO_HOST: u32 = 23;
 
-    pub const COUNT: u32 = 23;
+    pub const COUNT: u32 = 24;
 
     /// Prometheus/status label of each counter, indexed like the array.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -134,6 +136,7 @@ pub mod counter {
         "deadman_silenced",
         "bad_interval",
         "bad_ip_header",
+        "vmac_to_host",
     ];
 
     /// True for the counters that mean "this advert was dropped".

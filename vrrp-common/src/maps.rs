@@ -59,6 +59,10 @@ pub const VRID_F_AUTH_PASS: u32 = 1 << 2;
 /// Unicast mode: only sources listed in `PEERS` for this slot are accepted (keepalived's
 /// `unicast_peer`); others are dropped with `DROP_PEER_NOT_ALLOWED`.
 pub const VRID_F_UNICAST_PEERS: u32 = 1 << 3;
+/// `VridConfig::flags`: we are master with `use_vmac`: frames sent to the VRID's virtual MAC
+/// are ours, and XDP rewrites their destination to the interface MAC so the stack takes them
+/// (it drops frames for any other MAC as PACKET_OTHERHOST; keepalived needs a macvlan for it).
+pub const VRID_F_VMAC_OWNED: u32 = 1 << 4;
 
 /// What the data plane knows of one configured virtual router.
 #[repr(C)]
@@ -201,9 +205,13 @@ pub struct DataPlaneConfig {
     /// The dead-man gate: when `now - liveness_ns > liveness_bound_ns` the program stops
     /// answering ARP/NS (the agent is hung or starved). 0 disables the gate.
     pub liveness_bound_ns: u64,
+    /// The interface's own MAC: frames for an owned virtual MAC are re-addressed to it.
+    pub mac: [u8; 6],
+    /// Explicit padding.
+    pub _pad2: [u8; 2],
 }
 
-const _: () = assert!(size_of::<DataPlaneConfig>() == 24);
+const _: () = assert!(size_of::<DataPlaneConfig>() == 32);
 
 impl DataPlaneConfig {
     #[inline(always)]

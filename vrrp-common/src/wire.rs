@@ -48,3 +48,31 @@ pub const fn vmac(ipv6: bool, vrid: u8) -> [u8; 6] {
     let p = if ipv6 { VMAC_PREFIX_V6 } else { VMAC_PREFIX_V4 };
     [p[0], p[1], p[2], p[3], p[4], vrid]
 }
+
+/// The (IPv6?, VRID) of a VRRP virtual MAC (RFC 9568 §7.3), or `None` for any other MAC.
+#[inline(always)]
+pub const fn vmac_vrid(mac: &[u8; 6]) -> Option<(bool, u8)> {
+    if mac[0] != 0x00 || mac[1] != 0x00 || mac[2] != 0x5e || mac[3] != 0x00 || mac[5] == 0 {
+        return None;
+    }
+    match mac[4] {
+        0x01 => Some((false, mac[5])),
+        0x02 => Some((true, mac[5])),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmac_round_trip() {
+        assert_eq!(vmac_vrid(&vmac(false, 51)), Some((false, 51)));
+        assert_eq!(vmac_vrid(&vmac(true, 255)), Some((true, 255)));
+        // VRID 0 does not exist; other OUI or type bytes are not VRRP.
+        assert_eq!(vmac_vrid(&[0, 0, 0x5e, 0, 1, 0]), None);
+        assert_eq!(vmac_vrid(&[0, 0, 0x5e, 0, 3, 1]), None);
+        assert_eq!(vmac_vrid(&[2, 0, 0x5e, 0, 1, 1]), None);
+    }
+}

@@ -12,8 +12,8 @@ use vrrp_common::event::{
 };
 use vrrp_common::maps::{
     AdvertState, DataPlaneConfig, EVENT_RING_BYTES, OWNED_F_ROUTER, OWNED_VIPS_MAX, Observation,
-    OwnedVip, PEERS_MAX, PeerKey, VRID_F_AUTH_PASS, VRID_F_UNICAST_PEERS, VRID_SLOTS, VridConfig,
-    observe, takes_slot, vrid_slot,
+    OwnedVip, PEERS_MAX, PeerKey, VRID_F_AUTH_PASS, VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED,
+    VRID_SLOTS, VridConfig, observe, takes_slot, vrid_slot,
 };
 use vrrp_common::respond::{
     Arp, NA_FRAME_LEN, ND_FIXED_LEN, ND_HOP_LIMIT, ND_OPT_SOURCE_LL, ND_OPT_TARGET_LL, arp_reply,
@@ -22,7 +22,7 @@ use vrrp_common::respond::{
 use vrrp_common::verdict::{AdvertFields, auth_ok, classify, csum_fold};
 use vrrp_common::wire::{
     ARP_LEN, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ICMPV6_NA, ICMPV6_NS, IPPROTO_ICMPV6,
-    IPPROTO_VRRP, IPV4_MIN_HLEN, IPV6_HLEN, VRRP_HEADER_LEN,
+    IPPROTO_VRRP, IPV4_MIN_HLEN, IPV6_HLEN, VRRP_HEADER_LEN, vmac_vrid,
 };
 
 #[map]
@@ -148,12 +148,37 @@ fn frame_len(ctx: &XdpContext) -> usize {
 
 #[inline(always)]
 fn try_xdp(ctx: &XdpContext) -> Option<u32> {
+    vmac_to_host(ctx);
     // VLAN-tagged frames belong to VLAN devices, not to this interface's instances.
     match be16_at(ctx, 12)? {
         ETH_P_IP => vrrp_v4(ctx),
         ETH_P_IPV6 => ipv6(ctx),
         ETH_P_ARP => arp(ctx),
         _ => Some(XDP_PASS),
+    }
+}
+
+/// A frame for the virtual MAC of a VRID we are master of with `use_vmac` is ours: give it
+/// the interface's MAC so the stack does not drop it as another host's.
+#[inline(always)]
+fn vmac_to_host(ctx: &XdpContext) {
+    let Some(dst) = read::<[u8; 6]>(ctx, 0) else {
+        return;
+    };
+    let Some((ipv6, vrid)) = vmac_vrid(&dst) else {
+        return;
+    };
+    let owned = VRID_CONFIG
+        .get(vrid_slot(ipv6, vrid))
+        .is_some_and(|c| c.flags & VRID_F_VMAC_OWNED != 0);
+    if !owned {
+        return;
+    }
+    let mac = config().mac;
+    if let Some(p) = ptr_at_mut::<[u8; 6]>(ctx, 0) {
+        // SAFETY: ptr_at checked the 6 bytes lie inside the frame, which XDP may rewrite.
+        unsafe { p.write_unaligned(mac) };
+        count(counter::VMAC_TO_HOST);
     }
 }
 

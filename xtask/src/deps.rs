@@ -14,6 +14,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "tshark",
     "tcpdump",
     "iputils-arping",
+    "iputils-ping",
     "ethtool",
     "nftables",
     "bpftool",

@@ -43,6 +43,62 @@ const ND_OPT_TARGET_LL: u8 = 2;
 /// RFC 4861 §7.1.2: ND messages must be sent, and are only accepted, with hop limit 255.
 const ND_HOP_LIMIT: u8 = 255;
 
+/// A whole Ethernet frame carrying one VRRP message from `src_mac` to a multicast `dst` (the
+/// VRRP group): for `use_vmac`, whose adverts must come from the virtual MAC (RFC 9568 §7.3),
+/// which a raw IP socket cannot do. IP header as the kernel writes ours: TOS / traffic class
+/// 0xc0, TTL / hop limit 255, no options. `None` for a unicast `dst` or mixed families.
+pub fn vrrp_multicast_frame(
+    src_mac: [u8; 6],
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    vrrp_message: &[u8],
+) -> Option<Vec<u8>> {
+    use std::net::IpAddr;
+    let mut f = Vec::with_capacity(ETH_HLEN + IPV6_HLEN + vrrp_message.len());
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) if d.is_multicast() => {
+            let o = d.octets();
+            f.extend_from_slice(&[0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]);
+            f.extend_from_slice(&src_mac);
+            f.extend_from_slice(&0x0800u16.to_be_bytes());
+            let total = u16::try_from(20 + vrrp_message.len()).ok()?;
+            let mut ip = [0u8; 20];
+            ip[0] = 0x45;
+            ip[1] = 0xc0;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            ip[8] = 255;
+            ip[9] = 112;
+            ip[12..16].copy_from_slice(&s.octets());
+            ip[16..20].copy_from_slice(&d.octets());
+            let mut sum: u32 = ip
+                .chunks(2)
+                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                .sum();
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+            f.extend_from_slice(&ip);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) if d.is_multicast() => {
+            let o = d.octets();
+            f.extend_from_slice(&[0x33, 0x33, o[12], o[13], o[14], o[15]]);
+            f.extend_from_slice(&src_mac);
+            f.extend_from_slice(&0x86ddu16.to_be_bytes());
+            let plen = u16::try_from(vrrp_message.len()).ok()?;
+            // Version 6, traffic class 0xc0, flow label 0.
+            f.extend_from_slice(&[0x6c, 0x00, 0x00, 0x00]);
+            f.extend_from_slice(&plen.to_be_bytes());
+            f.extend_from_slice(&[112, 255]);
+            f.extend_from_slice(&s.octets());
+            f.extend_from_slice(&d.octets());
+        }
+        _ => return None,
+    }
+    f.extend_from_slice(vrrp_message);
+    Some(f)
+}
+
 /// An ARP frame over Ethernet (RFC 826), 42 bytes without padding.
 ///
 /// `eth_dst` is the Ethernet destination; `sha`/`spa` the sender hardware and protocol

@@ -118,6 +118,8 @@ pub struct LinkInfo {
     /// tests it): a veth whose peer is down is not up.
     pub up: bool,
     pub mtu: u32,
+    /// The link kind (`veth`, `bridge`, ...); `None` for a physical NIC.
+    pub kind: Option<String>,
 }
 
 /// One virtual IP address as `ip addr add` would take it.
@@ -269,9 +271,16 @@ fn link_info(msg: LinkMessage, what: &str) -> Result<LinkInfo, NetlinkError> {
     let mut name = String::new();
     let mut mac = None;
     let mut mtu = 0;
+    let mut kind = None;
     for attr in msg.attributes {
         match attr {
             LinkAttribute::IfName(n) => name = n,
+            LinkAttribute::LinkInfo(infos) => {
+                kind = infos.iter().find_map(|i| match i {
+                    netlink_packet_route::link::LinkInfo::Kind(k) => Some(k.to_string()),
+                    _ => None,
+                });
+            }
             LinkAttribute::Address(a) => mac = <[u8; 6]>::try_from(a.as_slice()).ok(),
             LinkAttribute::Mtu(m) => mtu = m,
             _ => {}
@@ -286,6 +295,7 @@ fn link_info(msg: LinkMessage, what: &str) -> Result<LinkInfo, NetlinkError> {
         mac,
         up: link_up(msg.header.flags),
         mtu,
+        kind,
     })
 }
 

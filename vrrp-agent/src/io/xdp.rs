@@ -236,6 +236,11 @@ impl DataPlane {
         disown_vip(&mut self.ebpf, addr)
     }
 
+    /// The interface's own MAC, which frames for an owned virtual MAC are re-addressed to.
+    pub fn set_iface_mac(&mut self, mac: [u8; 6]) -> Result<(), XdpError> {
+        update_config(&mut self.ebpf, |c| c.mac = mac)
+    }
+
     /// Stamps the agent's liveness now and sets the dead-man bound: if no refresh comes
     /// within `bound`, the program stops answering ARP/NS (`Duration::ZERO` disables the gate).
     /// Refresh well within the bound, from the agent's main loop (not a separate thread,
