@@ -118,10 +118,21 @@ pub fn main(opts: &DemoOpts) -> Result<()> {
 
     say(
         start,
-        ">>> lb02 crashes: its agent is killed (SIGKILL) and its link goes down",
+        ">>> lb02 crashes: every process on it is killed (SIGKILL) and its link goes down",
     );
     let crash = Instant::now();
-    lab.signal("lb02", nix_sigkill())?;
+    // The whole host, not only the agent: its guardian (which would send priority 0 for a
+    // killed agent) dies too, so lb01 waits out the master-down interval.
+    let pids = util::output(std::process::Command::new("ip").args(["netns", "pids", &lb02.ns]))
+        .unwrap_or_default();
+    for pid in pids
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix_sigkill());
+    }
+    // Reaps the agent (already killed above, a zombie until then).
+    let _ = lab.signal("lb02", nix_sigkill());
     lab.link(&lb02, false)?;
     let t_over = timeline
         .until(&lab, Duration::from_secs(30), |s| {
