@@ -609,6 +609,49 @@ fn ipv6_vrrpv3_failover() {
     n.lab
         .wait_until("lb01 binds VIP6", T, || n.lab.has_addr(&n.lb01, VIP6))
         .expect("VIP6 on lb01");
+    // lb02 back, then the whole daemon (agent and guardian) dies: its kernel keeps VIP6 bound
+    // but sends no Neighbor Advertisement for it.
+    n.lab
+        .agent_conf(
+            &lb02,
+            "lb02-third",
+            &keepalived_conf("lb02", &[v6_instance("MASTER", 100)]),
+            &[],
+        )
+        .expect("restart lb02");
+    n.lab
+        .wait_state("lb02-third", "VI_1", "MASTER", T)
+        .expect("lb02 master again");
+    n.lab
+        .wait_owner(VIP6, &["lb02"], T)
+        .expect("VIP6 on lb02 again");
+    host_sh(&format!("ip netns pids {} | xargs -r kill -9", n.lb02.ns));
+    assert!(
+        n.lab.has_addr(&n.lb02, VIP6).expect("ip addr"),
+        "VIP6 gone from lb02"
+    );
+    let lb02_mac = n.lb02.mac.to_lowercase();
+    for _ in 0..3 {
+        let mac = n.lab.nd_who_has(&n.client, VIP6);
+        assert_ne!(
+            mac.as_deref(),
+            Some(lb02_mac.as_str()),
+            "the dead lb02 answered NS"
+        );
+    }
+    let table = n
+        .lab
+        .sh(&n.lb02.ns, "nft list table ip6 vrrp_xdp")
+        .expect("filter table");
+    assert!(
+        !table.contains("counter packets 0 "),
+        "no kernel NA dropped:\n{table}"
+    );
+    n.lab
+        .wait_state("lb01", "VI_1", "MASTER", T)
+        .expect("lb01 master after the crash");
+    let mac = n.lab.wait_nd_reply(&n.client, VIP6, T).expect("ND reply");
+    assert_eq!(mac, n.lb01.mac.to_lowercase());
 }
 
 #[test]
