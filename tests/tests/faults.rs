@@ -1,6 +1,7 @@
-//! Fault injection (issue "Reliability", fault tests): the master's link flapping fast, a
-//! network partition and its heal, a backup restarted over and over while the master runs, and
-//! restarts of a `nopreempt` pair. Each runs with the XDP data plane and with `--no-xdp`.
+//! Fault injection (issue "Reliability", fault tests): the master's link flapping fast, the
+//! backup's link blinking, a network partition and its heal, a backup restarted over and over
+//! while the master runs, and restarts of a `nopreempt` pair. Each runs with the XDP data plane
+//! and with `--no-xdp`.
 //!
 //! ```text
 //!   lb01   192.0.2.1  (BACKUP, 50) ──┐
