@@ -1205,6 +1205,21 @@ impl Daemon {
         Some((src, at, st.last_ns))
     }
 
+    /// After a state transition: the router may have forgotten its master (FAULT clears it),
+    /// but XDP keeps absorbing that master's unchanged adverts, so the router would never hear
+    /// of it again and would take over when its Master_Down_Timer runs out (a backup whose
+    /// link blinked became a second master and stayed one). Clearing the kernel's copy makes
+    /// the next advert news, reported to the router.
+    fn forget_kernel_advert(&mut self, idx: usize) {
+        let inst = &self.instances[idx];
+        let (ipv6, vrid) = (inst.cfg.family == Family::V6, inst.cfg.vrid.get());
+        if let Some(dp) = self.ifaces[inst.iface].dataplane.as_mut()
+            && let Err(e) = dp.forget_advert(ipv6, vrid)
+        {
+            warn!(instance = %inst.cfg.name, error = %e, "cannot reset the XDP advert state");
+        }
+    }
+
     /// Writes or clears the instance's VIPs in the XDP ARP/ND responder, and keeps the
     /// dead-man gate fresh.
     fn set_xdp_ownership(&mut self, idx: usize, own: bool) {
@@ -1693,6 +1708,7 @@ impl Daemon {
                 }
             }
             Output::Transition { from, to, reason } => {
+                self.forget_kernel_advert(idx);
                 let inst = &mut self.instances[idx];
                 *inst
                     .transitions
