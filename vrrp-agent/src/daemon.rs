@@ -1495,7 +1495,11 @@ impl Daemon {
                         continue;
                     }
                     inst.conflicts += 1;
-                    warn!(instance = %inst.cfg.name, %iface, %vip, %mac, "another node claims our VIP while we are MASTER");
+                    if inst.split_brain.is_none() {
+                        warn!(instance = %inst.cfg.name, %iface, %vip, %mac, "another node claims our VIP while we are MASTER");
+                    } else {
+                        debug!(instance = %inst.cfg.name, %iface, %vip, %mac, "another node claims our VIP while we are MASTER");
+                    }
                     self.split_brain_signal(idx, "vip_claimed", format!("{vip} by {mac}"));
                 }
             }
@@ -1738,7 +1742,12 @@ impl Daemon {
                 warn!(instance = %name, %src, ?warning, "advert does not match our configuration");
             }
             Output::MasterRxLowerPriority { src, priority } => {
-                info!(instance = %name, %src, %priority, "master heard a lower priority advert; re-asserting");
+                // Once per episode at info: in a partition this repeats every advert interval.
+                if self.instances[idx].split_brain.is_some() {
+                    debug!(instance = %name, %src, %priority, "master heard a lower priority advert; re-asserting");
+                } else {
+                    info!(instance = %name, %src, %priority, "master heard a lower priority advert; re-asserting");
+                }
                 if let Some(n) = &self.notifier {
                     n.hook(&name, Hook::MasterRxLowerPriority, Vec::new());
                 }
@@ -2169,7 +2178,8 @@ pub fn describe(r: &Reason) -> String {
             format!("preempted lower priority master {src} (priority {priority})")
         }
         Reason::HigherPriority { src, priority } => {
-            format!("advert with higher priority {priority} from {src}")
+            // Also the equal-priority tie-break, which the higher address wins.
+            format!("a better master: priority {priority} from {src}")
         }
         Reason::LinkDown => "interface down".into(),
         Reason::LinkUp => "interface up".into(),
