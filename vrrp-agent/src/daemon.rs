@@ -1152,6 +1152,21 @@ impl Daemon {
         });
     }
 
+    /// Clears the data plane's record of the instance's master, so that its next advert is
+    /// reported even if unchanged. After a transition the router must hear the other side
+    /// again: a new master would otherwise never hear the adverts of a better one that
+    /// were already being absorbed (both would stay master until that one fell silent), and
+    /// adverts absorbed before the instance started would never reach it.
+    fn forget_advert(&mut self, idx: usize) {
+        let inst = &self.instances[idx];
+        let Some(dp) = self.ifaces[inst.iface].dataplane.as_mut() else {
+            return;
+        };
+        if let Err(e) = dp.forget_advert(inst.cfg.family == Family::V6, inst.cfg.vrid.get()) {
+            warn!(instance = %inst.cfg.name, error = %e, "cannot reset the XDP advert state");
+        }
+    }
+
     /// Writes or clears the instance's VIPs in the XDP ARP/ND responder, and keeps the
     /// dead-man gate fresh.
     fn set_xdp_ownership(&mut self, idx: usize, own: bool) {
@@ -1471,6 +1486,7 @@ impl Daemon {
             }
             Output::SetXdpOwnership(own) => self.set_xdp_ownership(idx, own),
             Output::Transition { from, to, reason } => {
+                self.forget_advert(idx);
                 let inst = &mut self.instances[idx];
                 *inst
                     .transitions

@@ -90,6 +90,9 @@ fn sample() -> Snapshot {
                 last_seen_ago_ms: 300,
             }],
             split_brain_alarm: true,
+            timer_wakeups: 17,
+            kernel_watch: false,
+            master_silent_reports: 1,
         },
         InstanceStatus {
             name: "VI_6".into(),
