@@ -490,6 +490,62 @@ fn track_interface_up_at_start_lets_the_master_start() {
     stop_agent(&mut lab, "lb01");
 }
 
+/// A backup that leaves FAULT while the master talks hears it again and stays backup. With
+/// XDP the master's unchanged adverts were absorbed meanwhile (and the router forgot its
+/// master in FAULT): the agent resets the data plane's record on each transition so that the
+/// next advert reaches the router instead of a master-down timeout.
+#[test]
+fn a_backup_leaving_fault_hears_the_master_again() {
+    require_lab();
+    let (mut lab, lb01, lb02, _client) = topology("trk-backup-fault");
+    lab.ip(&lb01.ns, "link add trk0 type veth peer name trk1")
+        .expect("veth");
+    lab.ip(&lb01.ns, "link set trk1 up").expect("trk1 up");
+    lab.ip(&lb01.ns, "link set trk0 up").expect("trk0 up");
+    let c2 = conf(&lab, "plain.conf", "lb02", "MASTER", 100);
+    let c1 = conf(&lab, "interface.conf", "lb01", "BACKUP", 90);
+    lab.agent_conf(&lb02, "lb02", &c2, &[]).expect("lb02 agent");
+    lab.wait_state("lb02", "VI_1", "MASTER", WAIT)
+        .expect("lb02 master");
+    lab.agent_conf(&lb01, "lb01", &c1, &[]).expect("lb01 agent");
+    lab.wait_state("lb01", "VI_1", "BACKUP", WAIT)
+        .expect("lb01 backup");
+    let absorbed = || {
+        status_json(&lab, "lb01")["dataplanes"][0]["counters"]["advert_absorbed"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    lab.wait_until("lb01 knows its master", WAIT, || {
+        Ok(status_json(&lab, "lb01")["instances"][0]["master"] == "192.0.2.2")
+    })
+    .expect("master known");
+    lab.ip(&lb01.ns, "link set trk0 down").expect("trk0 down");
+    lab.wait_state("lb01", "VI_1", "FAULT", WAIT)
+        .expect("lb01 FAULT");
+    // The master's adverts go on, absorbed in XDP while lb01 is FAULT.
+    let before = absorbed();
+    lab.wait_until("adverts absorbed during FAULT", WAIT, || {
+        Ok(absorbed() >= before + 5)
+    })
+    .expect("absorbed");
+    lab.ip(&lb01.ns, "link set trk0 up").expect("trk0 up");
+    lab.wait_state("lb01", "VI_1", "BACKUP", WAIT)
+        .expect("lb01 backup again");
+    // Several Master_Down_Intervals (0.3 s + skew) with the master talking.
+    let seen = lab.transitions("lb01", Some("VI_1")).len();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = lab.transitions("lb01", Some("VI_1"));
+    assert!(
+        after.len() == seen,
+        "lb01 changed state after leaving FAULT: {:?}\n{}",
+        after.get(seen..),
+        lab.all_logs()
+    );
+    assert_eq!(lab.state("lb02", "VI_1").as_deref(), Some("MASTER"));
+    stop_agent(&mut lab, "lb02");
+    stop_agent(&mut lab, "lb01");
+}
+
 /// The notify pair: lb02 MASTER 100, lb01 BACKUP 90, both with notify scripts and FIFOs;
 /// `<router>.down` makes that router's check fail (-20).
 fn notify_pair(test: &str) -> (Lab, Host, Host) {

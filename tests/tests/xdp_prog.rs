@@ -1296,3 +1296,186 @@ fn repeats_of_a_lower_priority_sender_are_absorbed_too() {
     );
     assert!(p.run(&master).1.contains(&(counter::ADVERT_ABSORBED, 1)));
 }
+
+/// Waits (generously) for the first waiting event that `pick` accepts.
+fn wait_event<T>(p: &mut Prog, mut pick: impl FnMut(&DataPlaneEvent) -> Option<T>) -> Option<T> {
+    for _ in 0..200 {
+        if let Some(v) = p.events().iter().find_map(&mut pick) {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn the_silence_timer_reports_a_master_that_stops_talking() {
+    let mut p = Prog::load();
+    let f = vector("keepalived-v3-ipv4.hex");
+    let vrid = vrid_of(&f, false);
+    p.configure(false, vrid, v3());
+    dp::set_mode(&mut p.ebpf, true).expect("consume mode");
+
+    // No interval from the agent: no timer.
+    p.run(&f);
+    assert_eq!(
+        dp::silence(&p.ebpf, false, vrid)
+            .expect("SILENCE")
+            .started_ns,
+        0
+    );
+    assert!(
+        p.events()
+            .iter()
+            .all(|e| !matches!(e, DataPlaneEvent::MasterSilent { .. }))
+    );
+
+    // With one, each advert of the master (re)starts it, absorbed ones too.
+    let interval = Duration::from_millis(300);
+    dp::set_master_down(&mut p.ebpf, false, vrid, Some(interval)).expect("interval");
+    let written = dp::monotonic_ns().expect("clock");
+    let mut last = 0;
+    for _ in 0..5 {
+        let (action, moved) = p.run(&f);
+        assert_eq!(action, XDP_DROP);
+        assert!(moved.contains(&(counter::ADVERT_ABSORBED, 1)), "{moved:?}");
+        assert!(
+            !moved
+                .iter()
+                .any(|(c, _)| *c == counter::SILENCE_TIMER_ERROR)
+        );
+        let t = dp::silence(&p.ebpf, false, vrid).expect("SILENCE");
+        assert!(t.started_ns > written && t.started_ns > last);
+        assert_eq!(t.interval_ns, 300_000_000);
+        last = t.started_ns;
+    }
+    // Then silence: one report, from the kernel, naming the VRID and the last advert's time.
+    let started = wait_event(&mut p, |e| match e {
+        DataPlaneEvent::MasterSilent {
+            ipv6: false,
+            vrid: v,
+            started_ns,
+            ..
+        } if *v == vrid => Some(*started_ns),
+        _ => None,
+    })
+    .expect("a master-silent report");
+    assert_eq!(started, last);
+    let t = dp::silence(&p.ebpf, false, vrid).expect("SILENCE");
+    assert_eq!(t.fired, 1);
+    assert_eq!(p.counters()[counter::MASTER_SILENT as usize], 1);
+
+    // Priority 0 (the master leaving) does not restart it: the agent runs Skew_Time itself.
+    p.run(&vector("keepalived-v3-ipv4-prio0.hex"));
+    assert_eq!(
+        dp::silence(&p.ebpf, false, vrid)
+            .expect("SILENCE")
+            .started_ns,
+        last
+    );
+    // Nor does an advert once the agent stopped watching (it became master).
+    dp::set_master_down(&mut p.ebpf, false, vrid, None).expect("clear");
+    p.run(&f);
+    assert_eq!(
+        dp::silence(&p.ebpf, false, vrid)
+            .expect("SILENCE")
+            .started_ns,
+        last
+    );
+}
+
+/// Sum of a numeric field over the JSON status (instances or data planes).
+fn status_sum(lab: &Lab, agent: &str, list: &str, field: &str) -> u64 {
+    let v = lab.status_json(agent).expect("status");
+    v[list]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    x.get(field)
+                        .or_else(|| x["counters"].get(field))
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(0)
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A backup hearing 50 ms adverts sleeps while the kernel timer watches its master (it wakes
+/// up far less often than once per Master_Down_Interval, about 4 adverts), and takes over on
+/// the kernel's report when the master dies.
+#[test]
+fn a_backup_sleeps_on_the_kernel_timer_and_takes_over_on_its_report() {
+    require_lab();
+    let mut lab = Lab::new("silence").expect("lab");
+    let master = lab.host("master", &["192.0.2.2/24"]).expect("host");
+    let backup = lab.host("backup", &["192.0.2.1/24"]).expect("host");
+    let quick = |prio: &'static str, state: &'static str| {
+        [
+            "--iface",
+            "eth0",
+            "--vip",
+            "192.0.2.3/24",
+            "--priority",
+            prio,
+            "--state",
+            state,
+            "--advert-int",
+            "0.05",
+        ]
+    };
+    // Generous: the lab machine may be loaded.
+    let t = Duration::from_secs(60);
+    // No guardian: the master must fall silent (it would send priority 0 for a killed agent).
+    let mut args = quick("100", "master").to_vec();
+    args.push("--no-guardian");
+    lab.agent(&master, "master", &args).expect("master");
+    lab.wait_state("master", "VI_1", "MASTER", t)
+        .expect("master is MASTER");
+    lab.agent(&backup, "backup", &quick("50", "backup"))
+        .expect("backup");
+    lab.wait_state("backup", "VI_1", "BACKUP", t)
+        .expect("backup is BACKUP");
+    lab.wait_until("the kernel watches the master", t, || {
+        let v = lab.status_json("backup")?;
+        Ok(v["instances"][0]["kernel_watch"].as_bool() == Some(true))
+    })
+    .expect("kernel watch");
+
+    // Steady state: count adverts absorbed in XDP and the agent's timer wake-ups until a few
+    // hundred adverts went by.
+    let wakeups0 = status_sum(&lab, "backup", "instances", "timer_wakeups");
+    let absorbed0 = status_sum(&lab, "backup", "dataplanes", "advert_absorbed");
+    lab.wait_until("200 adverts absorbed", t, || {
+        Ok(status_sum(&lab, "backup", "dataplanes", "advert_absorbed") >= absorbed0 + 200)
+    })
+    .expect("adverts");
+    let wakeups = status_sum(&lab, "backup", "instances", "timer_wakeups") - wakeups0;
+    let absorbed = status_sum(&lab, "backup", "dataplanes", "advert_absorbed") - absorbed0;
+    // Without the kernel timer the agent wakes once per Master_Down_Interval (3 adverts +
+    // skew): about one wake-up per 4 adverts. With it, about one a second (20 adverts).
+    assert!(
+        wakeups * 10 <= absorbed,
+        "{wakeups} timer wake-ups for {absorbed} adverts\n{}",
+        lab.all_logs()
+    );
+    assert_eq!(lab.transitions("backup", None).len(), 1, "BACKUP only");
+    assert_eq!(
+        status_sum(&lab, "backup", "instances", "master_silent_reports"),
+        0
+    );
+
+    // The master dies: the kernel reports it silent and the backup takes over.
+    lab.signal("master", nix::sys::signal::Signal::SIGKILL)
+        .expect("kill master");
+    lab.wait_state("backup", "VI_1", "MASTER", t)
+        .expect("backup takes over");
+    let last = lab
+        .transitions("backup", Some("VI_1"))
+        .pop()
+        .expect("transition");
+    assert!(last.line.contains("master down"), "{}", last.line);
+    assert!(status_sum(&lab, "backup", "instances", "master_silent_reports") >= 1);
+    assert!(status_sum(&lab, "backup", "dataplanes", "master_silent") >= 1);
+}

@@ -32,6 +32,7 @@ use crate::proto::sync::SyncGroups;
 use crate::proto::vr::{self, AnnounceKind, Input, Output, Reason, State, VirtualRouter, VrConfig};
 use crate::proto::{Advert, Auth, Family, Priority, Version};
 use crate::track::{TrackEvent, Tracker, TrackerOptions};
+use crate::wake;
 
 /// How the daemon receives adverts and whether XDP is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +82,12 @@ enum Incoming {
         vip: IpAddr,
         mac: [u8; 6],
     },
+    /// The kernel timer watching a backup's master ran out (`xdp::DataPlaneEvent::MasterSilent`).
+    MasterSilent {
+        ifindex: u32,
+        ipv6: bool,
+        vrid: u8,
+    },
 }
 
 /// One raw VRRP socket per (interface, family, source address).
@@ -101,6 +108,9 @@ struct Iface {
     xdp_answers: bool,
     /// The driver's XDP TX error counter at the last look.
     tx_errors: Option<u64>,
+    /// Adverts for VRIDs we do not run, per (ipv6, vrid), as of the `unknown_vrid` counter
+    /// value beside it: re-read (512 lookups) only when that counter moved.
+    foreign: (u64, Vec<(bool, u8, u64)>),
 }
 
 struct VipBinding {
@@ -127,6 +137,16 @@ struct Instance {
     tracked: Option<crate::track::Tracked>,
     /// The newest kernel timestamp of an absorbed advert already given to the router.
     kernel_seen_ns: u64,
+    /// The master-silence timer interval written for the data plane (ns, 0 = none), and
+    /// CLOCK_MONOTONIC ns right after the write (see `wake::Kernel`).
+    watch_ns: u64,
+    watch_at_ns: u64,
+    /// The kernel timer the driver may sleep on instead of the router's deadline.
+    cover: Option<wake::Cover>,
+    /// Times the driver woke up on a timer for this instance (its deadline or the backstop).
+    timer_wakeups: u64,
+    /// Master-silent reports from the data plane.
+    silent_reports: u64,
     /// VIPs currently written to the XDP responder.
     xdp_owned: bool,
     /// keepalived `use_vmac`, when it is in effect (it needs the XDP data plane): the virtual
@@ -146,6 +166,13 @@ struct Instance {
 #[derive(Clone, Debug)]
 struct SplitBrain {
     last: Instant,
+}
+
+impl Instance {
+    /// When the driver must wake up for this instance (see `wake::wake_at`).
+    fn wake_at(&self) -> Option<Instant> {
+        wake::wake_at(self.vr.poll_timeout(), self.cover)
+    }
 }
 
 /// A router heard on the VRID.
@@ -372,6 +399,7 @@ impl Daemon {
             up: link.up,
             announcer,
             tx_errors: dataplane.as_ref().and_then(|d| d.xdp_tx_errors()),
+            foreign: (0, Vec::new()),
             xdp_answers: dataplane.is_some(),
             dataplane,
         });
@@ -445,6 +473,8 @@ impl Daemon {
             .unwrap_or_default();
         if let Some(inst) = inst {
             c.flags = VRID_F_CONFIGURED;
+            // What the instance last asked for stays (see `sync_watch`).
+            c.master_down_ns = inst.watch_ns;
             // keepalived's unicast_peer list doubles as an allowlist, enforced in XDP.
             if !peers.is_empty() {
                 c.flags |= VRID_F_UNICAST_PEERS;
@@ -614,6 +644,11 @@ impl Daemon {
             started: false,
             tracked: None,
             kernel_seen_ns: 0,
+            watch_ns: 0,
+            watch_at_ns: 0,
+            cover: None,
+            timer_wakeups: 0,
+            silent_reports: 0,
             xdp_owned: false,
             vmac,
             conflicts: 0,
@@ -806,7 +841,7 @@ impl Daemon {
             }
             None => None,
         };
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut links = self.netlink.link_events().context("watching links")?;
         // Refresh the link state after subscribing, so no change is lost in between.
@@ -851,7 +886,7 @@ impl Daemon {
                     Some(ev) => self.on_link(ev).await,
                     None => bail!("the netlink link watch ended"),
                 },
-                _ = sleep => self.on_timeout().await,
+                _ = sleep => self.on_timeout(None).await,
                 _ = term.recv() => if self.begin_stop(&mut stopping, "SIGTERM").await { break },
                 _ = int.recv() => if self.begin_stop(&mut stopping, "SIGINT").await { break },
                 _ = usr1.recv() => {
@@ -867,6 +902,8 @@ impl Daemon {
                     if self.data_plane_watch() {
                         self.sync_kernel_filter().await;
                     }
+                    // Backstops due before the next tick are taken now: one wake-up, not two.
+                    self.on_timeout(Some(now() + TICK)).await;
                     self.publish();
                 }
                 Some(cmd) = cmd_rx.recv() => self.on_command(cmd).await,
@@ -1086,6 +1123,9 @@ impl Daemon {
                 split_brain_alarm: inst.split_brain.is_some(),
                 split_brain_episodes: inst.split_brain_episodes,
                 vip_conflicts: inst.conflicts,
+                timer_wakeups: inst.timer_wakeups,
+                kernel_watch: inst.cover.is_some(),
+                master_silent_reports: inst.silent_reports,
                 adverts_sent: c.adverts_tx,
                 adverts_received: c.adverts_rx,
                 priority_zero_sent: c.priority_zero_tx,
@@ -1125,9 +1165,12 @@ impl Daemon {
                     d.arp_replies = c[vrrp_common::event::counter::ARP_REPLIED as usize];
                     d.ns_replies = c[vrrp_common::event::counter::NS_REPLIED as usize];
                 }
-                if let Ok(f) = dp.foreign_vrids() {
-                    d.foreign_vrids = f
-                        .into_iter()
+                {
+                    d.foreign_vrids = iface
+                        .foreign
+                        .1
+                        .iter()
+                        .copied()
                         .map(|(ipv6, vrid, n)| control::ForeignVrid {
                             vrid,
                             family: if ipv6 {
@@ -1156,18 +1199,25 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.instances
-            .iter()
-            .filter_map(|i| i.vr.poll_timeout())
-            .min()
+        self.instances.iter().filter_map(Instance::wake_at).min()
     }
 
-    async fn on_timeout(&mut self) {
+    /// Wakes the instances whose time has come; with `early`, also those sleeping on a kernel
+    /// timer whose backstop is due by then.
+    async fn on_timeout(&mut self, early: Option<Instant>) {
         let t = now();
         for idx in 0..self.instances.len() {
-            if self.instances[idx].vr.poll_timeout().is_none_or(|d| d > t) {
+            let inst = &self.instances[idx];
+            let due = match (inst.wake_at(), early) {
+                (None, _) => false,
+                (Some(w), _) if w <= t => true,
+                (Some(w), Some(e)) => inst.cover.is_some() && w <= e,
+                (Some(_), None) => false,
+            };
+            if !due {
                 continue;
             }
+            self.instances[idx].timer_wakeups += 1;
             // The master-down timer reads the kernel's timestamps lazily: adverts that said
             // nothing new were absorbed in XDP, so a fresher one may exist. Re-arm from it.
             if self.instances[idx].vr.state() == State::Backup
@@ -1205,17 +1255,89 @@ impl Daemon {
         Some((src, at, st.last_ns))
     }
 
-    /// After a state transition: the router may have forgotten its master (FAULT clears it),
-    /// but XDP keeps absorbing that master's unchanged adverts, so the router would never hear
-    /// of it again and would take over when its Master_Down_Timer runs out (a backup whose
-    /// link blinked became a second master and stayed one). Clearing the kernel's copy makes
-    /// the next advert news, reported to the router.
-    fn forget_kernel_advert(&mut self, idx: usize) {
-        let inst = &self.instances[idx];
-        let (ipv6, vrid) = (inst.cfg.family == Family::V6, inst.cfg.vrid.get());
-        if let Some(dp) = self.ifaces[inst.iface].dataplane.as_mut()
-            && let Err(e) = dp.forget_advert(ipv6, vrid)
+    /// The kernel timer watching a backup's master ran out: the master was silent for the
+    /// Master_Down_Interval. The router gets the master's last advert time, then its timeout.
+    async fn on_master_silent(&mut self, ifindex: u32, ipv6: bool, vrid: u8) {
+        let t = now();
+        let Some(idx) = self.instances.iter().position(|i| {
+            self.ifaces[i.iface].index == ifindex
+                && (i.cfg.family == Family::V6) == ipv6
+                && i.cfg.vrid.get() == vrid
+        }) else {
+            return;
+        };
+        self.instances[idx].silent_reports += 1;
+        // A report from before a transition (the timer may fire once after the watch stopped)
+        // still only feeds a Timeout, which the router checks against its own deadline.
+        if self.instances[idx].vr.state() == State::Backup
+            && let Some((src, at, ns)) = self.kernel_advert(idx)
         {
+            self.instances[idx].kernel_seen_ns = ns;
+            self.feed(idx, t, Input::AdvertSeenAt { src, at }).await;
+        }
+        self.feed(idx, t, Input::Timeout).await;
+    }
+
+    /// Keeps the data plane's master-silence timer in step with the router (a backup's
+    /// Master_Down_Interval, which follows the priority and the learned interval; none in any
+    /// other state), and reads whether the driver may sleep on it.
+    fn sync_watch(&mut self, idx: usize) {
+        let inst = &mut self.instances[idx];
+        let Some(dp) = self.ifaces[inst.iface].dataplane.as_mut() else {
+            return;
+        };
+        let ipv6 = inst.cfg.family == Family::V6;
+        let vrid = inst.cfg.vrid.get();
+        let backup = inst.vr.state() == State::Backup;
+        let mdi = inst.vr.master_down_interval();
+        let want = backup.then_some(mdi);
+        if xdp::master_down_ns(want) != inst.watch_ns {
+            match dp
+                .set_master_down(ipv6, vrid, want)
+                .and_then(|()| xdp::monotonic_ns())
+            {
+                Ok(at) => {
+                    inst.watch_ns = xdp::master_down_ns(want);
+                    inst.watch_at_ns = at;
+                }
+                Err(e) => {
+                    warn!(instance = %inst.cfg.name, error = %e, "cannot set the kernel master-silence timer");
+                }
+            }
+        }
+        inst.cover = None;
+        if !backup || inst.watch_ns == 0 {
+            return;
+        }
+        let (Ok(silence), Ok(now_ns)) = (dp.silence(ipv6, vrid), xdp::monotonic_ns()) else {
+            return;
+        };
+        let kernel = wake::Kernel {
+            written_ns: inst.watch_ns,
+            written_at_ns: inst.watch_at_ns,
+            started_ns: silence.started_ns,
+            interval_ns: silence.interval_ns,
+            now_ns,
+        };
+        // Half a tick beyond the backstop: the housekeeping tick before it takes it (one
+        // wake-up a second in steady state, not two).
+        let backstop = wake::backstop(mdi) + TICK / 2;
+        inst.cover = wake::Cover::new(&kernel, now(), backstop, |ns| {
+            xdp::instant_of_mono_ns(ns).ok()
+        });
+    }
+
+    /// Clears the data plane's record of the instance's master, so that its next advert is
+    /// reported even if unchanged. After a transition the router must hear the other side
+    /// again: a new master would otherwise never hear the adverts of a better one that
+    /// were already being absorbed (both would stay master until that one fell silent), and
+    /// adverts absorbed before the instance started would never reach it.
+    fn forget_advert(&mut self, idx: usize) {
+        let inst = &self.instances[idx];
+        let Some(dp) = self.ifaces[inst.iface].dataplane.as_mut() else {
+            return;
+        };
+        if let Err(e) = dp.forget_advert(inst.cfg.family == Family::V6, inst.cfg.vrid.get()) {
             warn!(instance = %inst.cfg.name, error = %e, "cannot reset the XDP advert state");
         }
     }
@@ -1303,6 +1425,18 @@ impl Daemon {
                 && let Err(e) = dp.refresh_liveness(bound)
             {
                 warn!(iface = %iface.name, error = %e, "cannot refresh the XDP liveness stamp");
+            }
+            if let Ok(c) = dp.counters() {
+                let unknown = c[vrrp_common::event::counter::DROP_UNKNOWN_VRID as usize];
+                if unknown != iface.foreign.0
+                    && let Ok(f) = dp.foreign_vrids()
+                {
+                    iface.foreign = (unknown, f);
+                }
+            }
+            // XDP_TX is only used for owned VIPs: nothing to watch (three ioctls) before.
+            if bound.is_none() {
+                continue;
             }
             let errors = dp.xdp_tx_errors();
             if let (Some(now), Some(before)) = (errors, iface.tx_errors)
@@ -1475,6 +1609,11 @@ impl Daemon {
     async fn on_incoming(&mut self, inc: Incoming) {
         match inc {
             Incoming::Advert(rx) => self.on_rx(rx).await,
+            Incoming::MasterSilent {
+                ifindex,
+                ipv6,
+                vrid,
+            } => self.on_master_silent(ifindex, ipv6, vrid).await,
             Incoming::Conflict { ifindex, vip, mac } => {
                 let iface = self
                     .ifaces
@@ -1606,7 +1745,11 @@ impl Daemon {
     async fn feed(&mut self, idx: usize, t: Instant, input: Input) {
         let mut queue = std::collections::VecDeque::from([(idx, input)]);
         let mut changed = false;
+        let mut touched = Vec::new();
         while let Some((i, input)) = queue.pop_front() {
+            if !touched.contains(&i) {
+                touched.push(i);
+            }
             let name = self.instances[i].cfg.name.clone();
             let before = self.instances[i].vr.sync_status();
             self.instances[i].vr.handle(t, input);
@@ -1632,6 +1775,9 @@ impl Daemon {
                     queue.push_back((j, inp));
                 }
             }
+        }
+        for i in touched {
+            self.sync_watch(i);
         }
         if changed {
             self.publish();
@@ -1712,7 +1858,7 @@ impl Daemon {
                 }
             }
             Output::Transition { from, to, reason } => {
-                self.forget_kernel_advert(idx);
+                self.forget_advert(idx);
                 let inst = &mut self.instances[idx];
                 *inst
                     .transitions
@@ -1969,6 +2115,17 @@ fn spawn_dataplane_reader(ifindex: u32, mut events: xdp::EventReader, tx: mpsc::
                         continue;
                     }
                 },
+                xdp::DataPlaneEvent::MasterSilent {
+                    ifindex: _,
+                    ipv6,
+                    vrid,
+                    ..
+                } => Incoming::MasterSilent {
+                    // The ring is per interface: this one's, whatever the record says.
+                    ifindex,
+                    ipv6,
+                    vrid,
+                },
                 xdp::DataPlaneEvent::ArpConflict {
                     ifindex, vip, mac, ..
                 } => Incoming::Conflict {
@@ -2060,6 +2217,9 @@ fn vmac_arp_announce(iface: &str) {
         }
     }
 }
+
+/// The driver's housekeeping period (dead-man stamp, XDP_TX watch, status).
+const TICK: Duration = Duration::from_secs(1);
 
 /// How stale the agent's liveness stamp may get before XDP stops answering for its VIPs: three
 /// advert intervals (the backup's own patience), at least 100 ms so scheduling noise at short

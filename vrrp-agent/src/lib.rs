@@ -7,3 +7,4 @@ pub mod io;
 pub mod notify;
 pub mod proto;
 pub mod track;
+pub mod wake;

@@ -92,6 +92,9 @@ fn sample() -> Snapshot {
             split_brain_alarm: true,
             split_brain_episodes: 2,
             vip_conflicts: 5,
+            timer_wakeups: 17,
+            kernel_watch: false,
+            master_silent_reports: 1,
         },
         InstanceStatus {
             name: "VI_6".into(),

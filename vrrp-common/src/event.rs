@@ -11,6 +11,33 @@ pub const EVENT_ARP_CONFLICT: u16 = 2;
 /// is the Ethernet frame.
 pub const EVENT_NA_CONFLICT: u16 = 3;
 
+/// A virtual router's `SILENCE` timer ran out: no advert from its master for the interval the
+/// agent set. The data is a [`SilentRecord`]; `ifindex` is the interface of the master's last
+/// advert.
+pub const EVENT_MASTER_SILENT: u16 = 4;
+
+/// Data of an `EVENT_MASTER_SILENT` record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SilentRecord {
+    /// The `maps::vrid_slot` of the virtual router.
+    pub slot: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// `SilenceTimer::started_ns`: the kernel time of the master's last advert.
+    pub started_ns: u64,
+}
+
+pub const SILENT_RECORD_LEN: usize = size_of::<SilentRecord>();
+const _: () = assert!(SILENT_RECORD_LEN == 16);
+
+/// A `EVENT_MASTER_SILENT` record as the program reserves it.
+#[repr(C)]
+pub struct SilentEvent {
+    pub header: EventHeader,
+    pub data: SilentRecord,
+}
+
 /// Data capacity of a small record: every ARP/NA frame, and adverts up to 512 bytes of IP
 /// packet (IPv4 with up to 113 addresses, IPv6 with up to 29).
 pub const EVENT_DATA_SMALL: usize = 512;
@@ -106,10 +133,16 @@ pub mod counter {
     /// An IPv4 header whose checksum is wrong (the stack would drop it; so do we, before it
     /// can stand in for the master in `ADVERTS`).
     pub const DROP_BAD_IP_HEADER: u32 = 22;
+    /// A `SILENCE` timer ran out: the master was silent for the agent's Master_Down_Interval
+    /// (reported as `EVENT_MASTER_SILENT`).
+    pub const MASTER_SILENT: u32 = 23;
+    /// `bpf_timer_init`, `bpf_timer_set_callback` or `bpf_timer_start` failed: the agent's own
+    /// timer still covers the instance.
+    pub const SILENCE_TIMER_ERROR: u32 = 24;
     /// Frames for an owned virtual MAC (`use_vmac`) re-addressed to the interface MAC.
-    pub const VMAC_TO_HOST: u32 = 23;
+    pub const VMAC_TO_HOST: u32 = 25;
 
-    pub const COUNT: u32 = 24;
+    pub const COUNT: u32 = 26;
 
     /// Prometheus/status label of each counter, indexed like the array.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -136,6 +169,8 @@ pub mod counter {
         "deadman_silenced",
         "bad_interval",
         "bad_ip_header",
+        "master_silent",
+        "silence_timer_error",
         "vmac_to_host",
     ];
 

@@ -32,6 +32,13 @@ pub const OWNED_VIPS6: &str = "OWNED_VIPS6";
 /// `RingBuf` of [`EVENT_RING_BYTES`]: records (`event::EventHeader` + bytes) for the agent.
 pub const EVENTS: &str = "EVENTS";
 
+/// BTF-defined `Array<SilenceTimer>` of [`VRID_SLOTS`] entries, indexed by [`vrid_slot`]: per
+/// virtual router, a kernel timer that the program (re)starts with
+/// [`VridConfig::master_down_ns`] on every advert from the master and that reports
+/// `event::EVENT_MASTER_SILENT` when it runs out, so that a backup's agent sleeps while the
+/// master talks. The agent only reads it (a write would cancel the timer).
+pub const SILENCE: &str = "SILENCE";
+
 /// Capacity of `PEERS`.
 pub const PEERS_MAX: u32 = 1024;
 /// Capacity of `OWNED_VIPS` and of `OWNED_VIPS6` (keepalived's own limit per instance is
@@ -77,6 +84,9 @@ pub struct VridConfig {
     pub _pad: u16,
     /// The v2 password, NUL-padded to 8 bytes as on the wire.
     pub auth_pass: [u8; 8],
+    /// The agent's Master_Down_Interval in ns while it is a backup that lets the kernel watch
+    /// the master (`SILENCE`); 0 = no kernel timer.
+    pub master_down_ns: u64,
 }
 
 impl VridConfig {
@@ -91,7 +101,52 @@ impl VridConfig {
     }
 }
 
-const _: () = assert!(size_of::<VridConfig>() == 16);
+const _: () = assert!(size_of::<VridConfig>() == 24);
+
+/// The kernel's `struct bpf_timer` (uapi/linux/bpf.h): opaque, 16 bytes, 8-aligned. The
+/// verifier finds it in a map value by this BTF name, so the name must stay `bpf_timer`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct bpf_timer {
+    pub opaque: [u64; 2],
+}
+
+/// `SilenceTimer::flags`: `bpf_timer_init` and `bpf_timer_set_callback` were done.
+pub const SILENCE_F_READY: u32 = 1 << 0;
+
+/// One `SILENCE` entry: the timer and what it was last started with. A user-space read sees
+/// the timer zeroed (the kernel hides it) and the rest as the program wrote it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SilenceTimer {
+    pub timer: bpf_timer,
+    /// `bpf_ktime_get_ns()` of the advert that last (re)started the timer; 0 = never.
+    pub started_ns: u64,
+    /// The interval it was started with (`VridConfig::master_down_ns` at that advert).
+    pub interval_ns: u64,
+    /// Times it ran out (each posted `EVENT_MASTER_SILENT`, unless the ring was full).
+    pub fired: u64,
+    /// The interface of the advert that started it (for the event header).
+    pub ifindex: u32,
+    /// `SILENCE_F_*` bits.
+    pub flags: u32,
+}
+
+const _: () = assert!(size_of::<SilenceTimer>() == 48);
+
+impl SilenceTimer {
+    /// When the timer runs out (or ran out) if no other advert restarts it; `None` if it was
+    /// never started.
+    #[inline(always)]
+    pub const fn expiry_ns(&self) -> Option<u64> {
+        if self.started_ns == 0 {
+            None
+        } else {
+            Some(self.started_ns.saturating_add(self.interval_ns))
+        }
+    }
+}
 
 /// The last valid advert seen for one virtual router (one `ADVERTS` slot).
 ///
@@ -267,6 +322,8 @@ mod pod {
     unsafe impl aya::Pod for super::PeerKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::OwnedVip {}
+    // SAFETY: as above (the timer is opaque bytes to user space).
+    unsafe impl aya::Pod for super::SilenceTimer {}
 }
 
 #[cfg(test)]

@@ -2,18 +2,24 @@ use core::ffi::c_void;
 use core::mem::size_of;
 
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX};
-use aya_ebpf::helpers::generated::{bpf_ktime_get_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes};
-use aya_ebpf::macros::{map, xdp};
+use aya_ebpf::btf_maps;
+use aya_ebpf::helpers::generated::{
+    bpf_ktime_get_ns, bpf_timer_init, bpf_timer_set_callback, bpf_timer_start, bpf_xdp_adjust_tail,
+    bpf_xdp_load_bytes,
+};
+use aya_ebpf::macros::{btf_map, map, xdp};
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use vrrp_common::event::{
-    EVENT_ADVERT, EVENT_ARP_CONFLICT, EVENT_DATA_MAX, EVENT_DATA_SMALL, EVENT_NA_CONFLICT,
-    EventHeader, EventRecord, counter,
+    EVENT_ADVERT, EVENT_ARP_CONFLICT, EVENT_DATA_MAX, EVENT_DATA_SMALL, EVENT_MASTER_SILENT,
+    EVENT_NA_CONFLICT, EventHeader, EventRecord, SILENT_RECORD_LEN, SilentEvent, SilentRecord,
+    counter,
 };
 use vrrp_common::maps::{
     AdvertState, DataPlaneConfig, EVENT_RING_BYTES, OWNED_F_ROUTER, OWNED_VIPS_MAX, Observation,
-    OwnedVip, PEERS_MAX, PeerKey, VRID_F_AUTH_PASS, VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED,
-    VRID_SLOTS, VridConfig, observe, takes_slot, vrid_slot,
+    OwnedVip, PEERS_MAX, PeerKey, SILENCE_F_READY, SilenceTimer, VRID_F_AUTH_PASS,
+    VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED, VRID_SLOTS, VridConfig, observe, takes_slot,
+    vrid_slot,
 };
 use vrrp_common::respond::{
     Arp, NA_FRAME_LEN, ND_FIXED_LEN, ND_HOP_LIMIT, ND_OPT_SOURCE_LL, ND_OPT_TARGET_LL, arp_reply,
@@ -54,6 +60,14 @@ static OWNED_VIPS6: HashMap<[u8; 16], OwnedVip> = HashMap::with_max_entries(OWNE
 
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(EVENT_RING_BYTES, 0);
+
+/// A map value holding a `bpf_timer` must be described by BTF (the verifier finds the timer
+/// by its type), hence a BTF-defined map.
+#[btf_map]
+static SILENCE: btf_maps::Array<SilenceTimer, { VRID_SLOTS as usize }> = btf_maps::Array::new();
+
+/// `CLOCK_MONOTONIC` for `bpf_timer_init`, the clock of `bpf_ktime_get_ns`.
+const CLOCK_MONOTONIC: u64 = 1;
 
 /// Variable packet offsets are masked to this so the verifier can bound them: pointer offset
 /// plus access size must stay within its 64 KiB packet-offset limit.
@@ -445,6 +459,11 @@ fn deliver(ctx: &XdpContext, f: &AdvertFields, slot: u32, src: [u8; 16], ip_len:
             // The slot keeps following the master: another sender's advert is reported but
             // leaves the master's timestamp alone (see `takes_slot`).
             if takes_slot(state, &advert, now) {
+                // Priority 0 is the master leaving: the agent hears it (news) and runs the
+                // short Skew_Time itself.
+                if f.priority != 0 {
+                    watch_master(ctx, slot, now);
+                }
                 record(state, &advert, now)
             } else {
                 // Another sender: remembered on its own, so that its repeats are absorbed
@@ -478,6 +497,87 @@ fn deliver(ctx: &XdpContext, f: &AdvertFields, slot: u32, src: [u8; 16], ip_len:
             }
         }
     }
+}
+
+/// (Re)starts the virtual router's `SILENCE` timer from an advert of its master at `now`, if
+/// the agent asked for one (`VridConfig::master_down_ns`). The agent then sleeps until the
+/// timer reports the master silent, instead of waking up every Master_Down_Interval.
+#[inline(always)]
+fn watch_master(ctx: &XdpContext, slot: u32, now: u64) {
+    // Read after `now` was taken: an advert stamped after the agent's write of the interval
+    // is known to have started the timer with it.
+    let interval = match VRID_CONFIG.get(slot) {
+        Some(c) => c.master_down_ns,
+        None => 0,
+    };
+    if interval == 0 {
+        return;
+    }
+    let Some(p) = SILENCE.get_ptr_mut(slot) else {
+        return;
+    };
+    // SAFETY: `p` points to this slot's value in the array map (stable for the program's
+    // run). The timer helpers take the timer's address inside the map value, as they must.
+    unsafe {
+        let t = &mut *p;
+        if t.flags & SILENCE_F_READY == 0 {
+            let timer = &mut t.timer as *mut _ as *mut aya_ebpf::bindings::bpf_timer;
+            // -EBUSY: another CPU initialised it meanwhile, which is as good.
+            let r = bpf_timer_init(timer, &SILENCE as *const _ as *mut c_void, CLOCK_MONOTONIC);
+            if r != 0 && r != -16 {
+                count(counter::SILENCE_TIMER_ERROR);
+                return;
+            }
+            if bpf_timer_set_callback(timer, master_silent as *mut c_void) != 0 {
+                count(counter::SILENCE_TIMER_ERROR);
+                return;
+            }
+            t.flags |= SILENCE_F_READY;
+        }
+        let timer = &mut t.timer as *mut _ as *mut aya_ebpf::bindings::bpf_timer;
+        if bpf_timer_start(timer, interval, 0) != 0 {
+            // The agent sees an old `started_ns` and keeps waking up on its own.
+            count(counter::SILENCE_TIMER_ERROR);
+            return;
+        }
+        t.started_ns = now;
+        t.interval_ns = interval;
+        t.ifindex = ctx.ingress_ifindex() as u32;
+    }
+}
+
+/// The `SILENCE` timer callback: the master of the slot `*key` has been silent for the
+/// interval the agent set. Posts `EVENT_MASTER_SILENT` to wake the agent. Runs in softirq
+/// context, not on a packet.
+extern "C" fn master_silent(_map: *mut c_void, key: *mut u32, value: *mut SilenceTimer) -> i32 {
+    // SAFETY: the kernel passes the timer's own map key and value.
+    let (slot, t) = unsafe { (*key, &mut *value) };
+    t.fired += 1;
+    count(counter::MASTER_SILENT);
+    let Some(mut entry) = EVENTS.reserve::<SilentEvent>(0) else {
+        count(counter::EVENT_RING_FULL);
+        return 0;
+    };
+    // SAFETY: `entry` is a reserved record of size_of::<SilentEvent>() bytes, written whole.
+    unsafe {
+        entry.as_mut_ptr().write(SilentEvent {
+            header: EventHeader {
+                kind: EVENT_MASTER_SILENT,
+                _pad: 0,
+                ifindex: t.ifindex,
+                ts_ns: now_ns(),
+                len: SILENT_RECORD_LEN as u32,
+                orig_len: SILENT_RECORD_LEN as u32,
+            },
+            data: SilentRecord {
+                slot,
+                _pad: 0,
+                started_ns: t.started_ns,
+            },
+        });
+    }
+    entry.submit(0);
+    0
 }
 
 /// Files a valid advert into a slot: the timestamp always, the fields when they are news.

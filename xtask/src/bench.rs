@@ -44,6 +44,9 @@ pub struct BenchOpts {
     /// Seconds of each steady-state window.
     #[arg(long, default_value_t = 10)]
     pub steady_secs: u64,
+    /// Run one section only: arp, flood or steady.
+    #[arg(long, value_parser = ["arp", "flood", "steady"])]
+    pub only: Option<String>,
 }
 
 /// A measured value, or why there is none.
@@ -87,26 +90,30 @@ pub fn main(opts: &BenchOpts) -> Result<()> {
     let mut rows = Vec::new();
     let mut raw = serde_json::Map::new();
 
+    let run = |section: &str| opts.only.as_deref().is_none_or(|o| o == section);
     eprintln!("bench: 1/3 ARP responder (XDP vs kernel)");
-    match bench_arp(opts, &mut rows) {
-        Ok(v) => {
+    match run("arp").then(|| bench_arp(opts, &mut rows)) {
+        Some(Ok(v)) => {
             raw.insert("arp".into(), v);
         }
-        Err(e) => not_measured(&mut rows, "arp", &mut raw, e),
+        Some(Err(e)) => not_measured(&mut rows, "arp", &mut raw, e),
+        None => {}
     }
     eprintln!("bench: 2/3 protocol-112 flood (vrrp-agent vs keepalived)");
-    match bench_flood(opts, &mut rows) {
-        Ok(v) => {
+    match run("flood").then(|| bench_flood(opts, &mut rows)) {
+        Some(Ok(v)) => {
             raw.insert("flood".into(), v);
         }
-        Err(e) => not_measured(&mut rows, "flood", &mut raw, e),
+        Some(Err(e)) => not_measured(&mut rows, "flood", &mut raw, e),
+        None => {}
     }
     eprintln!("bench: 3/3 steady-state BACKUP (XDP vs --no-xdp)");
-    match bench_steady(opts, &mut rows) {
-        Ok(v) => {
+    match run("steady").then(|| bench_steady(opts, &mut rows)) {
+        Some(Ok(v)) => {
             raw.insert("steady".into(), v);
         }
-        Err(e) => not_measured(&mut rows, "steady", &mut raw, e),
+        Some(Err(e)) => not_measured(&mut rows, "steady", &mut raw, e),
+        None => {}
     }
     let elapsed = t0.elapsed();
 

@@ -103,6 +103,14 @@ pub struct InstanceStatus {
     pub split_brain_episodes: u64,
     /// ARP/NA claims on our VIPs from other MACs seen while master.
     pub vip_conflicts: u64,
+    /// Times the agent woke up on a timer for this instance (its own deadlines, and the
+    /// backstop while the kernel watches the master).
+    pub timer_wakeups: u64,
+    /// The data plane's kernel timer watches the master for us (a backup with XDP): the
+    /// agent sleeps until the master is silent instead of waking per Master_Down_Interval.
+    pub kernel_watch: bool,
+    /// Reports of the kernel timer that the master went silent.
+    pub master_silent_reports: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,9 @@
 //!   ([`DataPlane::advert_state`], read lazily when the master-down timer fires), the others
 //!   arrive through [`EventReader`] as [`DataPlaneEvent::Advert`];
 //! - per-VRID config ([`DataPlane::set_vrid`]) and unicast peers ([`DataPlane::set_peers`]);
+//! - the master-silence timer of a backup ([`DataPlane::set_master_down`]): the program
+//!   restarts a kernel timer on each advert of the master and reports
+//!   [`DataPlaneEvent::MasterSilent`] when it runs out ([`DataPlane::silence`] reads it);
 //! - owned VIPs ([`DataPlane::own_vip`] / [`DataPlane::disown_vip`]): ARP and NS answered
 //!   with XDP_TX, conflicting claims reported as events;
 //! - the dead-man gate ([`DataPlane::refresh_liveness`]): a hung agent stops answering;
@@ -26,11 +29,12 @@ use aya::{Ebpf, EbpfError};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use vrrp_common::event::{
-    EVENT_ADVERT, EVENT_ARP_CONFLICT, EVENT_HEADER_LEN, EVENT_NA_CONFLICT, EventHeader, counter,
+    EVENT_ADVERT, EVENT_ARP_CONFLICT, EVENT_HEADER_LEN, EVENT_MASTER_SILENT, EVENT_NA_CONFLICT,
+    EventHeader, SILENT_RECORD_LEN, counter,
 };
 use vrrp_common::maps::{
     self, AdvertState, CFG_F_CONSUME_ADVERTS, DataPlaneConfig, OWNED_F_ROUTER, OwnedVip, PeerKey,
-    VRID_SLOTS, VridConfig, vrid_slot,
+    SilenceTimer, VRID_SLOTS, VridConfig, vrid_slot,
 };
 
 /// The XDP object, embedded at build time (empty when built without `cargo xtask build`).
@@ -189,6 +193,23 @@ impl DataPlane {
         set_vrid(&mut self.ebpf, ipv6, vrid, cfg)
     }
 
+    /// Sets the interval of a virtual router's master-silence timer (`None` stops using it):
+    /// from the next advert of its master on, the program (re)starts the timer with it. A
+    /// timer already running still fires once.
+    pub fn set_master_down(
+        &mut self,
+        ipv6: bool,
+        vrid: u8,
+        interval: Option<Duration>,
+    ) -> Result<(), XdpError> {
+        set_master_down(&mut self.ebpf, ipv6, vrid, interval)
+    }
+
+    /// The master-silence timer of a virtual router as the program last started it.
+    pub fn silence(&self, ipv6: bool, vrid: u8) -> Result<SilenceTimer, XdpError> {
+        silence(&self.ebpf, ipv6, vrid)
+    }
+
     /// Counters summed over CPUs, indexed by `vrrp_common::event::counter`.
     pub fn counters(&self) -> Result<[u64; counter::COUNT as usize], XdpError> {
         counters(&self.ebpf)
@@ -287,6 +308,44 @@ pub fn set_vrid(ebpf: &mut Ebpf, ipv6: bool, vrid: u8, cfg: VridConfig) -> Resul
             name: maps::VRID_CONFIG,
             source,
         })
+}
+
+pub fn set_master_down(
+    ebpf: &mut Ebpf,
+    ipv6: bool,
+    vrid: u8,
+    interval: Option<Duration>,
+) -> Result<(), XdpError> {
+    let map = ebpf
+        .map_mut(maps::VRID_CONFIG)
+        .ok_or(XdpError::NoMap(maps::VRID_CONFIG))?;
+    let mut arr: Array<&mut MapData, VridConfig> =
+        Array::try_from(map).map_err(map_err(maps::VRID_CONFIG))?;
+    let slot = vrid_slot(ipv6, vrid);
+    let mut cfg = arr.get(&slot, 0).map_err(map_err(maps::VRID_CONFIG))?;
+    cfg.master_down_ns = master_down_ns(interval);
+    arr.set(slot, cfg, 0).map_err(map_err(maps::VRID_CONFIG))
+}
+
+/// `VridConfig::master_down_ns` for an interval: 0 (no timer) for `None`, at least 1 ns
+/// otherwise.
+pub fn master_down_ns(interval: Option<Duration>) -> u64 {
+    match interval.map(|d| u64::try_from(d.as_nanos())) {
+        None => 0,
+        Some(Ok(0)) => 1,
+        Some(Ok(ns)) => ns,
+        Some(Err(_)) => u64::MAX,
+    }
+}
+
+pub fn silence(ebpf: &Ebpf, ipv6: bool, vrid: u8) -> Result<SilenceTimer, XdpError> {
+    let map = ebpf
+        .map(maps::SILENCE)
+        .ok_or(XdpError::NoMap(maps::SILENCE))?;
+    let arr: Array<&MapData, SilenceTimer> =
+        Array::try_from(map).map_err(map_err(maps::SILENCE))?;
+    arr.get(&vrid_slot(ipv6, vrid), 0)
+        .map_err(map_err(maps::SILENCE))
 }
 
 pub fn counters(ebpf: &Ebpf) -> Result<[u64; counter::COUNT as usize], XdpError> {
@@ -529,6 +588,15 @@ pub enum DataPlaneEvent {
         packet: Vec<u8>,
         truncated: bool,
     },
+    /// The master-silence timer of a virtual router ran out: no advert from its master since
+    /// `started_ns` (kernel time) for the interval set with [`DataPlane::set_master_down`].
+    MasterSilent {
+        at: Instant,
+        ifindex: u32,
+        ipv6: bool,
+        vrid: u8,
+        started_ns: u64,
+    },
     /// Another node claims an IPv4 VIP we own (ARP reply or announcement from `mac`).
     ArpConflict {
         at: Instant,
@@ -593,6 +661,20 @@ pub fn parse_event(header: &EventHeader, data: &[u8], at: Instant) -> Option<Dat
             packet: data.to_vec(),
             truncated: header.len < header.orig_len,
         }),
+        EVENT_MASTER_SILENT => {
+            let d = data.get(..SILENT_RECORD_LEN)?;
+            let slot = u32::from_ne_bytes(d[0..4].try_into().ok()?);
+            if slot >= VRID_SLOTS {
+                return None;
+            }
+            Some(DataPlaneEvent::MasterSilent {
+                at,
+                ifindex,
+                ipv6: slot >= 256,
+                vrid: (slot % 256) as u8,
+                started_ns: u64::from_ne_bytes(d[8..16].try_into().ok()?),
+            })
+        }
         EVENT_ARP_CONFLICT => {
             // Ethernet (14) + ARP: sha at 8, spa at 14 in the ARP body (RFC 826).
             let sha: [u8; 6] = data.get(22..28)?.try_into().ok()?;
@@ -842,6 +924,45 @@ mod tests {
         let unknown = record(99, &[], 0);
         let (h, data) = split_record(&unknown).expect("record");
         assert_eq!(parse_event(&h, data, at), None);
+    }
+
+    #[test]
+    fn master_silent_records() {
+        #[expect(clippy::disallowed_methods, reason = "test clock")]
+        let at = Instant::now();
+        let mut data = Vec::new();
+        data.extend_from_slice(&(256u32 + 42).to_ne_bytes());
+        data.extend_from_slice(&0u32.to_ne_bytes());
+        data.extend_from_slice(&123_456u64.to_ne_bytes());
+        let rec = record(EVENT_MASTER_SILENT, &data, 16);
+        let (h, d) = split_record(&rec).expect("record");
+        assert_eq!(
+            parse_event(&h, d, at),
+            Some(DataPlaneEvent::MasterSilent {
+                at,
+                ifindex: 7,
+                ipv6: true,
+                vrid: 42,
+                started_ns: 123_456
+            })
+        );
+        // A slot beyond the maps, or a short record: not understood.
+        let mut bad = data.clone();
+        bad[..4].copy_from_slice(&VRID_SLOTS.to_ne_bytes());
+        let rec = record(EVENT_MASTER_SILENT, &bad, 16);
+        let (h, d) = split_record(&rec).expect("record");
+        assert_eq!(parse_event(&h, d, at), None);
+        let rec = record(EVENT_MASTER_SILENT, &data[..8], 8);
+        let (h, d) = split_record(&rec).expect("record");
+        assert_eq!(parse_event(&h, d, at), None);
+    }
+
+    #[test]
+    fn master_down_intervals_for_the_program() {
+        assert_eq!(master_down_ns(None), 0);
+        assert_eq!(master_down_ns(Some(Duration::ZERO)), 1, "0 would mean none");
+        assert_eq!(master_down_ns(Some(Duration::from_millis(38))), 38_000_000);
+        assert_eq!(master_down_ns(Some(Duration::MAX)), u64::MAX);
     }
 
     #[test]
