@@ -3,4 +3,5 @@
 pub mod announce;
 pub mod netlink;
 pub mod socket;
+pub mod ticker;
 pub mod xdp;
