@@ -34,7 +34,7 @@ impl Ticker {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let every = libc::timespec {
             tv_sec: libc::time_t::try_from(period.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::try_from(period.subsec_nanos()).unwrap_or(0),
+            tv_nsec: libc::c_long::from(period.subsec_nanos()),
         };
         let spec = libc::itimerspec {
             it_interval: every,
