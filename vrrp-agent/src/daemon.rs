@@ -841,8 +841,7 @@ impl Daemon {
             }
             None => None,
         };
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = crate::io::ticker::Ticker::new(TICK).context("the housekeeping timer")?;
         let mut links = self.netlink.link_events().context("watching links")?;
         // Refresh the link state after subscribing, so no change is lost in between.
         for i in 0..self.ifaces.len() {
@@ -897,7 +896,10 @@ impl Daemon {
                         Err(e) => warn!(path = %self.dump_path.display(), error = %e, "cannot write the status dump"),
                     }
                 }
-                _ = tick.tick() => {
+                res = tick.tick() => {
+                    if let Err(e) = res {
+                        bail!("the housekeeping timer failed: {e}");
+                    }
                     self.split_brain_expire();
                     if self.data_plane_watch() {
                         self.sync_kernel_filter().await;

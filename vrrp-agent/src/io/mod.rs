@@ -5,4 +5,5 @@ pub mod guardian;
 pub mod kfilter;
 pub mod netlink;
 pub mod socket;
+pub mod ticker;
 pub mod xdp;

@@ -1,0 +1,99 @@
+//! A periodic CLOCK_MONOTONIC timerfd for the driver's housekeeping tick.
+//!
+//! tokio's timer wheel keeps a timer more than 64 ms away in a coarse slot and wakes the
+//! thread when that slot comes up (up to 64 ms early) to move it to a finer one: a 1 s
+//! `tokio::time::interval` costs two wake-ups a second. A timerfd costs one, which is what an
+//! idle backup should cost.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+pub struct Ticker {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl Ticker {
+    /// Ticks every `period`, the first time at once (as `tokio::time::interval`). Needs a
+    /// tokio runtime.
+    pub fn new(period: Duration) -> io::Result<Self> {
+        // SAFETY: plain syscall; the returned descriptor is checked and owned below.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let every = libc::timespec {
+            tv_sec: libc::time_t::try_from(period.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(period.subsec_nanos()),
+        };
+        let spec = libc::itimerspec {
+            it_interval: every,
+            // 1 ns from now: the first tick at once (all-zero would disarm the timer).
+            it_value: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1,
+            },
+        };
+        // SAFETY: `fd` is a timerfd and `spec` a valid itimerspec; no old value is asked for.
+        if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the OwnedFd moves into the AsyncFd, so the descriptor stays open and the
+        // same for as long as the registration lives.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(Self { fd })
+    }
+
+    /// Waits for the next tick; returns how many periods passed since the last one (more
+    /// than 1 when the caller was late: missed ticks are merged, not replayed).
+    pub async fn tick(&mut self) -> io::Result<u64> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let mut buf = [0u8; 8];
+            let read = guard.try_io(|fd| {
+                // SAFETY: reads at most 8 bytes into `buf`, which has 8.
+                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n)
+                }
+            });
+            match read {
+                Ok(Ok(8)) => return Ok(u64::from_ne_bytes(buf)),
+                Ok(Ok(_)) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(Err(e)) => return Err(e),
+                // Spurious readiness: wait again.
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ticks_at_once_then_every_period() {
+        let mut t = Ticker::new(Duration::from_millis(20)).expect("timerfd");
+        for _ in 0..3 {
+            let n = tokio::time::timeout(Duration::from_secs(5), t.tick())
+                .await
+                .expect("a tick within 5 s")
+                .expect("read");
+            assert!(n >= 1);
+        }
+    }
+}
