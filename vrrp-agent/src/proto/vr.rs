@@ -616,6 +616,9 @@ fn same_set(a: &[IpAddr], b: &[IpAddr]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
 
+/// Senders remembered for `AdvertSeenAt` replays.
+const HEARD_MAX: usize = 8;
+
 /// One virtual router (one VRID on one interface, one family).
 #[derive(Debug)]
 pub struct VirtualRouter {
@@ -651,6 +654,9 @@ pub struct VirtualRouter {
     yielded: bool,
     /// The last advert that passed the checks, for `AdvertSeenAt` and for warning once.
     last_rx: Option<(IpAddr, Advert)>,
+    /// The last advert of each recent sender, for `AdvertSeenAt`: the data plane replays the
+    /// master's timestamps even when another sender (a stray router, a flood) was heard last.
+    heard: BTreeMap<IpAddr, Advert>,
     last_transition: Option<TransitionRecord>,
     counters: Counters,
     out: VecDeque<Output>,
@@ -682,6 +688,7 @@ impl VirtualRouter {
             resign: None,
             yielded: false,
             last_rx: None,
+            heard: BTreeMap::new(),
             last_transition: None,
             counters: Counters::default(),
             out: VecDeque::new(),
@@ -717,8 +724,8 @@ impl VirtualRouter {
             Input::Advert { src, advert } => self.receive(now, now, src, advert, false),
             Input::AdvertSeenAt { src, at } => {
                 let at = at.min(now);
-                match &self.last_rx {
-                    Some((s, adv)) if *s == src => {
+                match self.heard.get(&src) {
+                    Some(adv) => {
                         let adv = adv.clone();
                         self.counters.adverts_seen += 1;
                         self.receive(now, at, src, adv, true);
@@ -909,6 +916,7 @@ impl VirtualRouter {
     fn startup(&mut self, now: Instant) {
         self.master_adver_int = self.cfg.interval;
         self.master = None;
+        self.heard.clear();
         self.yielded = false;
         self.sync_held = false;
         self.group_master = false;
@@ -1449,6 +1457,14 @@ impl VirtualRouter {
             State::Master => self.master_rx(now, src, &adv),
             _ => {}
         }
+        if self.heard.len() >= HEARD_MAX && !self.heard.contains_key(&src) {
+            // Bounded: a flood of spoofed sources forgets old ones, never the current master.
+            let master = self.master.map(|m| m.addr);
+            if let Some(old) = self.heard.keys().find(|k| Some(**k) != master).copied() {
+                self.heard.remove(&old);
+            }
+        }
+        self.heard.insert(src, adv.clone());
         self.last_rx = Some((src, adv));
     }
 
@@ -1494,14 +1510,23 @@ impl VirtualRouter {
                 }
             }
         } else {
-            // RFC 9568 §6.4.2: discard; the running timer makes us preempt.
+            // RFC 9568 §6.4.2: discard; the running timer makes us preempt. A lower priority
+            // sender is only "the master we preempt" when no better master is known: a third
+            // host's low priority adverts (a stray router, a flood) must not displace the
+            // master whose adverts keep resetting our timer (and whose kernel timestamps the
+            // driver trusts), or we would take over while it is alive.
             self.counters.discarded_lower_priority += 1;
-            self.cause = Cause::Preempt(src, adv.priority);
-            self.master = Some(MasterInfo {
-                addr: src,
-                priority: adv.priority,
-                interval: adv.interval,
-            });
+            if self
+                .master
+                .is_none_or(|m| m.addr == src || m.priority < self.effective)
+            {
+                self.cause = Cause::Preempt(src, adv.priority);
+                self.master = Some(MasterInfo {
+                    addr: src,
+                    priority: adv.priority,
+                    interval: adv.interval,
+                });
+            }
         }
     }
 

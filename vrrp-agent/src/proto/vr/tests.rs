@@ -319,6 +319,50 @@ fn backup_discards_lower_and_preempts() {
 }
 
 #[test]
+fn a_third_hosts_lower_adverts_do_not_displace_the_master() {
+    // We (A, 50) follow B (100). C sends priority 1 adverts (a stray router, a flood): they
+    // are discarded and B stays our master, so B's adverts (and their kernel timestamps)
+    // keep the timer reset and we never take over while B talks.
+    let mut o = One::started(v3(50, A));
+    o.rx(ms(100), B, advert_from(&v3(100, B), 100));
+    for i in 0..50u64 {
+        o.rx(ms(110 + i * 20), C, advert_from(&v3(1, C), 1));
+        if i % 5 == 0 {
+            o.rx(ms(110 + i * 20), B, advert_from(&v3(100, B), 100));
+        }
+    }
+    assert_eq!(o.vr.master().map(|m| m.addr), Some(B));
+    assert_eq!(o.vr.counters().discarded_lower_priority, 50);
+    // B's replayed timestamp (absorbed in XDP) still resets the timer although C was heard
+    // last.
+    let t = ms(1200);
+    o.at(
+        t,
+        Input::AdvertSeenAt {
+            src: B,
+            at: o.t0 + t,
+        },
+    );
+    assert_eq!(o.vr.counters().seen_unmatched, 0);
+    assert_eq!(o.vr.counters().adverts_seen, 1);
+    assert_eq!(o.next(), Some(t + o.vr.master_down_interval()));
+    assert_eq!(o.vr.state(), State::Backup);
+    // When B goes silent we take over, as a master down (not a preemption of C).
+    let t2 = o.next().unwrap_or_default();
+    let out = o.at(t2, Input::Timeout);
+    assert!(
+        matches!(
+            out.first(),
+            Some(Output::Transition {
+                reason: Reason::MasterDown { .. },
+                ..
+            })
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn nopreempt_accepts_lower() {
     let mut c = v3(100, A);
     c.preempt = false;
