@@ -1091,6 +1091,29 @@ fn push_rows(rows: &mut Vec<Row>, set: Setting, r: &Results, reps: usize) {
             text: [ot, bt],
         });
     }
+    let stall = |imp: Impl| -> (Val, Option<String>) {
+        let v: Vec<(f64, bool)> = r
+            .iter()
+            .filter(|((i, _), _)| *i == imp)
+            .flat_map(|(_, v)| v.iter().filter_map(|x| x.as_ref().ok()))
+            .map(|s| (s.probe_stall_ms, false))
+            .collect();
+        match Stat::of(&v) {
+            Some(s) => (Ok(s.median), Some(format!("{} (n={})", s.text(), s.n))),
+            None => (Err("no sample".into()), None),
+        }
+    };
+    let ((o, ot), (b, bt)) = (stall(Impl::Agent), stall(Impl::Keepalived));
+    rows.push(Row {
+        section,
+        metric: "noise: longest pause of the 1 ms prober in a window (ms)".into(),
+        ours: o,
+        base: b,
+        ratio_dir: None,
+        target: String::new(),
+        met: None,
+        text: [ot, bt],
+    });
     for key in ["link_down_loaded", "crash_loaded"] {
         if !ran(Impl::Agent, &Some(key.into())) && !ran(Impl::Keepalived, &Some(key.into())) {
             continue;

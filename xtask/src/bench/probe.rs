@@ -336,6 +336,9 @@ pub struct Sample {
     /// coded: `o` old owner, `n` new owner, `b` both, `x` someone else, `.` nobody; `|` marks
     /// the fault, `~N` a pause of N ms in the probe stream (the prober starved).
     pub timeline: String,
+    /// The longest pause in the probe stream over the window beyond one period: the prober
+    /// (real-time priority) was held off, so the whole machine probably was (noise).
+    pub probe_stall_ms: f64,
     /// How long putting the original master back took after the window (restart included).
     pub restore_ms: f64,
 }
@@ -366,6 +369,14 @@ pub fn analyse(
     };
     s.timeline = timeline(log, early, s0, end, old, new, period);
     s.new_before_fault = (early..s0).filter(|&i| log.answered[i] & new != 0).count();
+    s.probe_stall_ms = (s0.max(1)..end)
+        .map(|i| {
+            (log.sent[i] - log.sent[i - 1])
+                .saturating_sub(period)
+                .as_secs_f64()
+                * 1e3
+        })
+        .fold(0.0, f64::max);
     s.takeover_ms = (s0..end)
         .find(|&i| log.answered[i] & new != 0)
         .map(|i| ms(log.sent[i]));
