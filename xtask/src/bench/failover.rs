@@ -1049,7 +1049,12 @@ fn push_rows(rows: &mut Vec<Row>, set: Setting, r: &Results, reps: usize) {
             .map(|s| (m.value)(s))
             .collect();
         let errors = v.iter().filter(|x| x.is_err()).count();
+        let split = v
+            .iter()
+            .filter(|x| m.exclude_split && x.as_ref().is_ok_and(|s| s.new_before_fault > 0))
+            .count();
         match Stat::of(&ok) {
+            None if split > 0 => (Err(format!("none: split brain in all {split}")), None, None),
             None => (Err(format!("no sample ({errors} errors)")), None, None),
             Some(s) => {
                 let mut t = s.text();
