@@ -26,7 +26,6 @@ use super::{BenchOpts, Row, blast, flood_frames, flood_instance, ns_pids, num_cp
 const MASTER_PRIO: u8 = 100;
 const BACKUP_PRIO: u8 = 50;
 const VIP_CIDR: &str = "192.0.2.3/24";
-const PROBE_PERIOD: Duration = Duration::from_millis(1);
 
 /// One advert setting and the waits that go with it.
 #[derive(Clone, Copy, Debug)]
@@ -43,8 +42,15 @@ pub struct Setting {
     /// Then this much longer, so the backup's timers run from several adverts.
     pub settle: Duration,
     pub restore_timeout: Duration,
+    /// How long keepalived's parent gets to respawn its VRRP child and win back the VIP
+    /// before the master is restarted.
+    pub respawn_timeout: Duration,
     /// How long the load runs before the fault.
     pub load_lead: Duration,
+    /// The client's ARP probe interval.
+    pub probe_period: Duration,
+    /// Sender IPs the probes cycle through (see probe.rs): 100 ms of probes.
+    pub probe_residues: u8,
 }
 
 pub const V3_10MS: Setting = Setting {
@@ -57,7 +63,10 @@ pub const V3_10MS: Setting = Setting {
     settle_span: Duration::from_millis(100),
     settle: Duration::from_millis(100),
     restore_timeout: Duration::from_secs(20),
+    respawn_timeout: Duration::from_secs(3),
     load_lead: Duration::from_millis(200),
+    probe_period: Duration::from_millis(1),
+    probe_residues: 100,
 };
 
 pub const V2_1S: Setting = Setting {
@@ -66,11 +75,17 @@ pub const V2_1S: Setting = Setting {
     version: 2,
     advert: "1",
     interval: Duration::from_secs(1),
-    window: Duration::from_secs(6),
+    window: Duration::from_secs(5),
     settle_span: Duration::from_millis(500),
     settle: Duration::from_millis(1500),
-    restore_timeout: Duration::from_secs(25),
+    // Many labs start their agents at once (each loads and verifies its XDP program).
+    restore_timeout: Duration::from_secs(90),
+    respawn_timeout: Duration::from_secs(10),
     load_lead: Duration::from_millis(500),
+    // Twenty labs probe at once; 5 ms resolves outages of seconds and keeps the machine free.
+    probe_period: Duration::from_millis(5),
+    // 50 ms of probes: twenty labs' neighbour entries must fit the kernel's table.
+    probe_residues: 10,
 };
 
 impl Setting {
@@ -289,7 +304,7 @@ impl Pair {
         let master = lab.host("master", &["192.0.2.2/24"])?;
         let client = lab.host("client", &["192.0.2.10/24"])?;
         let flooder = lab.host("flooder", &["192.0.2.20/24"])?;
-        let prober = Prober::start(&client, PROBE_PERIOD)?;
+        let prober = Prober::start(&client, set.probe_period, set.probe_residues)?;
         Ok(Self {
             mmac: parse_mac(&master.mac)?,
             bmac: parse_mac(&backup.mac)?,
@@ -359,7 +374,11 @@ impl Pair {
 
     /// Waits until the master alone answers every probe, then lets it settle.
     fn wait_restored(&self) -> Result<()> {
-        let deadline = Instant::now() + self.set.restore_timeout;
+        self.wait_restored_within(self.set.restore_timeout)
+    }
+
+    fn wait_restored_within(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         loop {
             if self.prober.failed() {
                 bail!("the ARP prober stopped");
@@ -370,7 +389,7 @@ impl Pair {
                     .log
                     .lock()
                     .map_err(|_| anyhow::anyhow!("probe log poisoned"))?;
-                settled(&log, self.mmac, self.set.settle_span, PROBE_PERIOD)
+                settled(&log, self.mmac, self.set.settle_span, self.set.probe_period)
             };
             if ok {
                 std::thread::sleep(self.set.settle);
@@ -380,7 +399,7 @@ impl Pair {
                 bail!(
                     "{} did not become the only VIP owner within {:?}\n{}",
                     self.master_name,
-                    self.set.restore_timeout,
+                    timeout,
                     self.lab.all_logs()
                 );
             }
@@ -483,7 +502,7 @@ impl Pair {
                 self.set.window,
                 self.mmac,
                 self.bmac,
-                PROBE_PERIOD,
+                self.set.probe_period,
             )
         };
         let tr = Instant::now();
@@ -559,13 +578,13 @@ impl Pair {
         match f {
             Fault::LinkDown => {
                 self.lab.link(&self.master, true)?;
-                self.wait_restored_or_restart("link up")
+                self.wait_restored_or_restart("link up", self.set.restore_timeout)
             }
             Fault::Crash => self.restart_master(true),
             // keepalived's parent respawns its VRRP child; whatever the agent leaves running
             // (a supervisor) is wiped and the agent started again, as systemd would.
             Fault::DaemonKill if self.imp == Impl::Keepalived => {
-                self.wait_restored_or_restart("VRRP child respawn")
+                self.wait_restored_or_restart("VRRP child respawn", self.set.respawn_timeout)
             }
             Fault::DaemonKill | Fault::Term => {
                 let _ = self
@@ -573,18 +592,19 @@ impl Pair {
                     .wait_exit(&self.master_name, Duration::from_secs(5));
                 self.restart_master(false)
             }
-            Fault::Handover => self.wait_restored_or_restart("preempt after handover"),
+            Fault::Handover => {
+                self.wait_restored_or_restart("preempt after handover", self.set.respawn_timeout)
+            }
         }
     }
 
-    fn wait_restored_or_restart(&mut self, what: &str) -> Result<()> {
-        if self.wait_restored().is_ok() {
+    fn wait_restored_or_restart(&mut self, what: &str, timeout: Duration) -> Result<()> {
+        if self.wait_restored_within(timeout).is_ok() {
             return Ok(());
         }
         self.notes.push(format!(
-            "{}: no recovery by {what} within {:?}; master restarted",
+            "{}: no recovery by {what} within {timeout:?}; master restarted",
             self.imp.key(),
-            self.set.restore_timeout
         ));
         self.restart_master(false)
     }
@@ -1111,7 +1131,10 @@ fn push_rows(rows: &mut Vec<Row>, set: Setting, r: &Results, reps: usize) {
     let ((o, ot), (b, bt)) = (stall(Impl::Agent), stall(Impl::Keepalived));
     rows.push(Row {
         section,
-        metric: "noise: longest pause of the 1 ms prober in a window (ms)".into(),
+        metric: format!(
+            "noise: longest pause of the {} ms prober in a window (ms)",
+            set.probe_period.as_millis()
+        ),
         ours: o,
         base: b,
         ratio_dir: None,
@@ -1123,11 +1146,16 @@ fn push_rows(rows: &mut Vec<Row>, set: Setting, r: &Results, reps: usize) {
         if !ran(Impl::Agent, &Some(key.into())) && !ran(Impl::Keepalived, &Some(key.into())) {
             continue;
         }
+        let n = |imp| {
+            r.get(&(imp, key.to_string()))
+                .map(|v| v.iter().filter(|x| x.is_ok()).count())
+                .unwrap_or(0)
+        };
         let count = |imp| match r.get(&(imp, key.to_string())) {
+            Some(v) if n(imp) == 0 => Err(format!("no sample ({} errors)", v.len())),
             Some(_) => Ok(split_count(r, imp, key) as f64),
             None => Err::<f64, String>("not run".into()),
         };
-        let n = |imp| r.get(&(imp, key.to_string())).map(|v| v.len()).unwrap_or(0);
         let (o, b) = (count(Impl::Agent), count(Impl::Keepalived));
         rows.push(Row {
             section,
@@ -1193,7 +1221,7 @@ fn results_json(
         "skew_ms": set.skew_ms(),
         "master_down_interval_ms": set.floor_ms(),
         "window_ms": set.window.as_secs_f64() * 1e3,
-        "probe_period_ms": PROBE_PERIOD.as_secs_f64() * 1e3,
+        "probe_period_ms": set.probe_period.as_secs_f64() * 1e3,
         "p99": "nearest rank; with fewer than 100 samples it is the maximum",
         "censored": "takeover_ms null = no answer from the backup within the window (shown as >= window); old_censored = the old master still answered at the end of the window",
         "load": format!("{} busy threads (nice 0) + protocol-112 flood from a 4th host", num_cpus()),

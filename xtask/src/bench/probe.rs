@@ -1,8 +1,10 @@
 //! The client's view of the VIP: one ARP who-has every millisecond from a client namespace,
 //! and who answered each one.
 //!
-//! Each probe carries sender IP 192.0.2.(100 + seq % 100); a reply is addressed to that IP, so
-//! it names the probe it answers (replies come back in well under 100 ms, the reuse period).
+//! Each probe carries sender IP 192.0.2.(100 + seq % M); a reply is addressed to that IP, so
+//! it names the probe it answers (replies come back well within M probe periods, the reuse
+//! period). Every sender IP costs a neighbour entry in the answering kernel, and the kernel
+//! drops its ARP reply when the (machine-wide) neighbour table is full, so M stays small.
 //! Send times come from a periodic timerfd (absolute deadlines, no sleep drift); a probe's
 //! time is taken just before it is sent, and every figure is computed from send times, so a
 //! receiver thread delayed by load does not shift them.
@@ -18,8 +20,7 @@ use vrrp_tests::{Host, parse_mac};
 
 use super::{VIP_OCTETS, arp_request, ifindex, packet_socket, setsockopt_int, sll};
 
-/// Probe sender IPs cycle through 192.0.2.100 ..= 192.0.2.199.
-const SEQ_MOD: u64 = 100;
+/// Probe sender IPs cycle through 192.0.2.100 ..= 192.0.2.(100 + M - 1), M <= 100.
 const SEQ_BASE: u8 = 100;
 
 /// Everything the prober saw so far.
@@ -80,10 +81,11 @@ pub fn spawn_in_netns<T: Send + 'static>(
 }
 
 impl Prober {
-    /// Starts probing `VIP` from `client` every `period`.
-    pub fn start(client: &Host, period: Duration) -> Result<Self> {
+    /// Starts probing `VIP` from `client` every `period`, with `residues` sender IPs.
+    pub fn start(client: &Host, period: Duration, residues: u8) -> Result<Self> {
         let mac = parse_mac(&client.mac)?;
-        let frames: Vec<Vec<u8>> = (0..SEQ_MOD)
+        let m = u64::from(residues.clamp(1, 100));
+        let frames: Vec<Vec<u8>> = (0..m)
             .map(|i| arp_request(mac, [192, 0, 2, SEQ_BASE + i as u8], VIP_OCTETS))
             .collect();
         let log = Arc::new(Mutex::new(ProbeLog::default()));
@@ -96,7 +98,9 @@ impl Prober {
                 ready.clone(),
                 client.ifname.clone(),
             );
-            spawn_in_netns(&client.ns, move || receive(&ifn, mac, &log, &stop, &ready))
+            spawn_in_netns(&client.ns, move || {
+                receive(&ifn, mac, m, &log, &stop, &ready)
+            })
         };
         let t = Instant::now();
         while !ready.load(Ordering::SeqCst) {
@@ -195,7 +199,7 @@ fn send(
             }
             bail!("timerfd read: {e}");
         }
-        let f = &frames[(seq % SEQ_MOD) as usize];
+        let f = &frames[(seq % frames.len() as u64) as usize];
         {
             // Recorded before the send, so a reply can never arrive before its probe is known.
             let mut l = log
@@ -230,6 +234,7 @@ fn send(
 fn receive(
     ifname: &str,
     client_mac: [u8; 6],
+    m: u64,
     log: &Mutex<ProbeLog>,
     stop: &AtomicBool,
     ready: &AtomicBool,
@@ -284,13 +289,13 @@ fn receive(
             .lock()
             .map_err(|_| anyhow::anyhow!("probe log poisoned"))?;
         let k = tpa[3].wrapping_sub(SEQ_BASE) as u64;
-        if tpa[..3] != [192, 0, 2] || k >= SEQ_MOD || l.sent.is_empty() {
+        if tpa[..3] != [192, 0, 2] || k >= m || l.sent.is_empty() {
             l.unmatched += 1;
             continue;
         }
         // The latest probe sent with this residue.
         let last = l.sent.len() as u64 - 1;
-        let back = (last % SEQ_MOD + SEQ_MOD - k) % SEQ_MOD;
+        let back = (last % m + m - k) % m;
         let Some(seq) = last.checked_sub(back) else {
             l.unmatched += 1;
             continue;
