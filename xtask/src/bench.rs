@@ -569,6 +569,40 @@ fn vrrp_v3_frame(
         ck ^= 0x5a5a;
     }
     v[6..8].copy_from_slice(&ck.to_be_bytes());
+    vrrp_ip_frame(src_mac, src_ip, ttl, &v)
+}
+
+/// A VRRPv2 advert (RFC 3768) over IPv4 to 224.0.0.18: advert_int 1 s, simple password
+/// authentication with `pass` (keepalived's `auth_type PASS`).
+fn vrrp_v2_frame(
+    src_mac: [u8; 6],
+    src_ip: [u8; 4],
+    vrid: u8,
+    prio: u8,
+    ttl: u8,
+    good_vrrp_checksum: bool,
+    pass: &[u8],
+) -> Vec<u8> {
+    // Version 2 type 1, vrid, prio, count 1, auth type 1 (PASS), advert int 1, checksum.
+    let mut v = vec![0x21, vrid, prio, 1, 1, 1, 0, 0];
+    v.extend_from_slice(&VIP_OCTETS);
+    let mut auth = [0u8; 8];
+    for (d, s) in auth.iter_mut().zip(pass) {
+        *d = *s;
+    }
+    v.extend_from_slice(&auth);
+    // VRRPv2's checksum covers the VRRP message only (no pseudo-header).
+    let mut ck = csum(&v, 0);
+    if !good_vrrp_checksum {
+        ck ^= 0x5a5a;
+    }
+    v[6..8].copy_from_slice(&ck.to_be_bytes());
+    vrrp_ip_frame(src_mac, src_ip, ttl, &v)
+}
+
+/// Ethernet + IPv4 (protocol 112, to 224.0.0.18, checksum right) around a VRRP message.
+fn vrrp_ip_frame(src_mac: [u8; 6], src_ip: [u8; 4], ttl: u8, v: &[u8]) -> Vec<u8> {
+    let dst_ip = [224, 0, 0, 18];
     let total = 20 + v.len();
     let mut ip = vec![
         0x45,
@@ -593,7 +627,7 @@ fn vrrp_v3_frame(
     f.extend_from_slice(&src_mac);
     f.extend_from_slice(&0x0800u16.to_be_bytes());
     f.extend_from_slice(&ip);
-    f.extend_from_slice(&v);
+    f.extend_from_slice(v);
     f
 }
 
@@ -1031,6 +1065,19 @@ fn bench_arp(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
 // ---------------------------------------------------------------------------------------------
 // 2. Flood.
 
+/// The flood as VRRPv2 (the seed's VI_1: PASS 1111), for the advert_int 1 rows.
+fn flood_frames_v2(flooder: &Host) -> Result<Vec<Vec<u8>>> {
+    let mac = parse_mac(&flooder.mac)?;
+    let src = [192, 0, 2, 20];
+    let p = b"1111";
+    Ok(vec![
+        vrrp_v2_frame(mac, src, 99, 200, 255, true, p), // unknown VRID
+        vrrp_v2_frame(mac, src, 51, 200, 64, true, p),  // bad TTL
+        vrrp_v2_frame(mac, src, 51, 200, 255, false, p), // bad VRRP checksum
+        vrrp_v2_frame(mac, src, 51, 1, 255, true, p),   // same VRID, lower priority
+    ])
+}
+
 fn flood_frames(flooder: &Host) -> Result<Vec<Vec<u8>>> {
     let mac = parse_mac(&flooder.mac)?;
     let src = [192, 0, 2, 20];
@@ -1333,4 +1380,38 @@ fn bench_steady(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
     });
     let j = |r: &SteadyRun| json!({ "wakeups": r.wakeups, "cpu_s": r.cpu, "seconds": r.secs, "transitions": r.transitions });
     Ok(json!({ "advert_int": "0.01", "xdp": j(x), "no_xdp": j(k) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_flood_frame_checksums() {
+        let f = vrrp_v2_frame(
+            [2, 0, 0, 0, 0, 1],
+            [192, 0, 2, 20],
+            51,
+            1,
+            255,
+            true,
+            b"1111",
+        );
+        // Ethernet 14 + IPv4 20 + VRRPv2 (8 + 4 VIP + 8 auth).
+        assert_eq!(f.len(), 14 + 20 + 20);
+        assert_eq!(csum(&f[14..34], 0), 0, "IPv4 header checksum");
+        assert_eq!(csum(&f[34..], 0), 0, "VRRPv2 checksum");
+        assert_eq!(f[34], 0x21);
+        assert_eq!(&f[46..50], b"1111");
+        let bad = vrrp_v2_frame(
+            [2, 0, 0, 0, 0, 1],
+            [192, 0, 2, 20],
+            51,
+            1,
+            255,
+            false,
+            b"1111",
+        );
+        assert_ne!(csum(&bad[34..], 0), 0);
+    }
 }
