@@ -1101,10 +1101,16 @@ fn push_rows(rows: &mut Vec<Row>, set: Setting, r: &Results, reps: usize) {
         }
         let (ours, ot, os) = cell(Impl::Agent, &m.ours_key, "", m);
         let (base, bt, _) = cell(Impl::Keepalived, &m.base_key, m.base_na, m);
-        let split = m
-            .ours_key
-            .as_ref()
-            .is_some_and(|k| split_count(r, Impl::Agent, k) > 0);
+        // A split brain or a takeover sooner than failover allows fails a timing target.
+        let earliest = floor - set.interval.as_secs_f64() * 1e3;
+        let split = m.ours_key.as_ref().is_some_and(|k| {
+            split_count(r, Impl::Agent, k) > 0
+                || r.get(&(Impl::Agent, k.clone())).is_some_and(|v| {
+                    v.iter().filter_map(|x| x.as_ref().ok()).any(|s| {
+                        s.new_before_fault == 0 && s.takeover_ms.is_some_and(|t| t < earliest - 1.0)
+                    })
+                })
+        });
         let met = match (&m.met, os) {
             (Some(_), _) if m.exclude_split && split => Some(false),
             (Some(f), Some(s)) => Some(f(&s)),
