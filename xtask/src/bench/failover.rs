@@ -100,6 +100,13 @@ impl Setting {
     pub fn floor_ms(&self) -> f64 {
         3.0 * self.interval.as_secs_f64() * 1e3 + self.skew_ms()
     }
+
+    /// The soonest after a fault a backup can take over by failover: the fault comes up to
+    /// one interval after the last advert; less a quarter interval for the jitter of a busy
+    /// machine's timers. Sooner is a takeover for another reason (split brain, bogus advert).
+    pub fn earliest_ms(&self) -> f64 {
+        self.floor_ms() - 1.25 * self.interval.as_secs_f64() * 1e3
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -1102,7 +1109,7 @@ fn push_rows(rows: &mut Vec<Row>, set: Setting, r: &Results, reps: usize) {
         let (ours, ot, os) = cell(Impl::Agent, &m.ours_key, "", m);
         let (base, bt, _) = cell(Impl::Keepalived, &m.base_key, m.base_na, m);
         // A split brain or a takeover sooner than failover allows fails a timing target.
-        let earliest = floor - set.interval.as_secs_f64() * 1e3;
+        let earliest = set.earliest_ms();
         // (Only where the target is the failover floor: a supervisor's priority 0 after an
         // agent SIGKILL is meant to be faster.)
         let split = m.ours_key.as_ref().is_some_and(|k| {
@@ -1111,8 +1118,7 @@ fn push_rows(rows: &mut Vec<Row>, set: Setting, r: &Results, reps: usize) {
                 || floor_target
                     && r.get(&(Impl::Agent, k.clone())).is_some_and(|v| {
                         v.iter().filter_map(|x| x.as_ref().ok()).any(|s| {
-                            s.new_before_fault == 0
-                                && s.takeover_ms.is_some_and(|t| t < earliest - 1.0)
+                            s.new_before_fault == 0 && s.takeover_ms.is_some_and(|t| t < earliest)
                         })
                     })
         });
@@ -1162,7 +1168,7 @@ fn push_rows(rows: &mut Vec<Row>, set: Setting, r: &Results, reps: usize) {
     // A backup may take over from a silent master no sooner than Master_Down_Interval after
     // its last advert, i.e. (3 - 1) x interval + skew after the fault at the earliest; sooner
     // means it took over for another reason (a split brain, a bogus advert), not failover.
-    let earliest = floor - set.interval.as_secs_f64() * 1e3;
+    let earliest = set.earliest_ms();
     for key in ["link_down", "crash", "link_down_loaded", "crash_loaded"] {
         if !ran(Impl::Agent, &Some(key.into())) && !ran(Impl::Keepalived, &Some(key.into())) {
             continue;
@@ -1179,7 +1185,7 @@ fn push_rows(rows: &mut Vec<Row>, set: Setting, r: &Results, reps: usize) {
             let early = ok
                 .iter()
                 .filter(|s| s.new_before_fault == 0)
-                .filter(|s| s.takeover_ms.is_some_and(|t| t < earliest - 1.0))
+                .filter(|s| s.takeover_ms.is_some_and(|t| t < earliest))
                 .count();
             (
                 Ok((split + early) as f64),
