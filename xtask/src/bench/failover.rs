@@ -1165,9 +1165,7 @@ fn push_rows(rows: &mut Vec<Row>, set: Setting, r: &Results, reps: usize) {
         met: None,
         text: [ot, bt],
     });
-    // A backup may take over from a silent master no sooner than Master_Down_Interval after
-    // its last advert, i.e. (3 - 1) x interval + skew after the fault at the earliest; sooner
-    // means it took over for another reason (a split brain, a bogus advert), not failover.
+    // Split brains, and takeovers sooner than failover can explain (Setting::earliest_ms).
     let earliest = set.earliest_ms();
     for key in ["link_down", "crash", "link_down_loaded", "crash_loaded"] {
         if !ran(Impl::Agent, &Some(key.into())) && !ran(Impl::Keepalived, &Some(key.into())) {
