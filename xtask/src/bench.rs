@@ -6,6 +6,14 @@
 //! 2. Flood: bounded protocol-112 flood (unknown VRID, bad TTL, bad checksum, lower priority)
 //!    at a master+backup pair: agent CPU and state changes vs keepalived's.
 //! 3. Steady state: a BACKUP hearing 10 ms adverts: wake-ups/s and CPU, XDP vs `--no-xdp`.
+//! 4. Failover (bench/failover.rs): what a client probing the VIP with ARP every 1 ms sees on
+//!    link down, crash, daemon-only SIGKILL, SIGTERM and `handover`, vrrp-agent vs keepalived,
+//!    at VRRPv3 10 ms adverts and at the seed's VRRPv2 advert_int 1, idle and loaded.
+//! 5. Scale (bench/scale.rs): 255 instances on one interface, 100 ms adverts: CPU and RSS.
+
+mod failover;
+mod probe;
+mod scale;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
@@ -24,8 +32,42 @@ use crate::util;
 const VIP: &str = "192.0.2.3";
 const VIP_OCTETS: [u8; 4] = [192, 0, 2, 3];
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    Arp,
+    Flood,
+    Steady,
+    /// VRRPv3, 10 ms adverts.
+    Failover,
+    /// VRRPv2, advert_int 1 (the seed's setup).
+    FailoverV2,
+    Scale,
+}
+
 #[derive(Args, Debug)]
 pub struct BenchOpts {
+    /// Sections to run, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Section>,
+    /// Failover scenarios to run, comma-separated (default: all): link_down, crash,
+    /// daemon_kill, sigterm, handover, link_down_loaded, crash_loaded.
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Vec<String>,
+    /// Repetitions of each failover scenario at 10 ms adverts.
+    #[arg(long, default_value_t = 20)]
+    pub reps: usize,
+    /// Repetitions of each failover scenario at advert_int 1: that many labs run in parallel.
+    #[arg(long, default_value_t = 20)]
+    pub v2_reps: usize,
+    /// Instances of the scale row (VRIDs 1..=N).
+    #[arg(long, default_value_t = 255)]
+    pub scale_instances: u16,
+    /// Seconds of the scale row's CPU window.
+    #[arg(long, default_value_t = 10)]
+    pub scale_secs: u64,
+    /// Use this agent binary (and the XDP object already built) instead of building them.
+    #[arg(long, value_name = "PATH")]
+    pub agent_bin: Option<std::path::PathBuf>,
     /// Seconds of each ARP run (one per mode and repeat).
     #[arg(long, default_value_t = 5)]
     pub arp_secs: u64,
@@ -44,9 +86,6 @@ pub struct BenchOpts {
     /// Seconds of each steady-state window.
     #[arg(long, default_value_t = 10)]
     pub steady_secs: u64,
-    /// Run one section only: arp, flood or steady.
-    #[arg(long, value_parser = ["arp", "flood", "steady"])]
-    pub only: Option<String>,
 }
 
 /// A measured value, or why there is none.
@@ -61,6 +100,8 @@ struct Row {
     ratio_dir: Option<bool>,
     target: String,
     met: Option<bool>,
+    /// Shown instead of the value when set (e.g. "33.1 / 38.0" for median / p99).
+    text: [Option<String>; 2],
 }
 
 impl Row {
@@ -78,8 +119,14 @@ pub fn main(opts: &BenchOpts) -> Result<()> {
     if !util::is_root() {
         bail!("the bench builds network namespaces and attaches XDP: run it as root");
     }
+    let t_start = Instant::now();
     deps::ensure_debian_packages(deps::TEST_PACKAGES)?;
-    let agent = build::build_all(&BuildOpts { debug: false })?;
+    let agent = match &opts.agent_bin {
+        Some(p) => {
+            std::fs::canonicalize(p).with_context(|| format!("agent binary {}", p.display()))?
+        }
+        None => build::build_all(&BuildOpts { debug: false })?,
+    };
     let obj = build::ebpf_object();
     // SAFETY: single-threaded at this point; the lab harness reads these.
     unsafe {
@@ -89,34 +136,67 @@ pub fn main(opts: &BenchOpts) -> Result<()> {
     let t0 = Instant::now();
     let mut rows = Vec::new();
     let mut raw = serde_json::Map::new();
-
-    let run = |section: &str| opts.only.as_deref().is_none_or(|o| o == section);
-    eprintln!("bench: 1/3 ARP responder (XDP vs kernel)");
-    match run("arp").then(|| bench_arp(opts, &mut rows)) {
-        Some(Ok(v)) => {
-            raw.insert("arp".into(), v);
+    let want = |s: Section| opts.only.is_empty() || opts.only.contains(&s);
+    type SectionFn = fn(&BenchOpts, &mut Vec<Row>) -> Result<Value>;
+    let sections: [(Section, &'static str, &str, SectionFn); 6] = [
+        (
+            Section::Arp,
+            "arp",
+            "ARP responder (XDP vs kernel)",
+            bench_arp,
+        ),
+        (
+            Section::Flood,
+            "flood",
+            "protocol-112 flood (vrrp-agent vs keepalived)",
+            bench_flood,
+        ),
+        (
+            Section::Steady,
+            "steady",
+            "steady-state BACKUP (XDP vs --no-xdp)",
+            bench_steady,
+        ),
+        (
+            Section::Failover,
+            "failover_v3_10ms",
+            "failover, VRRPv3 10 ms adverts (vrrp-agent vs keepalived)",
+            failover::bench_v3,
+        ),
+        (
+            Section::FailoverV2,
+            "failover_v2_1s",
+            "failover, VRRPv2 advert_int 1, labs in parallel (vrrp-agent vs keepalived)",
+            failover::bench_v2,
+        ),
+        (
+            Section::Scale,
+            "scale",
+            "scale: instances on one interface (vrrp-agent vs keepalived)",
+            scale::bench_scale,
+        ),
+    ];
+    let chosen: Vec<_> = sections.iter().filter(|s| want(s.0)).collect();
+    let mut timings = serde_json::Map::new();
+    for (i, (_, key, what, f)) in chosen.iter().enumerate() {
+        eprintln!("bench: {}/{} {what}", i + 1, chosen.len());
+        let ts = Instant::now();
+        match f(opts, &mut rows) {
+            Ok(v) => {
+                raw.insert((*key).into(), v);
+            }
+            Err(e) => not_measured(&mut rows, key, &mut raw, e),
         }
-        Some(Err(e)) => not_measured(&mut rows, "arp", &mut raw, e),
-        None => {}
-    }
-    eprintln!("bench: 2/3 protocol-112 flood (vrrp-agent vs keepalived)");
-    match run("flood").then(|| bench_flood(opts, &mut rows)) {
-        Some(Ok(v)) => {
-            raw.insert("flood".into(), v);
-        }
-        Some(Err(e)) => not_measured(&mut rows, "flood", &mut raw, e),
-        None => {}
-    }
-    eprintln!("bench: 3/3 steady-state BACKUP (XDP vs --no-xdp)");
-    match run("steady").then(|| bench_steady(opts, &mut rows)) {
-        Some(Ok(v)) => {
-            raw.insert("steady".into(), v);
-        }
-        Some(Err(e)) => not_measured(&mut rows, "steady", &mut raw, e),
-        None => {}
+        timings.insert((*key).into(), json!(ts.elapsed().as_secs_f64()));
+        eprintln!("bench: {key} took {:.0} s", ts.elapsed().as_secs_f64());
     }
     let elapsed = t0.elapsed();
 
+    let machine = machine_info();
+    println!(
+        "\nvrrp-xdp bench, {} on {} (kernel {}, {} cores); keepalived: {}",
+        machine.date, machine.cpu, machine.kernel, machine.cores, machine.keepalived
+    );
     print_table(&rows);
     println!(
         "notes: ARP CPU is system-wide (/proc/stat, all non-idle jiffies of both cores during the \
@@ -137,12 +217,21 @@ pub fn main(opts: &BenchOpts) -> Result<()> {
     let doc = json!({
         "unix_time": unix,
         "seconds": elapsed.as_secs_f64(),
+        "seconds_including_build": t_start.elapsed().as_secs_f64(),
         "cpus": num_cpus(),
+        "date": machine.date,
+        "kernel": machine.kernel,
+        "cpu_model": machine.cpu,
+        "keepalived": machine.keepalived,
+        "sections": opts.only.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>(),
+        "section_seconds": timings,
         "rows": rows.iter().map(|r| json!({
             "section": r.section,
             "metric": r.metric,
             "vrrp_agent": val_json(&r.ours),
             "baseline": val_json(&r.base),
+            "vrrp_agent_text": r.text[0],
+            "baseline_text": r.text[1],
             "ratio": r.ratio(),
             "target": r.target,
             "met": r.met,
@@ -164,11 +253,48 @@ pub fn main(opts: &BenchOpts) -> Result<()> {
         );
     }
     println!(
-        "bench took {:.0} s; JSON: {}",
+        "bench took {:.0} s ({:.0} s with the build); JSON: {}",
         elapsed.as_secs_f64(),
+        t_start.elapsed().as_secs_f64(),
         path.display()
     );
     Ok(())
+}
+
+struct Machine {
+    date: String,
+    kernel: String,
+    cores: usize,
+    cpu: String,
+    keepalived: String,
+}
+
+fn machine_info() -> Machine {
+    let out = |c: &mut std::process::Command| {
+        c.output()
+            .map(|o| {
+                let mut s = String::from_utf8_lossy(&o.stdout).to_string();
+                s.push_str(&String::from_utf8_lossy(&o.stderr));
+                s.lines().next().unwrap_or("").trim().to_string()
+            })
+            .unwrap_or_else(|e| format!("unknown ({e})"))
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    Machine {
+        date: out(std::process::Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
+        kernel: out(std::process::Command::new("uname").arg("-r")),
+        cores: num_cpus(),
+        cpu,
+        keepalived: out(std::process::Command::new(vrrp_tests::KEEPALIVED_BIN).arg("--version")),
+    }
 }
 
 fn not_measured(
@@ -187,6 +313,7 @@ fn not_measured(
         ratio_dir: None,
         target: String::new(),
         met: None,
+        text: [None, None],
     });
     raw.insert(section.into(), json!({ "error": format!("{e:#}") }));
 }
@@ -223,8 +350,8 @@ fn print_table(rows: &[Row]) {
             [
                 r.section.to_string(),
                 r.metric.clone(),
-                fmt_val(&r.ours),
-                fmt_val(&r.base),
+                r.text[0].clone().unwrap_or_else(|| fmt_val(&r.ours)),
+                r.text[1].clone().unwrap_or_else(|| fmt_val(&r.base)),
                 r.ratio()
                     .map(|x| format!("{x:.2}x"))
                     .unwrap_or_else(|| "-".into()),
@@ -442,6 +569,40 @@ fn vrrp_v3_frame(
         ck ^= 0x5a5a;
     }
     v[6..8].copy_from_slice(&ck.to_be_bytes());
+    vrrp_ip_frame(src_mac, src_ip, ttl, &v)
+}
+
+/// A VRRPv2 advert (RFC 3768) over IPv4 to 224.0.0.18: advert_int 1 s, simple password
+/// authentication with `pass` (keepalived's `auth_type PASS`).
+fn vrrp_v2_frame(
+    src_mac: [u8; 6],
+    src_ip: [u8; 4],
+    vrid: u8,
+    prio: u8,
+    ttl: u8,
+    good_vrrp_checksum: bool,
+    pass: &[u8],
+) -> Vec<u8> {
+    // Version 2 type 1, vrid, prio, count 1, auth type 1 (PASS), advert int 1, checksum.
+    let mut v = vec![0x21, vrid, prio, 1, 1, 1, 0, 0];
+    v.extend_from_slice(&VIP_OCTETS);
+    let mut auth = [0u8; 8];
+    for (d, s) in auth.iter_mut().zip(pass) {
+        *d = *s;
+    }
+    v.extend_from_slice(&auth);
+    // VRRPv2's checksum covers the VRRP message only (no pseudo-header).
+    let mut ck = csum(&v, 0);
+    if !good_vrrp_checksum {
+        ck ^= 0x5a5a;
+    }
+    v[6..8].copy_from_slice(&ck.to_be_bytes());
+    vrrp_ip_frame(src_mac, src_ip, ttl, &v)
+}
+
+/// Ethernet + IPv4 (protocol 112, to 224.0.0.18, checksum right) around a VRRP message.
+fn vrrp_ip_frame(src_mac: [u8; 6], src_ip: [u8; 4], ttl: u8, v: &[u8]) -> Vec<u8> {
+    let dst_ip = [224, 0, 0, 18];
     let total = 20 + v.len();
     let mut ip = vec![
         0x45,
@@ -466,7 +627,7 @@ fn vrrp_v3_frame(
     f.extend_from_slice(&src_mac);
     f.extend_from_slice(&0x0800u16.to_be_bytes());
     f.extend_from_slice(&ip);
-    f.extend_from_slice(&v);
+    f.extend_from_slice(v);
     f
 }
 
@@ -527,6 +688,7 @@ fn blast(
     frames: &[Vec<u8>],
     max_packets: u64,
     max_time: Duration,
+    stop: Option<&AtomicBool>,
 ) -> Result<(u64, Duration)> {
     const BATCH: usize = 64;
     let idx = ifindex(ifname)?;
@@ -560,7 +722,10 @@ fn blast(
     let start = Instant::now();
     let deadline = start + max_time;
     let mut sent = 0u64;
-    while sent < max_packets && Instant::now() < deadline {
+    while sent < max_packets
+        && Instant::now() < deadline
+        && !stop.is_some_and(|s| s.load(Ordering::Relaxed))
+    {
         let n = BATCH.min((max_packets - sent) as usize);
         // SAFETY: msgs/iov/addr/frames outlive the call; n <= BATCH.
         let r = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), n as u32, 0) };
@@ -727,7 +892,7 @@ fn arp_once(lab: &Lab, client: &Host, agent: &str, xdp: bool, opts: &BenchOpts) 
     let (ns, ifn) = (client.ns.clone(), client.ifname.clone());
     let (max, secs) = (opts.arp_max_packets, opts.arp_secs);
     let (sent, dt) = in_netns(&ns, move || {
-        blast(&ifn, &[frame], max, Duration::from_secs(secs))
+        blast(&ifn, &[frame], max, Duration::from_secs(secs), None)
     })??;
     std::thread::sleep(Duration::from_millis(300));
     let cpu1 = system_busy()?;
@@ -832,6 +997,7 @@ fn bench_arp(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         ratio_dir: dir,
         target: String::new(),
         met: None,
+        text: [None, None],
     };
     rows.push(none(
         "requests sent/s (same sender)",
@@ -873,6 +1039,7 @@ fn bench_arp(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         ratio_dir: None,
         target: String::new(),
         met: None,
+        text: [None, None],
     });
     let cap = num_cpus() as f64 * opts.arp_secs as f64;
     if runs.iter().any(|(_, r)| r.cpu >= 0.9 * cap) {
@@ -890,12 +1057,26 @@ fn bench_arp(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         ratio_dir: Some(true),
         target: ">= 5x".into(),
         met: Some(a / b >= 5.0),
+        text: [None, None],
     });
     Ok(json!({ "runs": raw, "repeat": opts.arp_repeat, "cpu": "system-wide /proc/stat" }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // 2. Flood.
+
+/// The flood as VRRPv2 (the seed's VI_1: PASS 1111), for the advert_int 1 rows.
+fn flood_frames_v2(flooder: &Host) -> Result<Vec<Vec<u8>>> {
+    let mac = parse_mac(&flooder.mac)?;
+    let src = [192, 0, 2, 20];
+    let p = b"1111";
+    Ok(vec![
+        vrrp_v2_frame(mac, src, 99, 200, 255, true, p), // unknown VRID
+        vrrp_v2_frame(mac, src, 51, 200, 64, true, p),  // bad TTL
+        vrrp_v2_frame(mac, src, 51, 200, 255, false, p), // bad VRRP checksum
+        vrrp_v2_frame(mac, src, 51, 1, 255, true, p),   // same VRID, lower priority
+    ])
+}
 
 fn flood_frames(flooder: &Host) -> Result<Vec<Vec<u8>>> {
     let mac = parse_mac(&flooder.mac)?;
@@ -938,7 +1119,7 @@ fn flood_once(
     let (ns, ifn) = (flooder.ns.clone(), flooder.ifname.clone());
     let (max, secs) = (opts.flood_max_packets, opts.flood_secs);
     let (sent, dt) = in_netns(&ns, move || {
-        blast(&ifn, &frames, max, Duration::from_secs(secs))
+        blast(&ifn, &frames, max, Duration::from_secs(secs), None)
     })??;
     let s1 = system_busy()?;
     let (m1, b1) = (ns_cpu(&master.ns), ns_cpu(&backup.ns));
@@ -1037,6 +1218,7 @@ fn bench_flood(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         ratio_dir: None,
         target: String::new(),
         met: None,
+        text: [None, None],
     });
     for (what, o, b) in [
         (
@@ -1058,6 +1240,7 @@ fn bench_flood(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
             ratio_dir: Some(false),
             target: "agent < 1%".into(),
             met: Some(o < 1.0),
+            text: [None, None],
         });
     }
     rows.push(Row {
@@ -1068,6 +1251,7 @@ fn bench_flood(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         ratio_dir: None,
         target: "agent 0".into(),
         met: Some(ours.transitions == 0),
+        text: [None, None],
     });
     rows.push(Row {
         section: sec,
@@ -1077,6 +1261,7 @@ fn bench_flood(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         ratio_dir: None,
         target: String::new(),
         met: None,
+        text: [None, None],
     });
     let j = |r: &FloodRun| {
         json!({
@@ -1171,6 +1356,7 @@ fn bench_steady(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         ratio_dir: Some(false),
         target: ">= 10x fewer".into(),
         met: Some(wk / wx.max(1e-9) >= 10.0),
+        text: [None, None],
     });
     rows.push(Row {
         section: sec,
@@ -1180,6 +1366,7 @@ fn bench_steady(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         ratio_dir: Some(false),
         target: String::new(),
         met: None,
+        text: [None, None],
     });
     rows.push(Row {
         section: sec,
@@ -1189,7 +1376,42 @@ fn bench_steady(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         ratio_dir: None,
         target: "0".into(),
         met: Some(x.transitions == 0 && k.transitions == 0),
+        text: [None, None],
     });
     let j = |r: &SteadyRun| json!({ "wakeups": r.wakeups, "cpu_s": r.cpu, "seconds": r.secs, "transitions": r.transitions });
     Ok(json!({ "advert_int": "0.01", "xdp": j(x), "no_xdp": j(k) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_flood_frame_checksums() {
+        let f = vrrp_v2_frame(
+            [2, 0, 0, 0, 0, 1],
+            [192, 0, 2, 20],
+            51,
+            1,
+            255,
+            true,
+            b"1111",
+        );
+        // Ethernet 14 + IPv4 20 + VRRPv2 (8 + 4 VIP + 8 auth).
+        assert_eq!(f.len(), 14 + 20 + 20);
+        assert_eq!(csum(&f[14..34], 0), 0, "IPv4 header checksum");
+        assert_eq!(csum(&f[34..], 0), 0, "VRRPv2 checksum");
+        assert_eq!(f[34], 0x21);
+        assert_eq!(&f[46..50], b"1111");
+        let bad = vrrp_v2_frame(
+            [2, 0, 0, 0, 0, 1],
+            [192, 0, 2, 20],
+            51,
+            1,
+            255,
+            false,
+            b"1111",
+        );
+        assert_ne!(csum(&bad[34..], 0), 0);
+    }
 }

@@ -39,8 +39,9 @@ enum Cmd {
     Test(test::TestOpts),
     /// The seed's two load balancers in namespaces: failover and preempt-back, with a timeline.
     Demo(demo::DemoOpts),
-    /// Benchmarks in namespace labs (ARP responder, protocol-112 flood, steady-state BACKUP),
-    /// each beside a baseline measured in the same run; prints a table and writes JSON.
+    /// Benchmarks in namespace labs (ARP responder, protocol-112 flood, steady-state BACKUP,
+    /// failover as a client sees it, 255-instance scale), each beside a baseline measured in
+    /// the same run (keepalived where it applies); prints a table and writes JSON.
     Bench(bench::BenchOpts),
     /// Install the Debian packages the lab tests and the demo use (keepalived, tshark, ...).
     Deps,

@@ -1,0 +1,493 @@
+//! The client's view of the VIP: one ARP who-has every millisecond from a client namespace,
+//! and who answered each one.
+//!
+//! Each probe carries sender IP 192.0.2.(100 + seq % M); a reply is addressed to that IP, so
+//! it names the probe it answers (replies come back well within M probe periods, the reuse
+//! period). Every sender IP costs a neighbour entry in the answering kernel, and the kernel
+//! drops its ARP reply when the (machine-wide) neighbour table is full, so M stays small.
+//! Send times come from a periodic timerfd (absolute deadlines, no sleep drift); a probe's
+//! time is taken just before it is sent, and every figure is computed from send times, so a
+//! receiver thread delayed by load does not shift them.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use vrrp_tests::{Host, parse_mac};
+
+use super::{VIP_OCTETS, arp_request, ifindex, packet_socket, setsockopt_int, sll};
+
+/// Probe sender IPs cycle through 192.0.2.100 ..= 192.0.2.(100 + M - 1), M <= 100.
+const SEQ_BASE: u8 = 100;
+
+/// Everything the prober saw so far.
+#[derive(Default)]
+pub struct ProbeLog {
+    /// Send time of probe `seq` (the index).
+    pub sent: Vec<Instant>,
+    /// Bit `i` set: the MAC `macs[i]` answered probe `seq`.
+    pub answered: Vec<u32>,
+    /// Replier MACs in order of first appearance (at most 32 are told apart).
+    pub macs: Vec<[u8; 6]>,
+    /// Replies that matched no probe (outside the sequence range).
+    pub unmatched: u64,
+}
+
+impl ProbeLog {
+    /// The answer bit of `mac`, 0 if it never answered.
+    pub fn bit(&self, mac: [u8; 6]) -> u32 {
+        self.macs
+            .iter()
+            .position(|m| *m == mac)
+            .map(|i| 1u32 << i)
+            .unwrap_or(0)
+    }
+
+    /// The first probe sent at or after `t`.
+    pub fn seq_at(&self, t: Instant) -> usize {
+        self.sent.partition_point(|s| *s < t)
+    }
+}
+
+pub struct Prober {
+    pub log: Arc<Mutex<ProbeLog>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Result<()>>>,
+}
+
+/// Real-time priority for the calling thread (best effort): the prober is the measuring
+/// instrument, it must not be starved by the load it measures (CPU hog, flood, other work).
+fn realtime() {
+    let p = libc::sched_param { sched_priority: 50 };
+    // SAFETY: p is valid; pid 0 is the calling thread.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) };
+}
+
+/// Starts a thread that has entered network namespace `ns` (like `in_netns`, but not joined).
+pub fn spawn_in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> JoinHandle<Result<T>> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || -> Result<T> {
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .with_context(|| format!("entering {path}"))?;
+        f()
+    })
+}
+
+impl Prober {
+    /// Starts probing `VIP` from `client` every `period`, with `residues` sender IPs.
+    pub fn start(client: &Host, period: Duration, residues: u8) -> Result<Self> {
+        let mac = parse_mac(&client.mac)?;
+        let m = u64::from(residues.clamp(1, 100));
+        let frames: Vec<Vec<u8>> = (0..m)
+            .map(|i| arp_request(mac, [192, 0, 2, SEQ_BASE + i as u8], VIP_OCTETS))
+            .collect();
+        let log = Arc::new(Mutex::new(ProbeLog::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ready = Arc::new(AtomicBool::new(false));
+        let rx = {
+            let (log, stop, ready, ifn) = (
+                log.clone(),
+                stop.clone(),
+                ready.clone(),
+                client.ifname.clone(),
+            );
+            spawn_in_netns(&client.ns, move || {
+                receive(&ifn, mac, m, &log, &stop, &ready)
+            })
+        };
+        let t = Instant::now();
+        while !ready.load(Ordering::SeqCst) {
+            if rx.is_finished() || t.elapsed() > Duration::from_secs(5) {
+                stop.store(true, Ordering::SeqCst);
+                return match rx.join() {
+                    Ok(Err(e)) => Err(e.context("ARP prober receiver")),
+                    _ => bail!("ARP prober receiver did not start"),
+                };
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let tx = {
+            let (log, stop, ifn) = (log.clone(), stop.clone(), client.ifname.clone());
+            spawn_in_netns(&client.ns, move || send(&ifn, &frames, period, &log, &stop))
+        };
+        Ok(Self {
+            log,
+            stop,
+            threads: vec![rx, tx],
+        })
+    }
+
+    /// Stops both threads; the first error either hit.
+    pub fn stop(&mut self) -> Result<()> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut r = Ok(());
+        for t in self.threads.drain(..) {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => r = r.and(Err(e)),
+                Err(_) => r = r.and(Err(anyhow::anyhow!("prober thread panicked"))),
+            }
+        }
+        r
+    }
+
+    /// Whether a prober thread ended (it only does on an error or `stop`).
+    pub fn failed(&self) -> bool {
+        self.threads.iter().any(|t| t.is_finished())
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn send(
+    ifname: &str,
+    frames: &[Vec<u8>],
+    period: Duration,
+    log: &Mutex<ProbeLog>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    realtime();
+    let idx = ifindex(ifname)?;
+    let fd = packet_socket(0)?;
+    let addr = sll(idx, 0x0806);
+    // SAFETY: plain timerfd_create; checked below.
+    let tfd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
+    if tfd < 0 {
+        bail!("timerfd_create: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    let tfd = unsafe { OwnedFd::from_raw_fd(tfd) };
+    let ts = libc::timespec {
+        tv_sec: period.as_secs() as i64,
+        tv_nsec: period.subsec_nanos() as i64,
+    };
+    // A periodic timer: the kernel keeps the deadlines, so late wake-ups do not accumulate.
+    let spec = libc::itimerspec {
+        it_interval: ts,
+        it_value: ts,
+    };
+    // SAFETY: spec is valid for the call.
+    if unsafe { libc::timerfd_settime(tfd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } < 0 {
+        bail!("timerfd_settime: {}", std::io::Error::last_os_error());
+    }
+    let mut seq: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let mut expirations = 0u64;
+        // SAFETY: an 8-byte buffer, as timerfd reads require.
+        let r = unsafe {
+            libc::read(
+                tfd.as_raw_fd(),
+                (&raw mut expirations).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            bail!("timerfd read: {e}");
+        }
+        let f = &frames[(seq % frames.len() as u64) as usize];
+        {
+            // Recorded before the send, so a reply can never arrive before its probe is known.
+            let mut l = log
+                .lock()
+                .map_err(|_| anyhow::anyhow!("probe log poisoned"))?;
+            l.sent.push(Instant::now());
+            l.answered.push(0);
+        }
+        // SAFETY: buffer and address are valid for the call.
+        let r = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                f.as_ptr().cast(),
+                f.len(),
+                0,
+                (&raw const addr).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            // A full queue loses this probe (it stays unanswered, which is what a client sees).
+            if !matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN)) {
+                bail!("sendto on {ifname}: {e}");
+            }
+        }
+        seq += 1;
+    }
+    Ok(())
+}
+
+fn receive(
+    ifname: &str,
+    client_mac: [u8; 6],
+    m: u64,
+    log: &Mutex<ProbeLog>,
+    stop: &AtomicBool,
+    ready: &AtomicBool,
+) -> Result<()> {
+    realtime();
+    let idx = ifindex(ifname)?;
+    let fd = packet_socket(0x0806)?;
+    setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
+    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 4 << 20);
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 50_000,
+    };
+    // SAFETY: tv lives for the call; the length matches.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        )
+    };
+    let addr = sll(idx, 0x0806);
+    // SAFETY: addr is a valid sockaddr_ll.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const addr).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if r < 0 {
+        bail!("bind: {}", std::io::Error::last_os_error());
+    }
+    ready.store(true, Ordering::SeqCst);
+    let mut buf = [0u8; 128];
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: buf is valid for its length.
+        let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if r < 42 {
+            continue;
+        }
+        // An ARP reply from the VIP to this client (gratuitous ARP is addressed elsewhere).
+        if buf[20..22] != [0, 2] || buf[28..32] != VIP_OCTETS || buf[32..38] != client_mac {
+            continue;
+        }
+        let mut sha = [0u8; 6];
+        sha.copy_from_slice(&buf[22..28]);
+        let tpa = &buf[38..42];
+        let mut l = log
+            .lock()
+            .map_err(|_| anyhow::anyhow!("probe log poisoned"))?;
+        let k = tpa[3].wrapping_sub(SEQ_BASE) as u64;
+        if tpa[..3] != [192, 0, 2] || k >= m || l.sent.is_empty() {
+            l.unmatched += 1;
+            continue;
+        }
+        // The latest probe sent with this residue.
+        let last = l.sent.len() as u64 - 1;
+        let back = (last % m + m - k) % m;
+        let Some(seq) = last.checked_sub(back) else {
+            l.unmatched += 1;
+            continue;
+        };
+        let bit = match l.macs.iter().position(|m| *m == sha) {
+            Some(i) => 1u32 << i,
+            None if l.macs.len() < 32 => {
+                l.macs.push(sha);
+                1u32 << (l.macs.len() - 1)
+            }
+            None => 0,
+        };
+        l.answered[seq as usize] |= bit;
+    }
+    Ok(())
+}
+
+/// What the client saw around a fault at `t0`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Sample {
+    /// From the fault to the first probe the new owner answered (None: not within the window).
+    pub takeover_ms: Option<f64>,
+    /// The longest time without any answered probe, from 20 probes before the fault to the end
+    /// of the window: between the last answered probe before and the first after, minus one
+    /// probe period (0 when every probe was answered).
+    pub gap_ms: f64,
+    /// The gap ran to the end of the window (a lower bound).
+    pub gap_censored: bool,
+    /// The last probe after the fault the old owner answered (None: none after the fault).
+    pub old_answered_ms: Option<f64>,
+    /// The old owner still answered at the end of the window.
+    pub old_censored: bool,
+    /// Probes sent in the window.
+    pub probes: usize,
+    /// Probes answered by both owners in the window.
+    pub both: usize,
+    /// The window's length.
+    pub window_ms: f64,
+    /// Probes before the fault (over the load's lead time, or 20 probes) that the new owner
+    /// already answered: a split brain before anything failed.
+    pub new_before_fault: usize,
+    /// Who answered each probe from 20 before the fault to the window's end, run-length
+    /// coded: `o` old owner, `n` new owner, `b` both, `x` someone else, `.` nobody; `|` marks
+    /// the fault, `~N` a pause of N ms in the probe stream (the prober starved).
+    pub timeline: String,
+    /// The longest pause in the probe stream over the window beyond one period: the prober
+    /// (real-time priority) was held off, so the whole machine probably was (noise).
+    pub probe_stall_ms: f64,
+    /// How long putting the original master back took after the window (restart included).
+    pub restore_ms: f64,
+}
+
+pub fn analyse(
+    log: &ProbeLog,
+    t0: Instant,
+    before: Duration,
+    window: Duration,
+    old_mac: [u8; 6],
+    new_mac: [u8; 6],
+    period: Duration,
+) -> Sample {
+    let ms = |t: Instant| t.saturating_duration_since(t0).as_secs_f64() * 1e3;
+    let (old, new) = (log.bit(old_mac), log.bit(new_mac));
+    let s0 = log.seq_at(t0);
+    let end = log.seq_at(t0 + window);
+    let pre = s0.saturating_sub(20);
+    let early = t0
+        .checked_sub(before)
+        .map(|t| log.seq_at(t))
+        .unwrap_or(0)
+        .min(pre);
+    let mut s = Sample {
+        probes: end.saturating_sub(s0),
+        window_ms: window.as_secs_f64() * 1e3,
+        ..Sample::default()
+    };
+    s.timeline = timeline(log, early, s0, end, old, new, period);
+    s.new_before_fault = (early..s0).filter(|&i| log.answered[i] & new != 0).count();
+    s.probe_stall_ms = (s0.max(1)..end)
+        .map(|i| {
+            (log.sent[i] - log.sent[i - 1])
+                .saturating_sub(period)
+                .as_secs_f64()
+                * 1e3
+        })
+        .fold(0.0, f64::max);
+    s.takeover_ms = (s0..end)
+        .find(|&i| log.answered[i] & new != 0)
+        .map(|i| ms(log.sent[i]));
+    if let Some(i) = (s0..end).rev().find(|&i| log.answered[i] & old != 0) {
+        s.old_answered_ms = Some(ms(log.sent[i]));
+        // Within the last 10 probe periods of the window: it was still answering.
+        s.old_censored = log.sent[i] + 10 * period >= t0 + window;
+    }
+    s.both = (s0..end)
+        .filter(|&i| log.answered[i] & old != 0 && log.answered[i] & new != 0)
+        .count();
+    // Longest run of unanswered probes, measured between the answered probes around it.
+    let mut last_answered: Option<Instant> = None;
+    let mut run_start: Option<Instant> = None;
+    let mut best = 0.0f64;
+    for i in pre..end {
+        if log.answered[i] != 0 {
+            if let Some(rs) = run_start.take() {
+                let from = last_answered.unwrap_or(rs);
+                let g = (log.sent[i] - from).as_secs_f64() * 1e3 - period.as_secs_f64() * 1e3;
+                best = best.max(g);
+            }
+            last_answered = Some(log.sent[i]);
+        } else if run_start.is_none() {
+            run_start = Some(log.sent[i]);
+        }
+    }
+    if let Some(rs) = run_start {
+        let from = last_answered.unwrap_or(rs);
+        let g = (t0 + window).saturating_duration_since(from).as_secs_f64() * 1e3;
+        if g >= best {
+            best = g;
+            s.gap_censored = true;
+        }
+    }
+    s.gap_ms = best.max(0.0);
+    s
+}
+
+fn timeline(
+    log: &ProbeLog,
+    pre: usize,
+    s0: usize,
+    end: usize,
+    old: u32,
+    new: u32,
+    period: Duration,
+) -> String {
+    let sym = |a: u32| match (a & old != 0, a & new != 0) {
+        _ if a == 0 => '.',
+        (true, true) => 'b',
+        (true, false) => 'o',
+        (false, true) => 'n',
+        (false, false) => 'x',
+    };
+    let mut out = String::new();
+    let mut run: Option<(char, usize)> = None;
+    let flush = |out: &mut String, run: &mut Option<(char, usize)>| {
+        if let Some((c, k)) = run.take() {
+            if k == 1 {
+                out.push(c);
+            } else {
+                out.push_str(&format!("{c}{k}"));
+            }
+            out.push(' ');
+        }
+    };
+    for i in pre..end {
+        if i == s0 {
+            flush(&mut out, &mut run);
+            out.push_str("| ");
+        }
+        if i > pre {
+            let dt = log.sent[i] - log.sent[i - 1];
+            if dt > period * 3 {
+                flush(&mut out, &mut run);
+                out.push_str(&format!("~{:.0} ", dt.as_secs_f64() * 1e3));
+            }
+        }
+        let c = sym(log.answered[i]);
+        run = match run {
+            Some((rc, k)) if rc == c => Some((c, k + 1)),
+            r => {
+                let mut r = r;
+                flush(&mut out, &mut r);
+                Some((c, 1))
+            }
+        };
+    }
+    flush(&mut out, &mut run);
+    out.trim_end().to_string()
+}
+
+/// Whether, over the `span` before now (less the last 5 ms, replies in flight), every probe
+/// was answered by `owner` and none by anyone else.
+pub fn settled(log: &ProbeLog, owner: [u8; 6], span: Duration, period: Duration) -> bool {
+    let bit = log.bit(owner);
+    let now = Instant::now();
+    let (Some(from), Some(to)) = (
+        now.checked_sub(span + Duration::from_millis(5)),
+        now.checked_sub(Duration::from_millis(5)),
+    ) else {
+        return false;
+    };
+    let (a, b) = (log.seq_at(from), log.seq_at(to));
+    // At least half the expected probes must exist (the sender may be starved a little).
+    let expected = (span.as_secs_f64() / period.as_secs_f64()) as usize;
+    b - a >= expected / 2 && b > a && bit != 0 && (a..b).all(|i| log.answered[i] == bit)
+}
