@@ -1,10 +1,11 @@
 //! `cargo xtask`: what cargo alone cannot do — the eBPF toolchain bootstrap and build, running
-//! the agent, the namespace demo, the root test suite and the benchmarks.
+//! the agent, the namespace demo, the root test suite, the benchmarks and the fuzzers.
 
 mod bench;
 mod build;
 mod demo;
 mod deps;
+mod fuzz;
 mod test;
 mod toolchain;
 mod util;
@@ -42,6 +43,9 @@ enum Cmd {
     /// Benchmarks in namespace labs (ARP responder, protocol-112 flood, steady-state BACKUP),
     /// each beside a baseline measured in the same run; prints a table and writes JSON.
     Bench(bench::BenchOpts),
+    /// Run the cargo-fuzz targets (codec, config parser, XDP verdict) for a bounded time each,
+    /// installing cargo-fuzz if needed; fails on a crash and names its input.
+    Fuzz(fuzz::FuzzOpts),
     /// Install the Debian packages the lab tests and the demo use (keepalived, tshark, ...).
     Deps,
 }
@@ -56,6 +60,7 @@ fn main() -> Result<()> {
         Cmd::Test(opts) => test::main(&opts),
         Cmd::Demo(opts) => demo::main(&opts),
         Cmd::Bench(opts) => bench::main(&opts),
+        Cmd::Fuzz(opts) => fuzz::main(&opts),
         Cmd::Deps => deps::ensure_debian_packages(deps::TEST_PACKAGES),
     }
 }
