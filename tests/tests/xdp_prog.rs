@@ -248,7 +248,8 @@ fn rfc9568_checksum_form_is_accepted_and_counted() {
 
 /// Adverts the agent refuses (its codec, or the configuration checks the program stands in
 /// for) are dropped in XDP too, under the matching reason, so that they never refresh
-/// `ADVERTS` (which keeps a master alive for the agent). Found by the xdp_classify fuzz target.
+/// `ADVERTS` (which keeps a master alive for the agent). The auth type case was found by
+/// the xdp_classify fuzz target, the others while writing its model of the program.
 #[test]
 fn what_the_agent_refuses_is_dropped_too() {
     let mut p = Prog::load();

@@ -287,7 +287,8 @@ mod tests {
     }
 
     /// Adverts the agent's codec or its configuration checks refuse are dropped here too, so
-    /// that they cannot refresh `ADVERTS` (found by the `xdp_classify` fuzz target).
+    /// that they cannot refresh `ADVERTS` (the auth type case was found by the `xdp_classify` fuzz
+    /// target, the others while writing its model of the program).
     #[test]
     fn what_the_agent_refuses_is_dropped_and_counted() {
         let v3c = v3();
