@@ -399,7 +399,7 @@ fn nd(f: &[u8]) -> Option<Outcome> {
         return Some(Outcome::Pass);
     }
     let plen = usize::from(u16::from_be_bytes([hdr[4], hdr[5]]));
-    if hdr[7] != ND_HOP_LIMIT || fixed[1] != 0 || plen < ND_FIXED_LEN || plen > MAX_ND_LEN {
+    if hdr[7] != ND_HOP_LIMIT || fixed[1] != 0 || !(ND_FIXED_LEN..=MAX_ND_LEN).contains(&plen) {
         return Some(Outcome::Pass);
     }
     if usize::from(captured(f, m)) < plen {
