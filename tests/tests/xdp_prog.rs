@@ -17,6 +17,7 @@ use vrrp_agent::io::announce::{
     garp_frame, icmpv6_checksum, neighbor_solicitation_frame, solicited_node, unsolicited_na_frame,
 };
 use vrrp_agent::io::xdp::{self as dp, DataPlaneEvent, EventReader};
+use vrrp_agent::proto::codec::decode_ip;
 use vrrp_common::event::{EVENT_ADVERT, EVENT_HEADER_LEN, counter};
 use vrrp_common::maps::{
     VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VridConfig, vrid_slot,
@@ -243,6 +244,80 @@ fn rfc9568_checksum_form_is_accepted_and_counted() {
             (counter::V3_CSUM_WITHOUT_PSEUDO, 1)
         ]
     );
+}
+
+/// Adverts the agent refuses (its codec, or the configuration checks the program stands in
+/// for) are dropped in XDP too, under the matching reason, so that they never refresh
+/// `ADVERTS` (which keeps a master alive for the agent). The auth type case was found by
+/// the xdp_classify fuzz target, the others while writing its model of the program.
+#[test]
+fn what_the_agent_refuses_is_dropped_too() {
+    let mut p = Prog::load();
+    let base = vector("keepalived-v3-ipv4.hex");
+    let vrid = vrid_of(&base, false);
+    p.configure(false, vrid, v3());
+    let refused = |f: &[u8]| decode_ip(&f[IP..]).map(|_| ()).unwrap_err().kind();
+
+    // Two bytes after the VRRP message, inside the IP packet.
+    let mut trailing = base.clone();
+    trailing.extend_from_slice(&[0, 0]);
+    let total = u16::from_be_bytes([trailing[IP + 2], trailing[IP + 3]]) + 2;
+    trailing[IP + 2..IP + 4].copy_from_slice(&total.to_be_bytes());
+    fix_ipv4_header_checksum(&mut trailing);
+    let trailing = pseudo_form_v4(trailing);
+    assert_eq!(refused(&trailing), "length_mismatch");
+    assert_eq!(
+        p.run(&trailing),
+        (XDP_DROP, vec![(counter::DROP_BAD_LENGTH, 1)])
+    );
+
+    // VRRPv3 advertisement interval 0.
+    let mut zero = base.clone();
+    zero[VRRP4 + 4] = 0;
+    zero[VRRP4 + 5] = 0;
+    let zero = pseudo_form_v4(zero);
+    assert_eq!(refused(&zero), "interval_zero");
+    assert_eq!(
+        p.run(&zero),
+        (XDP_DROP, vec![(counter::DROP_BAD_INTERVAL, 1)])
+    );
+
+    // IPv4 options (4 NOPs) with a bad header checksum, then with a good one.
+    let mut opts = base[..VRRP4].to_vec();
+    opts.extend_from_slice(&[1, 1, 1, 1]);
+    opts.extend_from_slice(&base[VRRP4..]);
+    opts[IP] = 0x46;
+    let total = u16::from_be_bytes([opts[IP + 2], opts[IP + 3]]) + 4;
+    opts[IP + 2..IP + 4].copy_from_slice(&total.to_be_bytes());
+    opts[IP + 10] = 0;
+    opts[IP + 11] = 0;
+    let c = fold(ones_sum(&opts[IP..IP + 24]));
+    opts[IP + 10..IP + 12].copy_from_slice(&c.to_be_bytes());
+    assert!(decode_ip(&opts[IP..]).is_ok());
+    assert_eq!(
+        p.run(&opts),
+        (
+            XDP_PASS,
+            vec![
+                (counter::ADVERT_VALID, 1),
+                (counter::V3_CSUM_WITH_PSEUDO, 1)
+            ]
+        )
+    );
+    opts[IP + 10] ^= 0x40;
+    assert_eq!(refused(&opts), "bad_ip_checksum");
+    assert_eq!(
+        p.run(&opts),
+        (XDP_DROP, vec![(counter::DROP_BAD_IP_HEADER, 1)])
+    );
+
+    // VRRPv2: another auth type than configured, either way (the agent's auth check).
+    let auth = vector("keepalived-v2-auth.hex");
+    let noauth = vector("keepalived-v2-noauth.hex");
+    p.configure(false, vrid_of(&auth, false), v2(None));
+    assert_eq!(p.run(&auth), (XDP_DROP, vec![(counter::DROP_AUTH, 1)]));
+    p.configure(false, vrid_of(&noauth, false), v2(Some(b"1111\0\0\0\0")));
+    assert_eq!(p.run(&noauth), (XDP_DROP, vec![(counter::DROP_AUTH, 1)]));
 }
 
 #[test]

@@ -360,6 +360,26 @@ fn strict_include_of_a_missing_file_is_an_error() {
     );
 }
 
+#[test]
+fn sandboxed_parse_refuses_includes_and_reads_the_rest_alike() {
+    // Plain `include` only warns about a missing file; here any include is an error, so that
+    // untrusted text (the fuzzer's) reads no file at all.
+    let e = config::parse_str_sandboxed("include /etc/*\n", "s.conf").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "s.conf:1:1: include /etc/*: includes are not read here"
+    );
+    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n priority 100\n \
+                virtual_ipaddress {\n 192.0.2.3/24\n }\n}\n";
+    let sandboxed = config::parse_str_sandboxed(text, "s.conf").unwrap();
+    let plain = config::parse_str(text, "s.conf").unwrap();
+    assert_eq!(
+        format!("{:?}", sandboxed.config),
+        format!("{:?}", plain.config)
+    );
+    assert_eq!(sandboxed.warnings, plain.warnings);
+}
+
 fn one(text: &str) -> Loaded {
     match config::parse_str(text, "x.conf") {
         Ok(l) => l,

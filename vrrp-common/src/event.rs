@@ -97,9 +97,11 @@ pub mod counter {
     pub const DROP_BAD_TYPE: u32 = 5;
     /// No instance on this interface uses the VRID (counted per VRID as well).
     pub const DROP_UNKNOWN_VRID: u32 = 6;
-    /// The packet is shorter than its address count requires, or has no address.
+    /// The VRRP length is not what the address count requires (shorter, or trailing bytes),
+    /// or the advert has no address.
     pub const DROP_BAD_LENGTH: u32 = 7;
-    /// VRRPv2 simple-password authentication mismatch (RFC 3768 §5.3.6.1).
+    /// VRRPv2 authentication mismatch: another auth type than configured, or the wrong
+    /// simple password (RFC 3768 §5.3.6.1).
     pub const DROP_AUTH: u32 = 8;
     /// Unicast mode: the source is not one of the configured peers.
     pub const DROP_PEER_NOT_ALLOWED: u32 = 9;
@@ -128,7 +130,8 @@ pub mod counter {
     /// (passed to the stack instead).
     pub const DEADMAN_SILENCED: u32 = 20;
 
-    /// A VRRPv2 advert whose interval differs from ours (RFC 3768 §7.1: MUST be discarded).
+    /// A VRRPv2 advert whose interval differs from ours (RFC 3768 §7.1: MUST be discarded), or
+    /// an advert with an interval of 0.
     pub const DROP_BAD_INTERVAL: u32 = 21;
     /// An IPv4 header whose checksum is wrong (the stack would drop it; so do we, before it
     /// can stand in for the master in `ADVERTS`).

@@ -5,7 +5,10 @@
 
 use crate::event::counter;
 use crate::maps::{VRID_F_AUTH_PASS, VridConfig};
-use crate::wire::{VRRP_HEADER_LEN, VRRP_TTL, VRRP_TYPE_ADVERT, VRRP_V2_AUTH_LEN};
+use crate::wire::{
+    VRRP_HEADER_LEN, VRRP_TTL, VRRP_TYPE_ADVERT, VRRP_V2_AUTH_LEN, VRRP_V2_AUTH_NONE,
+    VRRP_V2_AUTH_PASS,
+};
 
 /// Header fields of a VRRP packet, as read from the frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -97,17 +100,34 @@ pub const fn classify(f: &AdvertFields, cfg: &VridConfig) -> Result<(), u32> {
     if version != cfg.version() {
         return Err(counter::DROP_BAD_VERSION);
     }
-    // RFC 9568 §7.1: the length must cover the header and the addresses it counts.
+    // RFC 9568 §7.1: the length must be the header and the addresses it counts, no more
+    // (the agent's codec refuses trailing bytes: an advert it refuses must not refresh ADVERTS).
     let need = expected_len(version, f.ipv6, f.count);
-    if f.count == 0 || (f.vrrp_len as usize) < need {
+    if f.count == 0 || (f.vrrp_len as usize) != need {
         return Err(counter::DROP_BAD_LENGTH);
     }
     if (f.captured_len as usize) < need || f.captured_len < f.vrrp_len {
         return Err(counter::DROP_TRUNCATED);
     }
+    // An interval of 0 is refused by the agent's codec too (every timer would fire at once).
+    if f.interval_cs() == 0 {
+        return Err(counter::DROP_BAD_INTERVAL);
+    }
     // RFC 3768 §7.1: a VRRPv2 advert with another interval MUST be discarded.
     if version == 2 && cfg.interval_cs != 0 && f.interval_cs() != cfg.interval_cs {
         return Err(counter::DROP_BAD_INTERVAL);
+    }
+    // RFC 3768 §7.1: the auth type must be the configured one, as the agent checks it (the
+    // password itself is in the payload: `auth_ok`).
+    if version == 2 {
+        let want = if cfg.flags & VRID_F_AUTH_PASS != 0 {
+            VRRP_V2_AUTH_PASS
+        } else {
+            VRRP_V2_AUTH_NONE
+        };
+        if f.auth_type() != want {
+            return Err(counter::DROP_AUTH);
+        }
     }
     Ok(())
 }
@@ -118,7 +138,7 @@ pub const fn auth_ok(cfg: &VridConfig, auth_type: u8, data: &[u8; 8]) -> bool {
     if cfg.flags & VRID_F_AUTH_PASS == 0 {
         return true;
     }
-    if auth_type != crate::wire::VRRP_V2_AUTH_PASS {
+    if auth_type != VRRP_V2_AUTH_PASS {
         return false;
     }
     let mut i = 0;
@@ -147,7 +167,7 @@ pub const fn csum_fold(sum: u64) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maps::{VRID_F_CONFIGURED, VRID_F_V2};
+    use crate::maps::{VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_V2};
 
     fn v3() -> VridConfig {
         VridConfig {
@@ -264,6 +284,54 @@ mod tests {
         assert_eq!(classify(&short, &c), Err(counter::DROP_BAD_LENGTH));
         let v6 = AdvertFields { ipv6: true, ..f };
         assert_eq!(classify(&v6, &c), Err(counter::DROP_BAD_VERSION));
+    }
+
+    /// Adverts the agent's codec or its configuration checks refuse are dropped here too, so
+    /// that they cannot refresh `ADVERTS` (the auth type case was found by the `xdp_classify` fuzz
+    /// target, the others while writing its model of the program).
+    #[test]
+    fn what_the_agent_refuses_is_dropped_and_counted() {
+        let v3c = v3();
+        let trailing = AdvertFields {
+            vrrp_len: 14,
+            captured_len: 14,
+            ..good()
+        };
+        assert_eq!(classify(&trailing, &v3c), Err(counter::DROP_BAD_LENGTH));
+        let zero = AdvertFields { word2: 0, ..good() };
+        assert_eq!(classify(&zero, &v3c), Err(counter::DROP_BAD_INTERVAL));
+        let reserved_only = AdvertFields {
+            word2: 0xf000,
+            ..good()
+        };
+        assert_eq!(
+            classify(&reserved_only, &v3c),
+            Err(counter::DROP_BAD_INTERVAL)
+        );
+        // VRRPv2: the auth type must be the configured one (RFC 3768 §7.1).
+        let open = VridConfig {
+            flags: VRID_F_CONFIGURED | VRID_F_V2,
+            interval_cs: 100,
+            ..Default::default()
+        };
+        let with_pass = VridConfig {
+            flags: open.flags | VRID_F_AUTH_PASS,
+            ..open
+        };
+        let v2 = |auth_type: u16| AdvertFields {
+            version_type: 0x21,
+            vrrp_len: 20,
+            captured_len: 20,
+            word2: (auth_type << 8) | 1,
+            ..good()
+        };
+        assert_eq!(classify(&v2(0), &open), Ok(()));
+        assert_eq!(classify(&v2(1), &open), Err(counter::DROP_AUTH));
+        assert_eq!(classify(&v2(2), &open), Err(counter::DROP_AUTH));
+        assert_eq!(classify(&v2(1), &with_pass), Ok(()));
+        assert_eq!(classify(&v2(0), &with_pass), Err(counter::DROP_AUTH));
+        let v2_zero = AdvertFields { word2: 0, ..v2(0) };
+        assert_eq!(classify(&v2_zero, &open), Err(counter::DROP_BAD_INTERVAL));
     }
 
     #[test]

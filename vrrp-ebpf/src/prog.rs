@@ -73,6 +73,9 @@ const CLOCK_MONOTONIC: u64 = 1;
 /// plus access size must stay within its 64 KiB packet-offset limit.
 const MAX_OFF: usize = 0x3fff;
 
+/// Largest IPv4 header: IHL 15 words (RFC 791 §3.1); bounds the header checksum loop.
+const MAX_IPV4_HLEN: usize = 60;
+
 /// Largest VRRP message: header + 255 IPv6 addresses (RFC 9568 §5.1); bounds the checksum loop.
 const MAX_VRRP_LEN: usize = VRRP_HEADER_LEN + 255 * 16;
 
@@ -281,14 +284,11 @@ fn vrrp_v4(ctx: &XdpContext) -> Option<u32> {
         captured_len: captured(ctx, ip + ihl),
         ..header_fields(ctx, ip + ihl)
     };
-    // The stack drops a bad IPv4 header; so do we, before it can touch ADVERTS. Headers with
-    // options are left to the agent's codec (rare, and a variable read costs the verifier).
-    if ihl == IPV4_MIN_HLEN {
-        let hdr: [u8; 20] = read(ctx, ip)?;
-        if csum_fold(sum_words(&hdr)) != 0 {
-            count(counter::DROP_BAD_IP_HEADER);
-            return Some(XDP_DROP);
-        }
+    // The stack drops a bad IPv4 header; so do we, before it can touch ADVERTS. With options
+    // too: the agent's codec refuses them, so they must not refresh ADVERTS either.
+    if csum_fold(sum16::<{ MAX_IPV4_HLEN / 2 }>(ctx, ip, ihl)?) != 0 {
+        count(counter::DROP_BAD_IP_HEADER);
+        return Some(XDP_DROP);
     }
     // Source and destination addresses, for the pseudo-header (RFC 9568 §5.2.8).
     let addrs: [u8; 8] = read(ctx, ip + 12)?;

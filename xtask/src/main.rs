@@ -1,10 +1,11 @@
 //! `cargo xtask`: what cargo alone cannot do — the eBPF toolchain bootstrap and build, running
-//! the agent, the namespace demo, the root test suite and the benchmarks.
+//! the agent, the namespace demo, the root test suite, the benchmarks and the fuzzers.
 
 mod bench;
 mod build;
 mod demo;
 mod deps;
+mod fuzz;
 mod test;
 mod toolchain;
 mod util;
@@ -43,6 +44,9 @@ enum Cmd {
     /// failover as a client sees it, 255-instance scale), each beside a baseline measured in
     /// the same run (keepalived where it applies); prints a table and writes JSON.
     Bench(bench::BenchOpts),
+    /// Run the cargo-fuzz targets (codec, config parser, XDP verdict) for a bounded time each,
+    /// installing cargo-fuzz if needed; fails on a crash and names its input.
+    Fuzz(fuzz::FuzzOpts),
     /// Install the Debian packages the lab tests and the demo use (keepalived, tshark, ...).
     Deps,
 }
@@ -57,6 +61,7 @@ fn main() -> Result<()> {
         Cmd::Test(opts) => test::main(&opts),
         Cmd::Demo(opts) => demo::main(&opts),
         Cmd::Bench(opts) => bench::main(&opts),
+        Cmd::Fuzz(opts) => fuzz::main(&opts),
         Cmd::Deps => deps::ensure_debian_packages(deps::TEST_PACKAGES),
     }
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the whole suite. Unit tests, then (as root) the XDP program on crafted
-//! frames and the namespace lab. In CI a lab test that cannot run is a failure, not a skip.
+//! frames and the namespace lab, then a short run of each fuzz target. In CI a lab test that
+//! cannot run is a failure, not a skip.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -9,6 +10,7 @@ use clap::Args;
 
 use crate::build::{self, BuildOpts};
 use crate::deps;
+use crate::fuzz;
 use crate::util::{self, run};
 
 #[derive(Args, Debug)]
@@ -19,6 +21,10 @@ pub struct TestOpts {
     /// Skip `cargo fmt --check` and clippy.
     #[arg(long)]
     pub no_lint: bool,
+    /// Seconds each fuzz target runs after the tests (each target counts as one test); 0 skips
+    /// them.
+    #[arg(long, default_value_t = 15, value_name = "SECS")]
+    pub fuzz_secs: u64,
     /// Passed to the test binaries (a name filter, `--nocapture`, ...).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -81,10 +87,37 @@ pub fn main(opts: &TestOpts) -> Result<()> {
         &env,
         &opts.args,
     )?;
+    if opts.fuzz_secs > 0 {
+        fuzz_all(&mut tally, opts.fuzz_secs)?;
+    }
     if ci && tally.ignored > 0 {
         eprintln!("xtask: {} test(s) were ignored", tally.ignored);
     }
     finish(&tally)
+}
+
+/// Every fuzz target for `secs` seconds; one passed or failed test each.
+fn fuzz_all(tally: &mut Tally, secs: u64) -> Result<()> {
+    let runs = match fuzz::run_targets(secs, fuzz::TARGETS) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = finish(tally);
+            return Err(e.context("the fuzz targets could not run"));
+        }
+    };
+    for r in runs {
+        match r.failure {
+            None => {
+                println!("fuzz {} ... ok", r.target);
+                tally.passed += 1;
+            }
+            Some(why) => {
+                println!("fuzz {} ... FAILED: {why}", r.target);
+                tally.failed += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn clippy(root: &std::path::Path) -> Result<()> {

@@ -33,7 +33,7 @@ pub fn ensure() -> Result<EbpfToolchain> {
     })
 }
 
-fn nightly_sysroot() -> Result<PathBuf> {
+pub fn nightly_sysroot() -> Result<PathBuf> {
     let probe = || {
         output(
             Command::new("rustc")

@@ -33,6 +33,8 @@ pub(crate) struct Tok {
 pub(crate) type Line = Vec<Tok>;
 
 struct Lexer<'w> {
+    /// False for text that must not reach the file system (see `config::parse_str_sandboxed`).
+    follow_includes: bool,
     defs: HashMap<String, String>,
     out: Vec<Line>,
     warnings: &'w mut Vec<Diagnostic>,
@@ -41,15 +43,16 @@ struct Lexer<'w> {
 pub(crate) fn lex(
     text: &str,
     name: &str,
-    dir: &Path,
+    dir: Option<&Path>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<Vec<Line>, ConfigError> {
     let mut lx = Lexer {
+        follow_includes: dir.is_some(),
         defs: HashMap::new(),
         out: Vec::new(),
         warnings,
     };
-    lx.file(text, Arc::from(name), dir, 0)?;
+    lx.file(text, Arc::from(name), dir.unwrap_or(Path::new("")), 0)?;
     Ok(lx.out)
 }
 
@@ -141,6 +144,12 @@ impl Lexer<'_> {
         }
         if pattern.is_empty() {
             return Err(ConfigError::at(span, "include without a file name"));
+        }
+        if !self.follow_includes {
+            return Err(ConfigError::at(
+                span,
+                format!("include {pattern}: includes are not read here"),
+            ));
         }
         let full = if Path::new(pattern).is_absolute() {
             PathBuf::from(pattern)

@@ -266,6 +266,13 @@ fn sum16(bytes: &[u8]) -> u64 {
     sum
 }
 
+/// Whether a received checksum field verifies against the computed one. In one's-complement
+/// arithmetic 0x0000 and 0xffff are both zero (RFC 1071 §1): a receiver that sums the whole
+/// message, as the XDP program and keepalived do, accepts either, so the codec does too.
+const fn same_checksum(got: u16, expected: u16) -> bool {
+    got == expected || (got == 0 && expected == 0xffff) || (got == 0xffff && expected == 0)
+}
+
 /// Unfolded sum of the pseudo-header for a VRRP message of `len` bytes.
 /// IPv4: src, dst, zero, protocol, length (RFC 768 layout, as keepalived/FRR use it);
 /// IPv6: src, dst, 32-bit length, 3 zero bytes, next header (RFC 8200 §8.1).
@@ -498,7 +505,7 @@ pub fn decode(meta: &RxMeta, vrrp: &[u8]) -> Result<Decoded, DecodeError> {
         // RFC 3768 §5.3.8: "the entire VRRP message starting with the version field".
         (Version::V2, _) => {
             let expected = csum_fold(body);
-            if got != expected {
+            if !same_checksum(got, expected) {
                 return Err(DecodeError::BadChecksum {
                     got,
                     expected,
@@ -510,7 +517,7 @@ pub fn decode(meta: &RxMeta, vrrp: &[u8]) -> Result<Decoded, DecodeError> {
         // RFC 9568 §5.2.8: IPv6 includes the pseudo-header of RFC 8200 §8.1.
         (Version::V3, Family::V6) => {
             let expected = csum_fold(body + pseudo_sum(meta.src, meta.dst, len).unwrap_or(0));
-            if got != expected {
+            if !same_checksum(got, expected) {
                 return Err(DecodeError::BadChecksum {
                     got,
                     expected,
@@ -523,9 +530,9 @@ pub fn decode(meta: &RxMeta, vrrp: &[u8]) -> Result<Decoded, DecodeError> {
         (Version::V3, Family::V4) => {
             let with = csum_fold(body + pseudo_sum(meta.src, meta.dst, len).unwrap_or(0));
             let without = csum_fold(body);
-            if got == with {
+            if same_checksum(got, with) {
                 ChecksumForm::WithPseudoHeader
-            } else if got == without {
+            } else if same_checksum(got, without) {
                 ChecksumForm::WithoutPseudoHeader
             } else {
                 return Err(DecodeError::BadChecksum {
@@ -607,7 +614,7 @@ pub fn split_ip(packet: &[u8]) -> Result<(RxMeta, &[u8]), DecodeError> {
             // RFC 791 §3.1: the header checksum (nobody verified it on the XDP path).
             let got = be16(header, 10).unwrap_or(0);
             let expected = csum_fold(sum16(header).saturating_sub(u64::from(got)));
-            if got != expected {
+            if !same_checksum(got, expected) {
                 return Err(DecodeError::BadIpChecksum { got, expected });
             }
             // MF flag or a fragment offset: never a whole advert.
@@ -831,6 +838,30 @@ mod tests {
             addresses: addrs.to_vec(),
             auth: Auth::None,
         }
+    }
+
+    /// Found by the xdp_classify fuzz target: the XDP program accepted this VRRPv2 advert
+    /// (its checksum field is 0xffff, the computed one 0x0000: both one's-complement zero)
+    /// and the codec refused it.
+    #[test]
+    fn negative_zero_checksum_is_accepted() {
+        let hex = "45c0002c00030000ff70188bc0000201e0000012\
+                   21330102 0001ffff fffff69c c0000264 c0000265 31313131";
+        let packet: Vec<u8> = hex
+            .split_whitespace()
+            .collect::<String>()
+            .as_bytes()
+            .chunks(2)
+            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
+            .collect();
+        let (_, d) = decode_ip(&packet).unwrap();
+        assert_eq!(d.checksum, ChecksumForm::WithoutPseudoHeader);
+        let mut positive = packet.clone();
+        positive[26] = 0;
+        positive[27] = 0;
+        assert_eq!(decode_ip(&positive).unwrap().1, d);
+        assert!(same_checksum(0, 0xffff) && same_checksum(0xffff, 0));
+        assert!(!same_checksum(1, 0xffff) && !same_checksum(0xfffe, 0));
     }
 
     #[test]
