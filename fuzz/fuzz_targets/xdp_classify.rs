@@ -105,8 +105,8 @@ fn configs(vrid: u8) -> Vec<VridConfig> {
         v.push(VridConfig {
             flags: VRID_F_CONFIGURED | VRID_F_V2 | flags,
             interval_cs: 100,
-            _pad: 0,
             auth_pass: pass,
+            ..Default::default()
         });
     }
     v
