@@ -744,16 +744,16 @@ fn blast(
     Ok((sent, start.elapsed()))
 }
 
-/// Counts ARP replies from `VIP` arriving on `ifname` until `stop`; returns (counted, socket
-/// drops).
-fn count_arp_replies(ifname: &str, stop: &AtomicBool, ready: &AtomicBool) -> Result<(u64, u64)> {
+/// An AF_PACKET socket bound to `ifname` receiving incoming ARP (not our own), with a
+/// `rcvbuf`-byte buffer and a `timeout_us` receive timeout so loops can check their stop flag.
+fn arp_receiver(ifname: &str, rcvbuf: i32, timeout_us: i64) -> Result<OwnedFd> {
     let idx = ifindex(ifname)?;
     let fd = packet_socket(0x0806)?;
     setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
-    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 16 << 20);
+    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, rcvbuf);
     let tv = libc::timeval {
         tv_sec: 0,
-        tv_usec: 100_000,
+        tv_usec: timeout_us,
     };
     // SAFETY: tv lives for the call; the length matches.
     unsafe {
@@ -777,6 +777,13 @@ fn count_arp_replies(ifname: &str, stop: &AtomicBool, ready: &AtomicBool) -> Res
     if r < 0 {
         bail!("bind: {}", std::io::Error::last_os_error());
     }
+    Ok(fd)
+}
+
+/// Counts ARP replies from `VIP` arriving on `ifname` until `stop`; returns (counted, socket
+/// drops).
+fn count_arp_replies(ifname: &str, stop: &AtomicBool, ready: &AtomicBool) -> Result<(u64, u64)> {
+    let fd = arp_receiver(ifname, 16 << 20, 100_000)?;
     ready.store(true, Ordering::SeqCst);
     let mut buf = [0u8; 64];
     let mut n = 0u64;

@@ -207,6 +207,14 @@ impl Scripts {
             && self.fence.is_none()
     }
 
+    fn for_hook(&self, h: Hook) -> Option<&Script> {
+        match h {
+            Hook::MasterRxLowerPriority => self.rx_lower.as_ref(),
+            Hook::SplitBrain => self.split_brain.as_ref(),
+            Hook::Fence => self.fence.as_ref(),
+        }
+    }
+
     fn for_state(&self, s: NotifyState) -> Option<&Script> {
         match s {
             NotifyState::Master => self.master.as_ref(),
@@ -338,23 +346,13 @@ impl Notifier {
         else {
             return false;
         };
-        let configured = match hook {
-            Hook::MasterRxLowerPriority => scripts.rx_lower.is_some(),
-            Hook::SplitBrain => scripts.split_brain.is_some(),
-            Hook::Fence => scripts.fence.is_some(),
-        };
-        if !configured {
+        if scripts.for_hook(hook).is_none() {
             return false;
         }
         let timeout = self.timeout;
         let name = instance.to_string();
         let h = tokio::spawn(async move {
-            let s = match hook {
-                Hook::MasterRxLowerPriority => scripts.rx_lower.as_ref(),
-                Hook::SplitBrain => scripts.split_brain.as_ref(),
-                Hook::Fence => scripts.fence.as_ref(),
-            };
-            if let Some(s) = s {
+            if let Some(s) = scripts.for_hook(hook) {
                 let ev = NotifyEvent {
                     kind: NotifyKind::Instance,
                     name,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use vrrp_tests::{Host, parse_mac};
 
-use super::{VIP_OCTETS, arp_request, ifindex, packet_socket, setsockopt_int, sll};
+use super::{VIP_OCTETS, arp_receiver, arp_request, ifindex, packet_socket, sll};
 
 /// Probe sender IPs cycle through 192.0.2.100 ..= 192.0.2.(100 + M - 1), M <= 100.
 const SEQ_BASE: u8 = 100;
@@ -240,36 +240,7 @@ fn receive(
     ready: &AtomicBool,
 ) -> Result<()> {
     realtime();
-    let idx = ifindex(ifname)?;
-    let fd = packet_socket(0x0806)?;
-    setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
-    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 4 << 20);
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 50_000,
-    };
-    // SAFETY: tv lives for the call; the length matches.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const tv).cast(),
-            std::mem::size_of::<libc::timeval>() as u32,
-        )
-    };
-    let addr = sll(idx, 0x0806);
-    // SAFETY: addr is a valid sockaddr_ll.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const addr).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    if r < 0 {
-        bail!("bind: {}", std::io::Error::last_os_error());
-    }
+    let fd = arp_receiver(ifname, 4 << 20, 50_000)?;
     ready.store(true, Ordering::SeqCst);
     let mut buf = [0u8; 128];
     while !stop.load(Ordering::Relaxed) {
