@@ -326,3 +326,68 @@ fn systemd_unit_commands_are_accepted_by_the_agent() {
         );
     }
 }
+
+/// (policy, rt_priority) of a thread from /proc/PID/stat (fields 41 and 40).
+fn sched_of(pid: u32) -> (u32, u32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let tail = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = tail.split_whitespace().collect();
+    // `tail` starts at field 3.
+    (
+        f[41 - 3].parse().expect("policy"),
+        f[40 - 3].parse().expect("rt_priority"),
+    )
+}
+
+#[test]
+fn the_election_runs_real_time_and_its_guardian_too_unless_told_not_to() {
+    require_lab();
+    let mut lab = Lab::new("ops-rt").expect("lab");
+    let lb01 = lab.host("lb01", &["192.0.2.1/24"]).expect("lb01");
+    let lb02 = lab.host("lb02", &["192.0.2.2/24"]).expect("lb02");
+    let s1 = lab.path("lb01.sock").display().to_string();
+    let s2 = lab.path("lb02.sock").display().to_string();
+    // lb01: vrrp_rt_priority 0 in the file (SCHED_OTHER); lb02: the default.
+    let conf1 = keepalived_conf("lb01", &[fast("BACKUP", 50)]).replacen(
+        "global_defs {",
+        "global_defs {\n    vrrp_rt_priority 0",
+        1,
+    );
+    assert!(conf1.contains("vrrp_rt_priority 0"), "{conf1}");
+    lab.agent_conf(&lb01, "lb01", &conf1, &["--control-socket", &s1])
+        .expect("lb01 agent");
+    lab.agent_conf(
+        &lb02,
+        "lb02",
+        &keepalived_conf("lb02", &[fast("MASTER", 100)]),
+        &["--control-socket", &s2],
+    )
+    .expect("lb02 agent");
+    lab.wait_state("lb02", "VI_1", "MASTER", WAIT)
+        .expect("lb02 master");
+    lab.wait_state("lb01", "VI_1", "BACKUP", WAIT)
+        .expect("lb01 backup");
+    let p2 = lab.pid("lb02").expect("lb02 pid");
+    assert_eq!(sched_of(p2), (2, 10), "lb02: SCHED_RR 10 by default");
+    // The guardian (the agent's child) takes the same priority after its exec.
+    let children =
+        std::fs::read_to_string(format!("/proc/{p2}/task/{p2}/children")).expect("children");
+    let guardian: u32 = children
+        .split_whitespace()
+        .next()
+        .expect("a guardian child")
+        .parse()
+        .expect("pid");
+    lab.wait_until("the guardian to be SCHED_RR", WAIT, || {
+        Ok(sched_of(guardian) == (2, 10))
+    })
+    .expect("guardian real-time");
+    let p1 = lab.pid("lb01").expect("lb01 pid");
+    assert_eq!(
+        sched_of(p1),
+        (0, 0),
+        "lb01: vrrp_rt_priority 0 keeps SCHED_OTHER"
+    );
+    let s = status_json(&lab, "lb02");
+    assert_eq!(s["scheduling"], "SCHED_RR 10", "{s}");
+}

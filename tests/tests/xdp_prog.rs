@@ -755,13 +755,24 @@ fn ipv6_and_v2_adverts_reach_the_agent_through_its_reader() {
 
 /// An Ethernet frame carrying an advert built by the agent's codec.
 fn encoded_advert(vrid: u8, src: IpAddr, dst: IpAddr, addresses: Vec<IpAddr>) -> Vec<u8> {
+    advert_frame(vrid, src, dst, 100, 100, addresses)
+}
+
+fn advert_frame(
+    vrid: u8,
+    src: IpAddr,
+    dst: IpAddr,
+    priority: u8,
+    interval_cs: u16,
+    addresses: Vec<IpAddr>,
+) -> Vec<u8> {
     use vrrp_agent::proto::codec::{ChecksumForm, encode_ip};
     use vrrp_agent::proto::{Advert, Auth, Centisecs, Priority, Version, Vrid};
     let advert = Advert {
         version: Version::V3,
         vrid: Vrid::new(vrid).expect("vrid"),
-        priority: Priority(100),
-        interval: Centisecs(100),
+        priority: Priority(priority),
+        interval: Centisecs(interval_cs),
         addresses,
         auth: Auth::None,
     };
@@ -782,6 +793,64 @@ fn encoded_advert(vrid: u8, src: IpAddr, dst: IpAddr, addresses: Vec<IpAddr>) ->
     )
     .expect("encode");
     f
+}
+
+/// A flood's lower-priority adverts take the slot once the master is silent for three of its
+/// intervals (so a new, lower-priority master is followed), but the master's last timestamp
+/// survives in `OTHERS`: the backup times out from the master's last advert, not earlier.
+#[test]
+fn a_sender_taking_a_silent_masters_slot_keeps_the_master_in_others() {
+    let mut p = Prog::load();
+    dp::set_mode(&mut p.ebpf, true).expect("consume mode");
+    p.configure(false, 51, v3());
+    let dst: IpAddr = "224.0.0.18".parse().expect("addr");
+    let vip: IpAddr = "192.0.2.3".parse().expect("addr");
+    let master: IpAddr = "192.0.2.2".parse().expect("addr");
+    let flood: IpAddr = "192.0.2.20".parse().expect("addr");
+    let fm = advert_frame(51, master, dst, 100, 1, vec![vip]);
+    let ff = advert_frame(51, flood, dst, 1, 1, vec![vip]);
+    assert_eq!(p.run(&fm).0, XDP_DROP);
+    assert_eq!(p.run(&ff).0, XDP_DROP);
+    let st = dp::advert_state(&p.ebpf, false, 51)
+        .expect("ADVERTS")
+        .expect("state");
+    assert_eq!(
+        (st.src[..4].to_vec(), st.priority),
+        (vec![192, 0, 2, 2], 100)
+    );
+    let m_last = st.last_ns;
+    let o = dp::others_state(&p.ebpf, false, 51)
+        .expect("OTHERS")
+        .expect("the flood, aside");
+    assert_eq!((o.src[..4].to_vec(), o.priority), (vec![192, 0, 2, 20], 1));
+    // The master falls silent for more than 3 × 10 ms.
+    std::thread::sleep(Duration::from_millis(40));
+    p.run(&ff);
+    let st = dp::advert_state(&p.ebpf, false, 51)
+        .expect("ADVERTS")
+        .expect("state");
+    assert_eq!(
+        (st.src[..4].to_vec(), st.priority),
+        (vec![192, 0, 2, 20], 1)
+    );
+    let o = dp::others_state(&p.ebpf, false, 51)
+        .expect("OTHERS")
+        .expect("the master, aside");
+    assert_eq!(
+        (o.src[..4].to_vec(), o.priority, o.last_ns),
+        (vec![192, 0, 2, 2], 100, m_last)
+    );
+    // The master back: it takes the slot again (higher priority), the flood goes aside.
+    p.run(&fm);
+    let st = dp::advert_state(&p.ebpf, false, 51)
+        .expect("ADVERTS")
+        .expect("state");
+    assert_eq!(st.src[..4].to_vec(), vec![192, 0, 2, 2]);
+    let o = dp::others_state(&p.ebpf, false, 51)
+        .expect("OTHERS")
+        .expect("the flood, aside");
+    assert_eq!(o.src[..4].to_vec(), vec![192, 0, 2, 20]);
+    let _ = p.events();
 }
 
 #[test]

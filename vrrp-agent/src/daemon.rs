@@ -14,8 +14,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 use vrrp_common::maps::{
-    VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VRID_F_VMAC_OWNED,
-    VridConfig,
+    AdvertState, VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2,
+    VRID_F_VMAC_OWNED, VridConfig,
 };
 
 use crate::config::{self, Config};
@@ -57,6 +57,19 @@ pub struct Options {
     pub dump_path: PathBuf,
     /// Start the guardian process that sends priority 0 if the agent is killed.
     pub guardian: bool,
+    /// Real-time scheduling for the election (and the guardian).
+    pub realtime: crate::io::sched::RealTime,
+}
+
+/// The sender of a data plane advert record.
+fn addr_of(st: &AdvertState, ipv6: bool) -> IpAddr {
+    if ipv6 {
+        IpAddr::V6(std::net::Ipv6Addr::from(st.src))
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::new(
+            st.src[0], st.src[1], st.src[2], st.src[3],
+        ))
+    }
 }
 
 /// The driver's clock. The only place the agent reads time (clippy forbids it elsewhere).
@@ -213,6 +226,9 @@ pub struct Daemon {
     /// Sends priority 0 for us if we die while MASTER ([`guardian`]).
     guardian: Option<Guardian>,
     want_guardian: bool,
+    realtime: crate::io::sched::RealTime,
+    /// What the election thread runs as (status), e.g. `SCHED_RR 10`.
+    scheduling: String,
     /// The VIPs the kernel is kept from answering for ([`kfilter`]); `None`: not installed.
     kfilter: Option<Vec<IpAddr>>,
 }
@@ -341,6 +357,8 @@ impl Daemon {
             snapshot: watch::channel(Snapshot::default()).0,
             guardian: None,
             want_guardian: opts.guardian,
+            realtime: opts.realtime,
+            scheduling: String::new(),
             kfilter: None,
         };
         if opts.dataplane == DataPlaneChoice::Off {
@@ -801,8 +819,23 @@ impl Daemon {
             self.vmac_filter(idx, false).await;
         }
         self.sync_kernel_filter().await;
+        // After the set-up (the XDP load runs long in the kernel, which RLIMIT_RTTIME counts).
+        match crate::io::sched::make_realtime(self.realtime) {
+            Ok(()) => info!(
+                scheduling = %crate::io::sched::describe_current(),
+                rlimit_rttime_us = self.realtime.rlimit_rttime_us,
+                "election thread scheduling"
+            ),
+            Err(e) => warn!("{e}: running SCHED_OTHER, so a busy host can delay our adverts"),
+        }
+        self.scheduling = crate::io::sched::describe_current();
         if self.want_guardian {
-            match Guardian::spawn() {
+            let rings: Vec<_> = self
+                .ifaces
+                .iter()
+                .filter_map(|i| i.dataplane.as_ref()?.death_ring_fd())
+                .collect();
+            match Guardian::spawn(self.realtime, &rings) {
                 Ok(g) => {
                     debug!(pid = g.pid(), "guardian started");
                     self.guardian = Some(g);
@@ -842,6 +875,7 @@ impl Daemon {
             None => None,
         };
         let mut tick = crate::io::ticker::Ticker::new(TICK).context("the housekeeping timer")?;
+        let mut timer = crate::io::ticker::Deadline::new().context("the election timer")?;
         let mut links = self.netlink.link_events().context("watching links")?;
         // Refresh the link state after subscribing, so no change is lost in between.
         for i in 0..self.ifaces.len() {
@@ -873,19 +907,17 @@ impl Daemon {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            timer.set(deadline, now()).context("the election timer")?;
             tokio::select! {
                 Some(inc) = self.rx_rx.recv() => self.on_incoming(inc).await,
                 ev = links.next() => match ev {
                     Some(ev) => self.on_link(ev).await,
                     None => bail!("the netlink link watch ended"),
                 },
-                _ = sleep => self.on_timeout(None).await,
+                res = timer.fired() => {
+                    res.context("the election timer")?;
+                    self.on_timeout(None).await
+                }
                 _ = term.recv() => if self.begin_stop(&mut stopping, "SIGTERM").await { break },
                 _ = int.recv() => if self.begin_stop(&mut stopping, "SIGINT").await { break },
                 _ = usr1.recv() => {
@@ -901,6 +933,13 @@ impl Daemon {
                         bail!("the housekeeping timer failed: {e}");
                     }
                     self.split_brain_expire();
+                    if crate::io::sched::take_demoted() {
+                        self.scheduling = crate::io::sched::describe_current();
+                        error!(
+                            "a thread ran {} µs without sleeping (RLIMIT_RTTIME): it is SCHED_OTHER from now on",
+                            self.realtime.rlimit_rttime_us
+                        );
+                    }
                     if self.data_plane_watch() {
                         self.sync_kernel_filter().await;
                     }
@@ -1070,6 +1109,7 @@ impl Daemon {
         snap.generated_at_unix = unix_now();
         snap.router_id = self.router_id.clone();
         snap.config_file = self.config_path.as_ref().map(|p| p.display().to_string());
+        snap.scheduling = self.scheduling.clone();
         for inst in &self.instances {
             let st = inst.vr.status(t);
             let c = &st.counters;
@@ -1232,29 +1272,27 @@ impl Daemon {
         }
     }
 
-    /// The last advert the data plane absorbed for the instance's VRID, if newer than the last
-    /// one given to the router: (source, time, kernel ns).
+    /// The last advert the data plane absorbed from the instance's master, if newer than the
+    /// last one given to the router: (source, time, kernel ns). The slot follows the master
+    /// (`takes_slot`); when another sender took it after a silence of the master, the master's
+    /// record moved to `OTHERS`, which is read too.
     fn kernel_advert(&self, idx: usize) -> Option<(IpAddr, Instant, u64)> {
         let inst = &self.instances[idx];
         let dp = self.ifaces[inst.iface].dataplane.as_ref()?;
         let ipv6 = inst.cfg.family == Family::V6;
-        let st = dp.advert_state(ipv6, inst.cfg.vrid.get()).ok()??;
-        if st.last_ns == 0 || st.last_ns <= inst.kernel_seen_ns {
-            return None;
-        }
-        let src = if ipv6 {
-            IpAddr::V6(std::net::Ipv6Addr::from(st.src))
-        } else {
-            IpAddr::V4(std::net::Ipv4Addr::new(
-                st.src[0], st.src[1], st.src[2], st.src[3],
-            ))
+        let vrid = inst.cfg.vrid.get();
+        let master = inst.vr.master().map(|m| m.addr)?;
+        let of_master = |st: Option<AdvertState>| {
+            st.filter(|st| addr_of(st, ipv6) == master)
+                .map(|st| st.last_ns)
         };
-        // Only the master's adverts keep it alive; the slot follows it (`takes_slot`).
-        if inst.vr.master().map(|m| m.addr) != Some(src) {
+        let ns = of_master(dp.advert_state(ipv6, vrid).ok()?)
+            .or_else(|| of_master(dp.others_state(ipv6, vrid).ok().flatten()))?;
+        if ns <= inst.kernel_seen_ns {
             return None;
         }
-        let at = xdp::instant_of_mono_ns(st.last_ns).ok()?;
-        Some((src, at, st.last_ns))
+        let at = xdp::instant_of_mono_ns(ns).ok()?;
+        Some((master, at, ns))
     }
 
     /// The kernel timer watching a backup's master ran out: the master was silent for the
@@ -1309,6 +1347,13 @@ impl Daemon {
         }
         inst.cover = None;
         if !backup || inst.watch_ns == 0 {
+            return;
+        }
+        // The kernel timer is restarted by the slot's sender: it covers only while that is our
+        // master (a lower-priority sender takes the slot once the master is silent).
+        let master = inst.vr.master().map(|m| m.addr);
+        let follows = matches!(dp.advert_state(ipv6, vrid), Ok(Some(st)) if Some(addr_of(&st, ipv6)) == master);
+        if !follows {
             return;
         }
         let (Ok(silence), Ok(now_ns)) = (dp.silence(ipv6, vrid), xdp::monotonic_ns()) else {

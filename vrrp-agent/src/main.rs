@@ -84,6 +84,11 @@ struct Cli {
     #[arg(long)]
     no_guardian: bool,
 
+    /// SCHED_RR priority of the election thread, 1..99, or 0 for SCHED_OTHER [default: the
+    /// config's vrrp_rt_priority, else 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=99))]
+    rt_priority: Option<u8>,
+
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
@@ -293,6 +298,10 @@ fn run(cli: Cli) -> Result<()> {
             .clone()
             .or_else(|| loaded.config.global.xdp.control_socket.clone())
             .unwrap_or_else(|| PathBuf::from(vrrp_agent::control::DEFAULT_SOCKET_PATH));
+        let realtime = vrrp_agent::io::sched::RealTime::resolve(
+            cli.rt_priority.or(loaded.config.global.rt_priority),
+            loaded.config.global.rlimit_rttime_us,
+        );
         let daemon = Daemon::new(Options {
             config: loaded.config,
             config_path: path,
@@ -301,6 +310,7 @@ fn run(cli: Cli) -> Result<()> {
             metrics: cli.metrics,
             dump_path: cli.dump_path.clone(),
             guardian: !cli.no_guardian,
+            realtime,
         })
         .await?;
         daemon.run().await

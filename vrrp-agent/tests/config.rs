@@ -768,3 +768,32 @@ proptest! {
         let _ = config::parse_str(&words.join(" "), "soup.conf");
     }
 }
+
+#[test]
+fn realtime_keywords_are_read_and_checked() {
+    let inst = "vrrp_instance V { interface eth0\n virtual_router_id 1\n priority 100\n virtual_ipaddress { 192.0.2.3 } }\n";
+    let l = config::parse_str(
+        &format!("global_defs {{\n vrrp_rt_priority 20\n vrrp_rlimit_rttime 10000\n}}\n{inst}"),
+        "r.conf",
+    )
+    .unwrap();
+    assert_eq!(l.config.global.rt_priority, Some(20));
+    assert_eq!(l.config.global.rlimit_rttime_us, Some(10_000));
+    assert!(warnings(&l).is_empty(), "{:?}", warnings(&l));
+    // keepalived's older spelling; 0 (ours) keeps SCHED_OTHER.
+    let l = config::parse_str(
+        &format!("global_defs {{\n vrrp_rt_priority 0\n vrrp_rlimit_rtime 5\n}}\n{inst}"),
+        "r.conf",
+    )
+    .unwrap();
+    assert_eq!(l.config.global.rt_priority, Some(0));
+    assert_eq!(l.config.global.rlimit_rttime_us, Some(5));
+    let l = config::parse_str(inst, "r.conf").unwrap();
+    assert_eq!(l.config.global.rt_priority, None);
+    let e = config::parse_str(
+        &format!("global_defs {{\n vrrp_rt_priority 100\n}}\n{inst}"),
+        "r.conf",
+    )
+    .unwrap_err();
+    assert!(e.to_string().starts_with("r.conf:2:19:"), "{e}");
+}

@@ -39,6 +39,38 @@ pub const EVENTS: &str = "EVENTS";
 /// master talks. The agent only reads it (a write would cancel the timer).
 pub const SILENCE: &str = "SILENCE";
 
+/// `DEATH`: one [`DeathWatch`]. The tracepoint program [`DEATH_PROGRAM`] (on
+/// `signal/signal_generate`) stamps `dead_ns` the instant a SIGKILL for the agent is
+/// generated; from then on the XDP program answers no ARP/NS (the agent is dying, and its
+/// teardown, which ends the XDP attachment, takes milliseconds more).
+pub const DEATH: &str = "DEATH";
+/// `DEATH_RING`: a small ring buffer the tracepoint program writes to when it stamps `DEATH`,
+/// so the guardian process wakes at the kill instead of at the end of the agent's teardown.
+pub const DEATH_RING: &str = "DEATH_RING";
+/// The tracepoint program's name in the object.
+pub const DEATH_PROGRAM: &str = "vrrp_agent_killed";
+/// Byte size of `DEATH_RING` (one page: a handful of 8-byte records at most).
+pub const DEATH_RING_BYTES: u32 = 4096;
+
+/// The single entry of `DEATH`. The agent writes it once (its PID and the tracepoint's field
+/// offsets, read from tracefs); the tracepoint program writes `dead_ns` only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeathWatch {
+    /// CLOCK_MONOTONIC ns of the kill; 0 while the agent lives.
+    pub dead_ns: u64,
+    /// The agent's PID (thread group id); 0: not watching.
+    pub tgid: u32,
+    /// Offsets of `sig`, `pid` and `result` in the tracepoint's record.
+    pub sig_off: u16,
+    pub pid_off: u16,
+    pub result_off: u16,
+    /// Explicit padding.
+    pub _pad: [u16; 3],
+}
+
+const _: () = assert!(size_of::<DeathWatch>() == 24);
+
 /// Capacity of `PEERS`.
 pub const PEERS_MAX: u32 = 1024;
 /// Capacity of `OWNED_VIPS` and of `OWNED_VIPS6` (keepalived's own limit per instance is
@@ -242,6 +274,19 @@ pub const fn takes_slot(state: &AdvertState, advert: &AdvertState, now_ns: u64) 
     true
 }
 
+/// Whether two slots hold the same sender (a loop: no `memcmp` in the BPF program).
+#[inline(always)]
+pub const fn same_sender(a: &AdvertState, b: &AdvertState) -> bool {
+    let mut i = 0;
+    while i < 16 {
+        if a.src[i] != b.src[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// `DataPlaneConfig::flags`: valid adverts are consumed in XDP (absorbed, or reported
 /// through `EVENTS`) instead of being passed to the stack for a raw socket. All-zero (the
 /// map's initial value) is raw-socket receive mode.
@@ -324,6 +369,8 @@ mod pod {
     unsafe impl aya::Pod for super::OwnedVip {}
     // SAFETY: as above (the timer is opaque bytes to user space).
     unsafe impl aya::Pod for super::SilenceTimer {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DeathWatch {}
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use aya_ebpf::helpers::generated::{
     bpf_ktime_get_ns, bpf_timer_init, bpf_timer_set_callback, bpf_timer_start, bpf_xdp_adjust_tail,
     bpf_xdp_load_bytes,
 };
-use aya_ebpf::macros::{btf_map, map, xdp};
+use aya_ebpf::macros::{btf_map, map, tracepoint, xdp};
 use aya_ebpf::maps::{Array, HashMap, PerCpuArray, RingBuf};
+use aya_ebpf::programs::TracePointContext;
 use aya_ebpf::programs::XdpContext;
 use vrrp_common::event::{
     EVENT_ADVERT, EVENT_ARP_CONFLICT, EVENT_DATA_MAX, EVENT_DATA_SMALL, EVENT_MASTER_SILENT,
@@ -16,10 +17,10 @@ use vrrp_common::event::{
     counter,
 };
 use vrrp_common::maps::{
-    AdvertState, DataPlaneConfig, EVENT_RING_BYTES, OWNED_F_ROUTER, OWNED_VIPS_MAX, Observation,
-    OwnedVip, PEERS_MAX, PeerKey, SILENCE_F_READY, SilenceTimer, VRID_F_AUTH_PASS,
-    VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED, VRID_SLOTS, VridConfig, observe, takes_slot,
-    vrid_slot,
+    AdvertState, DEATH_RING_BYTES, DataPlaneConfig, DeathWatch, EVENT_RING_BYTES, OWNED_F_ROUTER,
+    OWNED_VIPS_MAX, Observation, OwnedVip, PEERS_MAX, PeerKey, SILENCE_F_READY, SilenceTimer,
+    VRID_F_AUTH_PASS, VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED, VRID_SLOTS, VridConfig, observe,
+    same_sender, takes_slot, vrid_slot,
 };
 use vrrp_common::respond::{
     Arp, NA_FRAME_LEN, ND_FIXED_LEN, ND_HOP_LIMIT, ND_OPT_SOURCE_LL, ND_OPT_TARGET_LL, arp_reply,
@@ -60,6 +61,12 @@ static OWNED_VIPS6: HashMap<[u8; 16], OwnedVip> = HashMap::with_max_entries(OWNE
 
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(EVENT_RING_BYTES, 0);
+
+#[map]
+static DEATH: Array<DeathWatch> = Array::with_max_entries(1, 0);
+
+#[map]
+static DEATH_RING: RingBuf = RingBuf::with_byte_size(DEATH_RING_BYTES, 0);
 
 /// A map value holding a `bpf_timer` must be described by BTF (the verifier finds the timer
 /// by its type), hence a BTF-defined map.
@@ -459,6 +466,17 @@ fn deliver(ctx: &XdpContext, f: &AdvertFields, slot: u32, src: [u8; 16], ip_len:
             // The slot keeps following the master: another sender's advert is reported but
             // leaves the master's timestamp alone (see `takes_slot`).
             if takes_slot(state, &advert, now) {
+                // Another sender takes the slot (the master fell silent, or a better one
+                // spoke): the old holder moves to `OTHERS`, so the agent can still read when
+                // its master last spoke. Without this a flood's lower-priority adverts erased
+                // the master's last timestamp and the backup timed out early.
+                if state.last_ns != 0
+                    && !same_sender(state, &advert)
+                    && let Some(q) = OTHERS.get_ptr_mut(slot)
+                {
+                    // SAFETY: `q` points to this slot's value in the array map; as above.
+                    unsafe { *q = *state };
+                }
                 // Priority 0 is the master leaving: the agent hears it (news) and runs the
                 // short Skew_Time itself.
                 if f.priority != 0 {
@@ -667,7 +685,7 @@ fn arp(ctx: &XdpContext) -> Option<u32> {
     let Some(v) = owned4(a.tpa) else {
         return Some(XDP_PASS);
     };
-    if !config().alive(now_ns()) {
+    if !config().alive(now_ns()) || agent_killed() {
         count(counter::DEADMAN_SILENCED);
         return Some(XDP_PASS);
     }
@@ -795,7 +813,7 @@ fn nd(ctx: &XdpContext) -> Option<u32> {
     } else if let LlOption::Invalid = ll_option(ctx, opts, end, ND_OPT_SOURCE_LL)? {
         return Some(XDP_PASS);
     }
-    if !config().alive(now_ns()) {
+    if !config().alive(now_ns()) || agent_killed() {
         count(counter::DEADMAN_SILENCED);
         return Some(XDP_PASS);
     }
@@ -823,3 +841,62 @@ fn nd(ctx: &XdpContext) -> Option<u32> {
 pub fn xdp_pass(_ctx: XdpContext) -> u32 {
     XDP_PASS
 }
+
+/// Whether a SIGKILL for the agent has been generated (`DEATH`, stamped by
+/// [`vrrp_agent_killed`]).
+#[inline(always)]
+fn agent_killed() -> bool {
+    match DEATH.get(0) {
+        Some(d) => d.dead_ns != 0,
+        None => false,
+    }
+}
+
+/// `signal/signal_generate`: the instant a SIGKILL for the agent's process is generated (in
+/// the killer's context), stamp `DEATH` and wake the guardian. The agent is dead from here
+/// on; its teardown, which detaches this program, takes a few milliseconds more, during which
+/// the XDP program must no longer answer for it.
+#[tracepoint]
+pub fn vrrp_agent_killed(ctx: TracePointContext) -> u32 {
+    let Some(p) = DEATH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: `p` points to the single entry of the array map; only this program writes
+    // `dead_ns`, the agent writes the rest once before attaching.
+    let w = unsafe { &mut *p };
+    if w.tgid == 0 || w.dead_ns != 0 {
+        return 0;
+    }
+    // SAFETY: bpf_probe_read_kernel of 4 bytes at offsets taken from the tracepoint's format.
+    let sig: i32 = match unsafe { ctx.read_at(w.sig_off as usize) } {
+        Ok(v) => v,
+        Err(_) => return 0,
+    };
+    if sig != SIGKILL {
+        return 0;
+    }
+    // SAFETY: as above.
+    let pid: i32 = match unsafe { ctx.read_at(w.pid_off as usize) } {
+        Ok(v) => v,
+        Err(_) => return 0,
+    };
+    if pid as u32 != w.tgid {
+        return 0;
+    }
+    // SAFETY: as above.
+    let result: i32 = match unsafe { ctx.read_at(w.result_off as usize) } {
+        Ok(v) => v,
+        Err(_) => return 0,
+    };
+    // include/trace/events/signal.h: 1 ignored, 3 overflow_fail: the signal did not land.
+    if result == 1 || result == 3 {
+        return 0;
+    }
+    let now = now_ns();
+    w.dead_ns = now;
+    let _ = DEATH_RING.output::<u64>(&now, 0);
+    0
+}
+
+/// SIGKILL's number on every Linux architecture.
+const SIGKILL: i32 = 9;

@@ -63,13 +63,13 @@ pub struct BenchOpts {
     #[arg(long, default_value_t = 255)]
     pub scale_instances: u16,
     /// Seconds of the scale row's CPU window.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 6)]
     pub scale_secs: u64,
     /// Use this agent binary (and the XDP object already built) instead of building them.
     #[arg(long, value_name = "PATH")]
     pub agent_bin: Option<std::path::PathBuf>,
     /// Seconds of each ARP run (one per mode and repeat).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     pub arp_secs: u64,
     /// ARP runs per mode (the table shows medians).
     #[arg(long, default_value_t = 3)]
@@ -78,13 +78,13 @@ pub struct BenchOpts {
     #[arg(long, default_value_t = 20_000_000)]
     pub arp_max_packets: u64,
     /// Seconds of each protocol-112 flood.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 6)]
     pub flood_secs: u64,
     /// Packet cap of each flood.
     #[arg(long, default_value_t = 50_000_000)]
     pub flood_max_packets: u64,
     /// Seconds of each steady-state window.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 6)]
     pub steady_secs: u64,
 }
 
@@ -944,8 +944,9 @@ fn bench_arp(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
                 "100",
                 "--state",
                 "master",
+                // VRRPv3 at 100 ms: MASTER within a few hundred ms, adverts still negligible.
                 "--advert-int",
-                "1",
+                "0.1",
             ];
             if !xdp {
                 args.push("--no-xdp");
@@ -1170,7 +1171,7 @@ fn bench_flood(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
     lab.agent_conf(&master, "agent-master", &cm, &[])?;
     wait_last_state(&lab, "agent-master", "MASTER", Duration::from_secs(20))?;
     wait_last_state(&lab, "agent-backup", "BACKUP", Duration::from_secs(20))?;
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(1));
     let count_agent = || {
         lab.transitions("agent-master", None).len() + lab.transitions("agent-backup", None).len()
     };
@@ -1197,7 +1198,7 @@ fn bench_flood(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         "Entering BACKUP STATE",
         Duration::from_secs(30),
     )?;
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(1));
     let count_ka = || {
         keepalived_transitions(&lab.log("ka-master"))
             + keepalived_transitions(&lab.log("ka-backup"))
@@ -1326,7 +1327,7 @@ fn bench_steady(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         }
         let pid = lab.agent(&backup, name, &args)?;
         wait_last_state(&lab, name, "BACKUP", Duration::from_secs(20))?;
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(1));
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if !comm.trim().starts_with("vrrp-agent") {
             bail!("PID {pid} is {comm:?}, not the agent");

@@ -125,10 +125,18 @@ pub fn main(opts: &DemoOpts) -> Result<()> {
     // killed agent) dies too, so lb01 waits out the master-down interval.
     let pids = util::output(std::process::Command::new("ip").args(["netns", "pids", &lb02.ns]))
         .unwrap_or_default();
-    for pid in pids
+    let pids: Vec<i32> = pids
         .split_whitespace()
         .filter_map(|p| p.parse::<i32>().ok())
-    {
+        .collect();
+    // Stopped first, so that no process acts on another's death (a host dies all at once).
+    for &pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGSTOP,
+        );
+    }
+    for &pid in &pids {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix_sigkill());
     }
     // Reaps the agent (already killed above, a zombie until then).

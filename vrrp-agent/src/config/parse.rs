@@ -112,10 +112,7 @@ const GLOBAL_IGNORED: &[&str] = &[
     "lvs_sync_daemon",
     "vrrp_priority",
     "vrrp_no_swap",
-    "vrrp_rt_priority",
     "vrrp_cpu_affinity",
-    "vrrp_rlimit_rttime",
-    "vrrp_rlimit_rtime",
     "checker_priority",
     "checker_no_swap",
     "checker_rt_priority",
@@ -273,7 +270,10 @@ fn classify(kind: Kind, kw: &str) -> Class {
             | "vrrp_xdp_metrics"
             | "vrrp_xdp_control_socket"
             | "vrrp_xdp_mode"
-            | "vrrp_xdp_notify_json" => k(1, 1),
+            | "vrrp_xdp_notify_json"
+            | "vrrp_rt_priority"
+            | "vrrp_rlimit_rttime"
+            | "vrrp_rlimit_rtime" => k(1, 1),
             // keepalived ≥ 2.2.5: `notify_fifo FILENAME [username [groupname]]`.
             "notify_fifo" | "vrrp_notify_fifo" => k(1, 3),
             "vrrp_skip_check_adv_addr" | "v3_checksum_as_v2" => k(0, 1),
@@ -1140,6 +1140,14 @@ fn global_defs(
                         format!("vrrp_xdp_metrics '{}': expected ADDR:PORT", t.text),
                     )
                 })?);
+            }
+            // keepalived: 1..99 (SCHED_RR); 0 is ours, for "stay SCHED_OTHER" (our default is
+            // real-time, see io::sched).
+            "vrrp_rt_priority" => {
+                g.rt_priority = Some(uint(item.arg(0)?, 0, 99, item.name())? as u8)
+            }
+            "vrrp_rlimit_rttime" | "vrrp_rlimit_rtime" => {
+                g.rlimit_rttime_us = Some(uint(item.arg(0)?, 1, u64::from(u32::MAX), item.name())?)
             }
             "vrrp_xdp_control_socket" => {
                 g.xdp.control_socket = Some(PathBuf::from(&item.arg(0)?.text))

@@ -46,6 +46,10 @@ pub struct GlobalDefs {
     /// `vrrp_xdp_notify_json PATH`: the same events as JSON lines with sequence numbers.
     pub notify_json: Option<PathBuf>,
     pub xdp: XdpSettings,
+    /// `vrrp_rt_priority`: SCHED_RR priority (None: our default, 0: SCHED_OTHER).
+    pub rt_priority: Option<u8>,
+    /// `vrrp_rlimit_rttime`: RLIMIT_RTTIME in microseconds while real-time.
+    pub rlimit_rttime_us: Option<u64>,
 }
 
 impl Default for GlobalDefs {
@@ -67,6 +71,8 @@ impl Default for GlobalDefs {
             notify_fifo: None,
             notify_json: None,
             xdp: XdpSettings::default(),
+            rt_priority: None,
+            rlimit_rttime_us: None,
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub generated_at_unix: f64,
     pub router_id: Option<String>,
     pub config_file: Option<String>,
+    /// The election thread's scheduling policy, e.g. `SCHED_RR 10`.
+    pub scheduling: String,
     pub instances: Vec<InstanceStatus>,
     pub dataplanes: Vec<DataPlaneStatus>,
     pub checks: Vec<CheckStatus>,

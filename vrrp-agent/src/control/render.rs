@@ -112,6 +112,9 @@ fn header(out: &mut String, snap: &Snapshot) {
     if let Some(cfg) = &snap.config_file {
         let _ = write!(out, "  config {}", clean(cfg));
     }
+    if !snap.scheduling.is_empty() {
+        let _ = write!(out, "  {}", clean(&snap.scheduling));
+    }
     out.push('\n');
 }
 

@@ -15,16 +15,21 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::netlink::{Netlink, VipSpec};
+use super::sched::{self, RealTime};
 use super::socket::AdvertSocket;
 
 /// The hidden command-line subcommand that runs [`run`].
 pub const SUBCOMMAND: &str = "guardian";
+/// The inherited `DEATH_RING` descriptors, comma-separated: readable once the agent is
+/// SIGKILLed (the XDP object's tracepoint), which is milliseconds before the pipe's end.
+const DEATH_FDS_ENV: &str = "VRRP_AGENT_GUARDIAN_DEATH_FDS";
 
 #[derive(Debug, Error)]
 pub enum GuardianError {
@@ -66,11 +71,28 @@ pub struct Guardian {
 
 impl Guardian {
     /// Starts `<our executable> guardian` with a pipe on its standard input.
-    pub fn spawn() -> Result<Self, GuardianError> {
+    pub fn spawn(rt: RealTime, death_rings: &[BorrowedFd<'_>]) -> Result<Self, GuardianError> {
         // /proc/self/exe still works if the binary was replaced by an upgrade.
         let exe = std::path::PathBuf::from("/proc/self/exe");
+        // Inherited copies of the `DEATH_RING` descriptors (dup clears close-on-exec); ours
+        // are closed again once the child has them.
+        let inherited: Vec<OwnedFd> = death_rings
+            .iter()
+            .filter_map(|fd| {
+                // SAFETY: dup of a valid descriptor; the result is checked and owned below.
+                let raw = unsafe { libc::dup(fd.as_raw_fd()) };
+                // SAFETY: a new descriptor nothing else owns.
+                (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+            })
+            .collect();
+        let list: Vec<String> = inherited
+            .iter()
+            .map(|f| f.as_raw_fd().to_string())
+            .collect();
         let mut child = Command::new(&exe)
             .arg(SUBCOMMAND)
+            .env(sched::GUARDIAN_ENV, rt.to_env())
+            .env(DEATH_FDS_ENV, list.join(","))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -79,6 +101,7 @@ impl Guardian {
                 exe: exe.display().to_string(),
                 source,
             })?;
+        drop(inherited);
         let stdin = child.stdin.take();
         Ok(Self { child, stdin })
     }
@@ -143,32 +166,115 @@ pub fn run() -> anyhow::Result<()> {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
+    // The agent's scheduling does not pass through exec (SCHED_RESET_ON_FORK): take it again, so
+    // the priority 0 leaves as soon as the agent is gone, whatever else the host runs.
+    if let Some(rt) = std::env::var(sched::GUARDIAN_ENV)
+        .ok()
+        .and_then(|v| RealTime::from_env(&v))
+        && let Err(e) = sched::make_realtime(rt)
+    {
+        eprintln!("vrrp-agent guardian: {e}");
+    }
+    // Everything the release needs is made ahead (runtime, sockets): after the agent dies only
+    // the sends are left.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let _enter = rt.enter();
     let mut ledger = Ledger::default();
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock();
+    let mut sockets: BTreeMap<String, (String, IpAddr, AdvertSocket)> = BTreeMap::new();
+    let death: Vec<OwnedFd> = std::env::var(DEATH_FDS_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|n| n.parse::<i32>().ok())
+        .filter(|n| *n > 2)
+        // SAFETY: descriptors the agent left open for us on purpose; nothing else uses them.
+        .map(|n| unsafe { OwnedFd::from_raw_fd(n) })
+        .collect();
+    // Our own buffered reader on the pipe, so we can tell whether whole lines wait in it.
+    let pipe = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let mut lines = std::io::BufReader::new(std::fs::File::from(pipe));
     let mut line = String::new();
-    loop {
-        line.clear();
-        match lines.read_line(&mut line) {
-            Ok(0) => break,
-            Ok(_) => ledger.apply(line.trim_end()),
-            Err(_) => break,
+    'read: loop {
+        if !death.is_empty() && wait_input(&death) == Wake::Killed {
+            break;
+        }
+        // The agent writes whole lines: read what is buffered before polling again.
+        loop {
+            line.clear();
+            match lines.read_line(&mut line) {
+                Ok(0) | Err(_) => break 'read,
+                Ok(_) => {
+                    ledger.apply(line.trim_end());
+                    sockets.retain(|k, _| ledger.armed.contains_key(k));
+                    for a in ledger.armed.values() {
+                        let fresh = sockets
+                            .get(&a.key)
+                            .is_some_and(|(i, s, _)| *i == a.ifname && *s == a.src);
+                        if !fresh
+                            && let Ok(sock) = AdvertSocket::open(&a.ifname, a.ifindex, a.src, false)
+                        {
+                            sockets.insert(a.key.clone(), (a.ifname.clone(), a.src, sock));
+                        }
+                    }
+                }
+            }
+            if lines.buffer().is_empty() {
+                break;
+            }
         }
     }
     if ledger.goodbye || ledger.armed.is_empty() {
         return Ok(());
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(release(ledger.armed.into_values().collect()));
+    let sockets = sockets.into_iter().map(|(k, (_, _, s))| (k, s)).collect();
+    rt.block_on(release(ledger.armed.into_values().collect(), sockets));
     Ok(())
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Wake {
+    /// The pipe has data or reached its end.
+    Input,
+    /// A `DEATH_RING` became readable: the agent was SIGKILLed.
+    Killed,
+}
+
+/// Blocks until standard input or one of the death rings is readable.
+fn wait_input(death: &[OwnedFd]) -> Wake {
+    let mut fds: Vec<libc::pollfd> = std::iter::once(0)
+        .chain(death.iter().map(|f| f.as_raw_fd()))
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `fds` is a valid array of pollfd of the given length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            // Cannot poll: fall back to reading the pipe (its end still tells us).
+            return Wake::Input;
+        }
+        if fds[1..].iter().any(|p| p.revents & libc::POLLIN != 0) {
+            return Wake::Killed;
+        }
+        return Wake::Input;
+    }
+}
+
 /// The agent died while MASTER: priority 0 first (that is what moves the VIP fast), then unbind.
-async fn release(armed: Vec<Armed>) {
+async fn release(armed: Vec<Armed>, mut sockets: BTreeMap<String, AdvertSocket>) {
     for a in &armed {
-        match AdvertSocket::open(&a.ifname, a.ifindex, a.src, false) {
+        let sock = match sockets.remove(&a.key) {
+            Some(s) => Ok(s),
+            None => AdvertSocket::open(&a.ifname, a.ifindex, a.src, false),
+        };
+        match sock {
             Ok(sock) => {
                 for (dst, msg) in &a.release {
                     if let Err(e) = sock.send(*dst, msg).await {

@@ -4,6 +4,7 @@ pub mod announce;
 pub mod guardian;
 pub mod kfilter;
 pub mod netlink;
+pub mod sched;
 pub mod socket;
 pub mod ticker;
 pub mod xdp;

@@ -81,6 +81,106 @@ impl Ticker {
     }
 }
 
+/// The driver's one-shot deadline on a timerfd. tokio's timers round up to the next
+/// millisecond, which at 10 ms adverts is a tenth of an interval of lateness on every advert
+/// and on every takeover; a timerfd fires at the nanosecond asked for.
+pub struct Deadline {
+    fd: AsyncFd<OwnedFd>,
+    armed: Option<std::time::Instant>,
+}
+
+impl Deadline {
+    /// A disarmed deadline. Needs a tokio runtime.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall; the returned descriptor is checked and owned below.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: as in `Ticker::new`.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(Self { fd, armed: None })
+    }
+
+    /// Fires at `at` (`None`: never), `now` being the driver's clock. A system call only when
+    /// the deadline changed.
+    pub fn set(
+        &mut self,
+        at: Option<std::time::Instant>,
+        now: std::time::Instant,
+    ) -> io::Result<()> {
+        if at == self.armed {
+            return Ok(());
+        }
+        let value = match at {
+            // At least 1 ns: all-zero would disarm instead of firing at once.
+            Some(t) => t
+                .saturating_duration_since(now)
+                .max(Duration::from_nanos(1)),
+            None => Duration::ZERO,
+        };
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: libc::time_t::try_from(value.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: libc::c_long::from(value.subsec_nanos()),
+            },
+        };
+        // SAFETY: a timerfd and a valid itimerspec; no old value is asked for.
+        if unsafe {
+            libc::timerfd_settime(
+                self.fd.get_ref().as_raw_fd(),
+                0,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        } < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        self.armed = at;
+        Ok(())
+    }
+
+    /// Waits until the deadline fires (for ever while disarmed). Cancel-safe: the expiry is
+    /// consumed only when this returns.
+    pub async fn fired(&mut self) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let mut buf = [0u8; 8];
+            let read = guard.try_io(|fd| {
+                // SAFETY: reads at most 8 bytes into `buf`, which has 8.
+                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n)
+                }
+            });
+            match read {
+                Ok(Ok(_)) => {
+                    // Fired: the next `set` arms again even for the same instant.
+                    self.armed = None;
+                    return Ok(());
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

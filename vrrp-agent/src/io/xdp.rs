@@ -33,8 +33,8 @@ use vrrp_common::event::{
     EventHeader, SILENT_RECORD_LEN, counter,
 };
 use vrrp_common::maps::{
-    self, AdvertState, CFG_F_CONSUME_ADVERTS, DataPlaneConfig, OWNED_F_ROUTER, OwnedVip, PeerKey,
-    SilenceTimer, VRID_SLOTS, VridConfig, vrid_slot,
+    self, AdvertState, CFG_F_CONSUME_ADVERTS, DataPlaneConfig, DeathWatch, OWNED_F_ROUTER,
+    OwnedVip, PeerKey, SilenceTimer, VRID_SLOTS, VridConfig, vrid_slot,
 };
 
 /// The XDP object, embedded at build time (empty when built without `cargo xtask build`).
@@ -77,6 +77,8 @@ pub enum XdpError {
     EventsTaken,
     #[error("XDP events: {0}")]
     Events(#[source] io::Error),
+    #[error("watching for a SIGKILL of the agent: {0}")]
+    DeathWatch(String),
 }
 
 /// Maps a map-level error to [`XdpError::Map`] for `name`.
@@ -121,6 +123,81 @@ pub fn load() -> Result<Ebpf, XdpError> {
     Ok(ebpf)
 }
 
+/// Where tracefs lives (systemd mounts it at boot; a bare container may not have it).
+const TRACEFS: &str = "/sys/kernel/tracing";
+const SIGNAL_GENERATE_FORMAT: &str = "/sys/kernel/tracing/events/signal/signal_generate/format";
+
+/// Arms the SIGKILL watch: the tracepoint program on `signal/signal_generate` stamps `DEATH`
+/// when a SIGKILL for this process is generated, and the XDP program stops answering.
+pub fn watch_death(ebpf: &mut Ebpf) -> Result<(), XdpError> {
+    use aya::programs::TracePoint;
+    let fail = |what: &str, e: &dyn std::fmt::Display| XdpError::DeathWatch(format!("{what}: {e}"));
+    if !std::path::Path::new(SIGNAL_GENERATE_FORMAT).exists() {
+        nix::mount::mount(
+            Some("tracefs"),
+            TRACEFS,
+            Some("tracefs"),
+            nix::mount::MsFlags::MS_NOSUID
+                | nix::mount::MsFlags::MS_NODEV
+                | nix::mount::MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(|e| fail(&format!("mounting tracefs at {TRACEFS}"), &e))?;
+    }
+    let format = std::fs::read_to_string(SIGNAL_GENERATE_FORMAT)
+        .map_err(|e| fail(SIGNAL_GENERATE_FORMAT, &e))?;
+    let off = |field: &str| {
+        tracepoint_field_offset(&format, field).ok_or_else(|| {
+            XdpError::DeathWatch(format!("{SIGNAL_GENERATE_FORMAT}: no field `{field}`"))
+        })
+    };
+    let watch = DeathWatch {
+        tgid: std::process::id(),
+        sig_off: off("sig")?,
+        pid_off: off("pid")?,
+        result_off: off("result")?,
+        ..DeathWatch::default()
+    };
+    let map = ebpf
+        .map_mut(maps::DEATH)
+        .ok_or(XdpError::NoMap(maps::DEATH))?;
+    let mut arr: Array<&mut MapData, DeathWatch> =
+        Array::try_from(map).map_err(map_err(maps::DEATH))?;
+    arr.set(0, watch, 0).map_err(map_err(maps::DEATH))?;
+    let prog: &mut TracePoint = ebpf
+        .program_mut(maps::DEATH_PROGRAM)
+        .ok_or_else(|| {
+            fail(
+                "the object",
+                &format!("no program `{}`", maps::DEATH_PROGRAM),
+            )
+        })?
+        .try_into()
+        .map_err(|e| fail("program type", &e))?;
+    prog.load()
+        .map_err(|e| fail("loading the tracepoint program", &e))?;
+    prog.attach("signal", "signal_generate")
+        .map_err(|e| fail("attaching to signal/signal_generate", &e))?;
+    Ok(())
+}
+
+/// The byte offset of `field` in a tracefs `format` file (`field:int sig;\toffset:8;...`).
+pub fn tracepoint_field_offset(format: &str, field: &str) -> Option<u16> {
+    format.lines().find_map(|l| {
+        let l = l.trim();
+        let decl = l.strip_prefix("field:")?.split(';').next()?;
+        let name = decl.rsplit([' ', '*']).next()?;
+        let name = name.split('[').next()?;
+        if name != field {
+            return None;
+        }
+        let off = l
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("offset:"))?;
+        off.trim().parse().ok()
+    })
+}
+
 /// The XDP program inside a loaded object.
 pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {
     ebpf.program_mut(PROGRAM)
@@ -134,6 +211,7 @@ pub struct DataPlane {
     ebpf: Ebpf,
     iface: String,
     mode: AttachMode,
+    death_watch: bool,
 }
 
 impl DataPlane {
@@ -168,11 +246,38 @@ impl DataPlane {
             }
         };
         tracing::info!(%iface, %mode, "XDP program attached");
+        let death_watch = match watch_death(&mut ebpf) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(%iface, "{e}: if the agent is SIGKILLed, its node answers ARP/NS until the kernel has torn it down (milliseconds)");
+                false
+            }
+        };
         Ok(Self {
             ebpf,
             iface: iface.to_string(),
             mode,
+            death_watch,
         })
+    }
+
+    /// Whether a SIGKILL of the agent silences the responder at once (`DEATH`).
+    pub fn death_watch(&self) -> bool {
+        self.death_watch
+    }
+
+    /// The `DEATH_RING` map's descriptor, for the guardian (readable once the agent is killed).
+    pub fn death_ring_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        if !self.death_watch {
+            return None;
+        }
+        match self.ebpf.map(maps::DEATH_RING)? {
+            Map::RingBuf(m) => {
+                use std::os::fd::AsFd;
+                Some(m.fd().as_fd())
+            }
+            _ => None,
+        }
     }
 
     pub fn mode(&self) -> AttachMode {
@@ -274,6 +379,11 @@ impl DataPlane {
     /// Convert its `last_ns` with [`instant_of_mono_ns`].
     pub fn advert_state(&self, ipv6: bool, vrid: u8) -> Result<Option<AdvertState>, XdpError> {
         advert_state(&self.ebpf, ipv6, vrid)
+    }
+
+    /// The slot's previous holder, kept when another sender took the slot (`OTHERS`).
+    pub fn others_state(&self, ipv6: bool, vrid: u8) -> Result<Option<AdvertState>, XdpError> {
+        others_state(&self.ebpf, ipv6, vrid)
     }
 
     /// Forgets the advert state of a virtual router so that its next advert is reported as
@@ -520,6 +630,17 @@ pub fn advert_state(ebpf: &Ebpf, ipv6: bool, vrid: u8) -> Result<Option<AdvertSt
     let st = arr
         .get(&vrid_slot(ipv6, vrid), 0)
         .map_err(map_err(maps::ADVERTS))?;
+    Ok((st.last_ns != 0).then_some(st))
+}
+
+pub fn others_state(ebpf: &Ebpf, ipv6: bool, vrid: u8) -> Result<Option<AdvertState>, XdpError> {
+    let map = ebpf
+        .map(maps::OTHERS)
+        .ok_or(XdpError::NoMap(maps::OTHERS))?;
+    let arr: Array<&MapData, AdvertState> = Array::try_from(map).map_err(map_err(maps::OTHERS))?;
+    let st = arr
+        .get(&vrid_slot(ipv6, vrid), 0)
+        .map_err(map_err(maps::OTHERS))?;
     Ok((st.last_ns != 0).then_some(st))
 }
 
@@ -1096,5 +1217,38 @@ mod tests {
     fn loopback_has_no_xdp_tx_counter() {
         assert_eq!(xdp_tx_errors("lo"), None);
         assert_eq!(xdp_tx_errors("no-such-if-xyz"), None);
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::tracepoint_field_offset;
+
+    const SIGNAL_GENERATE: &str = "name: signal_generate
+ID: 181
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:int sig;\toffset:8;\tsize:4;\tsigned:1;
+\tfield:int errno;\toffset:12;\tsize:4;\tsigned:1;
+\tfield:int code;\toffset:16;\tsize:4;\tsigned:1;
+\tfield:char comm[16];\toffset:20;\tsize:16;\tsigned:0;
+\tfield:pid_t pid;\toffset:36;\tsize:4;\tsigned:1;
+\tfield:int group;\toffset:40;\tsize:4;\tsigned:1;
+\tfield:int result;\toffset:44;\tsize:4;\tsigned:1;
+";
+
+    #[test]
+    fn offsets_come_from_the_format_file() {
+        let f = SIGNAL_GENERATE;
+        assert_eq!(tracepoint_field_offset(f, "sig"), Some(8));
+        assert_eq!(tracepoint_field_offset(f, "pid"), Some(36));
+        assert_eq!(tracepoint_field_offset(f, "result"), Some(44));
+        assert_eq!(tracepoint_field_offset(f, "comm"), Some(20));
+        // Not a prefix match: `common_pid` is not `pid`.
+        assert_eq!(tracepoint_field_offset(f, "common"), None);
+        assert_eq!(tracepoint_field_offset(f, "nope"), None);
     }
 }

@@ -538,6 +538,11 @@ impl Pair {
                     bail!("no process in the master's namespace");
                 }
                 let t0 = Instant::now();
+                // A host dies all at once: stopped first, so that no process (the guardian)
+                // acts on the agent's SIGKILL.
+                for &p in &pids {
+                    let _ = kill(Pid::from_raw(p as i32), Signal::SIGSTOP);
+                }
                 for p in pids {
                     let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
                 }
@@ -605,8 +610,20 @@ impl Pair {
                     .wait_exit(&self.master_name, Duration::from_secs(5));
                 self.restart_master(false)
             }
+            // The old master yielded (it does not preempt back after a handover): hand back.
             Fault::Handover => {
-                self.wait_restored_or_restart("preempt after handover", self.set.respawn_timeout)
+                let sock = self.lab.path(&format!("{}.sock", self.backup_name));
+                let out = std::process::Command::new(vrrp_tests::agent_bin())
+                    .args(["handover", "--socket"])
+                    .arg(&sock)
+                    .output()?;
+                if !out.status.success() {
+                    self.notes.push(format!(
+                        "handing back failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+                self.wait_restored_or_restart("handing back", self.set.restore_timeout)
             }
         }
     }
