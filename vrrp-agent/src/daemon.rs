@@ -1904,6 +1904,18 @@ impl Daemon {
             Output::PriorityChanged { from, to } => {
                 info!(instance = %name, %from, %to, "effective priority changed");
             }
+            Output::HeartbeatMaster {
+                src,
+                priority,
+                better,
+            } => {
+                // Heartbeat paths are liveness only (proto::vr `heartbeat_rx`): we stay MASTER
+                // and say so loudly, once per episode; the fence hook may act.
+                if self.instances[idx].split_brain.is_none() {
+                    warn!(instance = %name, %src, %priority, better, "another master heard on a heartbeat path while we are MASTER; staying MASTER (heartbeat paths never decide the election)");
+                }
+                self.split_brain_signal(idx, "heartbeat_master", src.to_string());
+            }
             Output::ConfigRejected { error } => {
                 error!(instance = %name, %error, "configuration change rejected");
             }
