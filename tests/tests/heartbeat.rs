@@ -181,7 +181,10 @@ fn heartbeat_holds_the_backup_then_all_silent_fails_over(test: &str, extra: &[&s
     assert_eq!(n.lab.vip_owner(VIP), ["lb02"], "exactly one VIP owner");
     let st = n.status("lb01");
     assert!(
-        st["instances"][0]["heartbeat_restarts"].as_u64().unwrap_or(0) > 0,
+        st["instances"][0]["heartbeat_restarts"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
         "{st}"
     );
     if xdp {

@@ -740,7 +740,12 @@ impl Daemon {
                     .iter()
                     .any(|s| s.ifindex == link.index && s.family == inst.family);
                 let s = AdvertSocket::open(&h.interface, link.index, src, false).with_context(
-                    || format!("instance {}: vrrp_xdp_heartbeat on {}", inst.name, h.interface),
+                    || {
+                        format!(
+                            "instance {}: vrrp_xdp_heartbeat on {}",
+                            inst.name, h.interface
+                        )
+                    },
                 )?;
                 let s = Arc::new(s);
                 if first_of_family {
@@ -1735,17 +1740,7 @@ impl Daemon {
         // Heartbeat paths hear the priority 0 too: with the primary path cut, it is the only
         // way the backup learns at once that we are gone.
         let mut all = vec![armed];
-        for (key, pi, release) in self.heartbeat_releases(idx) {
-            let p = &self.instances[idx].heartbeats[pi];
-            all.push(guardian::Armed {
-                key,
-                ifname: p.iface.clone(),
-                ifindex: p.ifindex,
-                src: p.src,
-                release,
-                vips: Vec::new(),
-            });
-        }
+        all.extend(self.heartbeat_releases(idx));
         for armed in all {
             if let Some(g) = self.guardian.as_mut()
                 && let Err(e) = g.arm(armed)
@@ -2219,20 +2214,28 @@ impl Daemon {
         }
     }
 
-    /// The priority 0 adverts of each heartbeat path, for the guardian: (key, path, messages).
-    fn heartbeat_releases(&self, idx: usize) -> Vec<(String, usize, Vec<(IpAddr, Vec<u8>)>)> {
+    /// What the guardian must send on each heartbeat path if we die while MASTER: the
+    /// priority 0 advert to every peer (no VIPs: the primary entry unbinds them).
+    fn heartbeat_releases(&self, idx: usize) -> Vec<guardian::Armed> {
         let inst = &self.instances[idx];
         let advert = self.advert(idx, Priority::RELEASE);
         let mut out = Vec::new();
-        for (pi, p) in inst.heartbeats.iter().enumerate() {
-            let mut msgs = Vec::new();
+        for p in &inst.heartbeats {
+            let mut release = Vec::new();
             for dst in &p.peers {
                 let mut buf = Vec::with_capacity(64);
                 if codec::encode(&advert, p.src, *dst, inst.form, &mut buf).is_ok() {
-                    msgs.push((*dst, buf));
+                    release.push((*dst, buf));
                 }
             }
-            out.push((heartbeat_guardian_key(&inst.cfg.name, &p.iface), pi, msgs));
+            out.push(guardian::Armed {
+                key: heartbeat_guardian_key(&inst.cfg.name, &p.iface),
+                ifname: p.iface.clone(),
+                ifindex: p.ifindex,
+                src: p.src,
+                release,
+                vips: Vec::new(),
+            });
         }
         out
     }

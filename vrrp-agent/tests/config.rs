@@ -884,7 +884,9 @@ fn heartbeat_errors_carry_their_location() {
     // Another instance's interface cannot be a heartbeat path.
     let text = format!(
         "{}vrrp_instance VI_2 {{\n interface eth1\n virtual_router_id 52\n virtual_ipaddress {{ 192.0.2.4/24 }}\n}}\n",
-        inst(" vrrp_xdp_heartbeat {\n  interface eth1\n  unicast_peer {\n   198.51.100.2\n  }\n }\n")
+        inst(
+            " vrrp_xdp_heartbeat {\n  interface eth1\n  unicast_peer {\n   198.51.100.2\n  }\n }\n"
+        )
     );
     let e = config::parse_str(&text, "e.conf").unwrap_err();
     assert_eq!(

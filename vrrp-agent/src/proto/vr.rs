@@ -1696,8 +1696,7 @@ impl VirtualRouter {
                 }
                 let delaying =
                     !self.cfg.preempt_delay.is_zero() && self.preempt_at.is_none_or(|t| t > now);
-                if !self.cfg.preempt || self.yielded || adv.priority >= self.effective || delaying
-                {
+                if !self.cfg.preempt || self.yielded || adv.priority >= self.effective || delaying {
                     // The interval the advert carries (VRRPv3), not learnt: a master with a
                     // longer interval than ours must not look silent between its adverts.
                     let int = if self.cfg.version == Version::V3 && adv.interval.get() != 0 {

@@ -2130,7 +2130,10 @@ fn heartbeat_keeps_a_backup_while_the_primary_path_is_silent() {
         Some((B, Priority(200)))
     );
     let c = o.vr.counters();
-    assert_eq!((c.heartbeat_rx, c.heartbeat_restarts, c.adverts_rx), (19, 19, 1));
+    assert_eq!(
+        (c.heartbeat_rx, c.heartbeat_restarts, c.adverts_rx),
+        (19, 19, 1)
+    );
     // Every path silent: master down one interval after the last heartbeat advert.
     let out = o.at(ms(20_000) + mdi, Input::Timeout);
     assert_eq!(
@@ -2159,7 +2162,10 @@ fn heartbeat_with_a_priority_we_would_preempt_restarts_nothing() {
     assert_eq!(o.next(), Some(mdi), "the startup timer runs on");
     assert_eq!(o.vr.counters().heartbeat_lower_priority, 2);
     let out = o.at(mdi, Input::Timeout);
-    assert_eq!(out[0], become_master(State::Backup, Reason::MasterDown { after: mdi }, 100)[0]);
+    assert_eq!(
+        out[0],
+        become_master(State::Backup, Reason::MasterDown { after: mdi }, 100)[0]
+    );
     // Without preemption a lower priority keeps us Backup, as on the primary path.
     let mut c = v3(100, A);
     c.preempt = false;
@@ -2335,7 +2341,11 @@ fn a_resigning_master_waits_for_the_new_master_on_the_primary_path() {
     o.at(t, Input::Resign { exit: false });
     o.hb(t + ms(100), adv(200));
     o.hb(t + ms(200), adv(200));
-    assert_eq!(o.vr.state(), State::Master, "a heartbeat advert hands nothing over");
+    assert_eq!(
+        o.vr.state(),
+        State::Master,
+        "a heartbeat advert hands nothing over"
+    );
     assert_eq!(o.vr.counters().heartbeat_conflicts, 0);
     o.rx(t + ms(300), C, advert_from(&v3(200, C), 200));
     assert_eq!(o.vr.state(), State::Backup);
