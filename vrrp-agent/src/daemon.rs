@@ -798,6 +798,8 @@ impl Daemon {
         self.gna_interval = cfg.global.gna_interval;
         let t = now();
         let mut next = Vec::new();
+        // Masters updated in place: the guardian learns their new adverts.
+        let mut rearm: Vec<String> = Vec::new();
         let mut old_instances: Vec<Option<Instance>> = std::mem::take(&mut self.instances)
             .into_iter()
             .map(Some)
@@ -838,6 +840,15 @@ impl Daemon {
                         inst.cfg = built.cfg;
                         inst.vr_cfg = built.vr_cfg;
                         inst.destinations = built.destinations;
+                        // The guardian forgets the old paths; `rearm` gives it the new ones.
+                        for p in &inst.heartbeats {
+                            if let Some(g) = self.guardian.as_mut() {
+                                let _ = g.disarm(&heartbeat_guardian_key(&inst.cfg.name, &p.iface));
+                            }
+                        }
+                        if inst.installed {
+                            rearm.push(inst.cfg.name.clone());
+                        }
                         inst.heartbeats = built.heartbeats;
                         inst.form = built.form;
                         inst.sock = built.sock;
@@ -896,6 +907,11 @@ impl Daemon {
             old.shutdown().await;
         }
         self.notifier = Some(notifier(&cfg)?);
+        for idx in 0..self.instances.len() {
+            if rearm.contains(&self.instances[idx].cfg.name) && self.instances[idx].installed {
+                self.arm_guardian(idx);
+            }
+        }
         // Outputs of in-place updates, and start-up of new instances.
         for idx in 0..self.instances.len() {
             if !self.instances[idx].started {
