@@ -329,3 +329,21 @@ fn two_masters_on_the_heartbeat_path_raise_the_split_brain_alarm() {
     n.stays("lb01", "MASTER", Duration::from_secs(3));
     assert_eq!(n.lab.state("lb02", "VI_1").as_deref(), Some("MASTER"));
 }
+
+/// A heartbeat interface that does not exist stops the start with an error naming it.
+#[test]
+fn unknown_heartbeat_interface_is_a_clear_start_error() {
+    let mut n = net("hb-unknown");
+    let lb01 = n.lb01.clone();
+    let conf = with_heartbeat("lb01").replace("interface hb0", "interface hbnone");
+    n.lab
+        .agent_conf(&lb01, "lb01", &conf, &[])
+        .expect("start lb01");
+    let st = n.lab.wait_exit("lb01", T).expect("lb01 exits");
+    assert!(!st.success(), "{st}");
+    let log = n.lab.log("lb01");
+    assert!(
+        log.contains("instance VI_1: vrrp_xdp_heartbeat interface hbnone"),
+        "{log}"
+    );
+}

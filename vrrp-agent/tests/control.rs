@@ -680,6 +680,15 @@ async fn metrics_scrape() {
     assert_eq!(find("vrrp_split_brain_alarm", &i("VI_1")), 1.0);
     assert_eq!(find("vrrp_split_brain_alarm", &i("VI_6")), 0.0);
     assert_eq!(find("vrrp_instance_peers", &i("VI_1")), 1.0);
+    let hb0 = [("instance", "VI_1"), ("interface", "hb0")];
+    assert_eq!(find("vrrp_heartbeat_adverts_sent_total", &hb0), 77.0);
+    assert_eq!(
+        find(
+            "vrrp_heartbeat_adverts_received_total",
+            &[hb0[0], hb0[1], ("peer", "198.51.100.2")]
+        ),
+        3.0
+    );
     let eth0 = ("interface", "eth0");
     assert_eq!(
         find(
