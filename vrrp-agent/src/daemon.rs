@@ -759,7 +759,7 @@ impl Daemon {
                 self.socks.len() - 1
             }
         };
-        info!(instance = %inst.name, iface = %h.interface, %src, peers = ?h.peers.iter().map(|p| p.0).collect::<Vec<_>>(), "heartbeat path: adverts also go unicast here; the peers' keep the master alive (liveness only)");
+        info!(instance = %inst.name, iface = %h.interface, %src, peers = ?h.peers.iter().map(|p| p.0).collect::<Vec<_>>(), "heartbeat path: our adverts also go unicast to the peers here; theirs only keep a master alive (liveness only)");
         Ok(HeartbeatPath {
             iface: h.interface.clone(),
             ifindex: link.index,
@@ -1432,6 +1432,10 @@ impl Daemon {
             return;
         };
         self.instances[idx].silent_reports += 1;
+        // The kernel watches the primary path only. Heartbeat-path adverts (user space) move
+        // the router's own deadline past this report, so the Timeout below then does nothing,
+        // and with the kernel timer run out `sync_watch` finds no cover: the driver wakes at
+        // the router's deadline from then on.
         // A report from before a transition (the timer may fire once after the watch stopped)
         // still only feeds a Timeout, which the router checks against its own deadline.
         if self.instances[idx].vr.state() == State::Backup
