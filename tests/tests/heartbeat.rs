@@ -347,3 +347,38 @@ fn unknown_heartbeat_interface_is_a_clear_start_error() {
         "{log}"
     );
 }
+
+/// A heartbeat path added by a reload (SIGHUP) to a running pair: no state change, the path
+/// works at once, and it holds the backup when the primary path is cut.
+#[test]
+fn a_reload_adds_a_heartbeat_path_in_place() {
+    let mut n = net("hb-reload");
+    n.start(
+        &lab_config("seed-lb01.conf"),
+        &lab_config("seed-lb02.conf"),
+        &[],
+    );
+    for name in ["lb02", "lb01"] {
+        n.lab
+            .write_file(&format!("{name}.conf"), &with_heartbeat(name))
+            .expect("new config");
+        n.lab.signal(name, Signal::SIGHUP).expect("SIGHUP");
+        n.lab
+            .wait_log(name, "configuration reloaded", T)
+            .expect("reloaded");
+    }
+    n.lab
+        .wait_until("lb01 hears lb02 on the new heartbeat path", T, || {
+            Ok(n.heartbeat_heard("lb01") > 0)
+        })
+        .expect("heartbeat heard");
+    assert_eq!(
+        n.lab.transitions("lb01", Some("VI_1")).len(),
+        1,
+        "only startup"
+    );
+    assert_eq!(n.lab.state("lb02", "VI_1").as_deref(), Some("MASTER"));
+    cut_primary(&n, &n.lb02);
+    n.stays("lb01", "BACKUP", HOLD);
+    assert_eq!(n.lab.vip_owner(VIP), ["lb02"], "exactly one VIP owner");
+}
