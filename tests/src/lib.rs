@@ -407,6 +407,17 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
         .map_err(|_| anyhow::anyhow!("thread in {ns} panicked"))?
 }
 
+/// A crash of a whole host: every process in namespace `ns` stopped first, then SIGKILLed, so
+/// that none of them acts on another's death (the guardian would send priority 0 at the
+/// agent's SIGKILL; a host dies all at once).
+pub fn crash_namespace(ns: &str) -> Result<()> {
+    run_cmd(Command::new("sh").args([
+        "-c",
+        &format!("P=$(ip netns pids {ns}); [ -z \"$P\" ] || {{ kill -STOP $P; kill -9 $P; }}"),
+    ]))
+    .map(|_| ())
+}
+
 /// Runs a command; its stdout on success, an error with stderr otherwise.
 pub fn run_cmd(cmd: &mut Command) -> Result<String> {
     let out = cmd

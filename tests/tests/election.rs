@@ -161,15 +161,6 @@ fn failover_on_sigkill_of_the_master() {
     no_arp_replies_from(&n, &n.lb02, 3);
 }
 
-/// A crash of the whole host: every process in its namespace stopped first, then SIGKILLed,
-/// so none of them (the guardian, which would send priority 0 at the agent's SIGKILL) acts.
-fn crash_host(host: &Host) {
-    host_sh(&format!(
-        "P=$(ip netns pids {ns}); [ -n \"$P\" ] && kill -STOP $P; kill -9 $P",
-        ns = host.ns
-    ));
-}
-
 /// A shell command outside the lab's namespaces; its output.
 fn host_sh(script: &str) -> String {
     vrrp_tests::run_cmd(std::process::Command::new("sh").args(["-c", script]))
@@ -209,7 +200,7 @@ fn crash_of_the_whole_daemon_leaves_no_answerer() {
     n.seed_pair(&[]);
     let pids = host_sh(&format!("ip netns pids {}", n.lb02.ns));
     assert!(pids.lines().count() >= 2, "agent and guardian: {pids}");
-    crash_host(&n.lb02);
+    vrrp_tests::crash_namespace(&n.lb02.ns).expect("crash lb02");
     // From the instant of the kill: the stale VIP is still bound on lb02 (a start removes it),
     // but the kernel there does not answer for it.
     assert!(
@@ -634,7 +625,7 @@ fn ipv6_vrrpv3_failover() {
     n.lab
         .wait_owner(VIP6, &["lb02"], T)
         .expect("VIP6 on lb02 again");
-    crash_host(&n.lb02);
+    vrrp_tests::crash_namespace(&n.lb02.ns).expect("crash lb02");
     assert!(
         n.lab.has_addr(&n.lb02, VIP6).expect("ip addr"),
         "VIP6 gone from lb02"

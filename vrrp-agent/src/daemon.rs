@@ -131,6 +131,40 @@ struct VipBinding {
     spec: VipSpec,
 }
 
+/// A redundant heartbeat path of an instance (`vrrp_xdp_heartbeat`): every advert also goes
+/// unicast to `peers` over `iface`, and theirs there are liveness only (proto::vr
+/// `heartbeat_rx`). No XDP on that interface: its raw socket reads them.
+struct HeartbeatPath {
+    iface: String,
+    ifindex: u32,
+    /// Index into `Daemon::socks`.
+    sock: usize,
+    /// Our address on the path: the adverts' source, and our side of the tie-break.
+    src: IpAddr,
+    peers: Vec<IpAddr>,
+    heard: BTreeMap<IpAddr, HeardPeer>,
+    adverts_sent: u64,
+    send_errors: u64,
+    decode_errors: u64,
+    /// Sends are failing (warned once, until one succeeds again).
+    failing: bool,
+}
+
+impl HeartbeatPath {
+    /// What a reload compares.
+    fn key(&self) -> (u32, usize, IpAddr, &[IpAddr]) {
+        (self.ifindex, self.sock, self.src, &self.peers)
+    }
+}
+
+/// A heartbeat peer as last heard.
+#[derive(Clone, Copy, Debug)]
+struct HeardPeer {
+    last: Instant,
+    priority: Priority,
+    adverts: u64,
+}
+
 struct Instance {
     cfg: config::Instance,
     /// The configuration given to the state machine, before its own fix-ups (for reload).
@@ -141,6 +175,8 @@ struct Instance {
     vips: Vec<VipBinding>,
     /// Where adverts go: the multicast group or the unicast peers.
     destinations: Vec<IpAddr>,
+    /// `vrrp_xdp_heartbeat` paths.
+    heartbeats: Vec<HeartbeatPath>,
     form: ChecksumForm,
     installed: bool,
     /// Started (RFC Startup event given). An instance tracking a weight-0 check waits in
@@ -616,6 +652,10 @@ impl Daemon {
                 idx
             }
         };
+        let mut heartbeats = Vec::new();
+        for h in &inst.heartbeats {
+            heartbeats.push(self.heartbeat_path(inst, h, &all_vips).await?);
+        }
         let mut vips = Vec::new();
         for v in &inst.vips {
             let vindex = match &v.dev {
@@ -657,6 +697,7 @@ impl Daemon {
             sock,
             vips,
             destinations,
+            heartbeats,
             form,
             installed: false,
             started: false,
@@ -675,6 +716,79 @@ impl Daemon {
             peers: BTreeMap::new(),
             decode_errors: BTreeMap::new(),
             transitions: BTreeMap::new(),
+        })
+    }
+
+    /// Opens a `vrrp_xdp_heartbeat` path: its interface, source address and raw socket (one
+    /// reading socket per interface and family, as on the primary path; no multicast).
+    async fn heartbeat_path(
+        &mut self,
+        inst: &config::Instance,
+        h: &config::Heartbeat,
+        vips: &[IpAddr],
+    ) -> Result<HeartbeatPath> {
+        let link = self.netlink.link_by_name(&h.interface).await.map_err(|e| {
+            anyhow!(
+                "{}: instance {}: vrrp_xdp_heartbeat interface {}: {e}",
+                h.interface_span,
+                inst.name,
+                h.interface
+            )
+        })?;
+        let src = match h.src {
+            Some(a) => a,
+            None => primary_address(&self.netlink, link.index, inst.family, vips)
+                .await
+                .with_context(|| {
+                    format!(
+                        "{}: instance {}: no source address on heartbeat interface {}",
+                        h.span, inst.name, h.interface
+                    )
+                })?,
+        };
+        let sock = match self
+            .socks
+            .iter()
+            .position(|s| s.ifindex == link.index && s.sock.source() == src)
+        {
+            Some(s) => s,
+            None => {
+                let first_of_family = !self
+                    .socks
+                    .iter()
+                    .any(|s| s.ifindex == link.index && s.family == inst.family);
+                let s = AdvertSocket::open(&h.interface, link.index, src, false).with_context(
+                    || {
+                        format!(
+                            "instance {}: vrrp_xdp_heartbeat on {}",
+                            inst.name, h.interface
+                        )
+                    },
+                )?;
+                let s = Arc::new(s);
+                if first_of_family {
+                    spawn_reader(s.clone(), self.rx_tx.clone());
+                }
+                self.socks.push(Sock {
+                    sock: s,
+                    ifindex: link.index,
+                    family: inst.family,
+                });
+                self.socks.len() - 1
+            }
+        };
+        info!(instance = %inst.name, iface = %h.interface, %src, peers = ?h.peers.iter().map(|p| p.0).collect::<Vec<_>>(), "heartbeat path: our adverts also go unicast to the peers here; theirs only keep a master alive (liveness only)");
+        Ok(HeartbeatPath {
+            iface: h.interface.clone(),
+            ifindex: link.index,
+            sock,
+            src,
+            peers: h.peers.iter().map(|p| p.0).collect(),
+            heard: BTreeMap::new(),
+            adverts_sent: 0,
+            send_errors: 0,
+            decode_errors: 0,
+            failing: false,
         })
     }
 
@@ -702,6 +816,8 @@ impl Daemon {
         self.gna_interval = cfg.global.gna_interval;
         let t = now();
         let mut next = Vec::new();
+        // Masters updated in place: the guardian learns their new adverts.
+        let mut rearm: Vec<String> = Vec::new();
         let mut old_instances: Vec<Option<Instance>> = std::mem::take(&mut self.instances)
             .into_iter()
             .map(Some)
@@ -720,6 +836,11 @@ impl Daemon {
                             .map(|v| (&v.spec, v.ifindex))
                             .eq(built.vips.iter().map(|v| (&v.spec, v.ifindex)))
                         && inst.destinations == built.destinations
+                        && inst
+                            .heartbeats
+                            .iter()
+                            .map(HeartbeatPath::key)
+                            .eq(built.heartbeats.iter().map(HeartbeatPath::key))
                         && inst.form == built.form
                         && inst.sock == built.sock;
                     if unchanged {
@@ -737,6 +858,16 @@ impl Daemon {
                         inst.cfg = built.cfg;
                         inst.vr_cfg = built.vr_cfg;
                         inst.destinations = built.destinations;
+                        // The guardian forgets the old paths; `rearm` gives it the new ones.
+                        for p in &inst.heartbeats {
+                            if let Some(g) = self.guardian.as_mut() {
+                                let _ = g.disarm(&heartbeat_guardian_key(&inst.cfg.name, &p.iface));
+                            }
+                        }
+                        if inst.installed {
+                            rearm.push(inst.cfg.name.clone());
+                        }
+                        inst.heartbeats = built.heartbeats;
                         inst.form = built.form;
                         inst.sock = built.sock;
                         next.push(inst);
@@ -794,6 +925,11 @@ impl Daemon {
             old.shutdown().await;
         }
         self.notifier = Some(notifier(&cfg)?);
+        for idx in 0..self.instances.len() {
+            if rearm.contains(&self.instances[idx].cfg.name) && self.instances[idx].installed {
+                self.arm_guardian(idx);
+            }
+        }
         // Outputs of in-place updates, and start-up of new instances.
         for idx in 0..self.instances.len() {
             if !self.instances[idx].started {
@@ -1168,6 +1304,33 @@ impl Daemon {
                 timer_wakeups: inst.timer_wakeups,
                 kernel_watch: inst.cover.is_some(),
                 master_silent_reports: inst.silent_reports,
+                heartbeat_restarts: c.heartbeat_restarts,
+                heartbeat_paths: inst
+                    .heartbeats
+                    .iter()
+                    .map(|h| control::HeartbeatPathInfo {
+                        interface: h.iface.clone(),
+                        source: h.src.to_string(),
+                        adverts_sent: h.adverts_sent,
+                        send_errors: h.send_errors,
+                        decode_errors: h.decode_errors,
+                        peers: h
+                            .peers
+                            .iter()
+                            .map(|p| {
+                                let heard = h.heard.get(p);
+                                control::HeartbeatPeerInfo {
+                                    addr: p.to_string(),
+                                    adverts_received: heard.map_or(0, |x| x.adverts),
+                                    priority: heard.map(|x| x.priority.get()),
+                                    last_heard_ago_ms: heard.map(|x| {
+                                        t.saturating_duration_since(x.last).as_millis() as u64
+                                    }),
+                                }
+                            })
+                            .collect(),
+                    })
+                    .collect(),
                 adverts_sent: c.adverts_tx,
                 adverts_received: c.adverts_rx,
                 priority_zero_sent: c.priority_zero_tx,
@@ -1307,6 +1470,10 @@ impl Daemon {
             return;
         };
         self.instances[idx].silent_reports += 1;
+        // The kernel watches the primary path only. Heartbeat-path adverts (user space) move
+        // the router's own deadline past this report, so the Timeout below then does nothing,
+        // and with the kernel timer run out `sync_watch` finds no cover: the driver wakes at
+        // the router's deadline from then on.
         // A report from before a transition (the timer may fire once after the watch stopped)
         // still only feeds a Timeout, which the router checks against its own deadline.
         if self.instances[idx].vr.state() == State::Backup
@@ -1635,21 +1802,35 @@ impl Daemon {
                 .map(|v| (v.ifindex, v.spec.addr, v.spec.prefix_len))
                 .collect(),
         };
-        if let Some(g) = self.guardian.as_mut()
-            && let Err(e) = g.arm(armed)
-        {
-            warn!("{e}: a killed agent's VIPs move after the master-down interval instead");
-            self.guardian = None;
+        // Heartbeat paths hear the priority 0 too: with the primary path cut, it is the only
+        // way the backup learns at once that we are gone.
+        let mut all = vec![armed];
+        all.extend(self.heartbeat_releases(idx));
+        for armed in all {
+            if let Some(g) = self.guardian.as_mut()
+                && let Err(e) = g.arm(armed)
+            {
+                warn!("{e}: a killed agent's VIPs move after the master-down interval instead");
+                self.guardian = None;
+            }
         }
     }
 
     fn disarm_guardian(&mut self, idx: usize) {
-        let key = self.instances[idx].cfg.name.clone();
-        if let Some(g) = self.guardian.as_mut()
-            && let Err(e) = g.disarm(&key)
-        {
-            warn!("{e}");
-            self.guardian = None;
+        let inst = &self.instances[idx];
+        let mut keys = vec![inst.cfg.name.clone()];
+        keys.extend(
+            inst.heartbeats
+                .iter()
+                .map(|p| heartbeat_guardian_key(&inst.cfg.name, &p.iface)),
+        );
+        for key in keys {
+            if let Some(g) = self.guardian.as_mut()
+                && let Err(e) = g.disarm(&key)
+            {
+                warn!("{e}");
+                self.guardian = None;
+            }
         }
     }
 
@@ -1695,6 +1876,15 @@ impl Daemon {
     async fn on_rx(&mut self, rx: Rx) {
         let t = now();
         let (ifindex, family) = (rx.ifindex, rx.family);
+        // No instance runs on a heartbeat interface (the config refuses it).
+        if self
+            .instances
+            .iter()
+            .any(|i| i.heartbeats.iter().any(|p| p.ifindex == ifindex))
+        {
+            self.on_heartbeat_rx(t, rx).await;
+            return;
+        }
         let advert = match rx.result {
             Ok(a) => a,
             Err(e) => {
@@ -1737,6 +1927,53 @@ impl Daemon {
             },
         )
         .await;
+    }
+
+    /// An advert (or decode error) on a heartbeat interface: to the instance with that VRID
+    /// whose path there lists the sender as a peer; anything else is dropped.
+    async fn on_heartbeat_rx(&mut self, t: Instant, rx: Rx) {
+        let (ifindex, family, src) = (rx.ifindex, rx.family, rx.src);
+        let advert = match rx.result {
+            Ok(a) => a,
+            Err(e) => {
+                debug!(%src, error = %e, "malformed advert on a heartbeat path dropped");
+                for inst in self.instances.iter_mut().filter(|i| i.cfg.family == family) {
+                    for p in inst
+                        .heartbeats
+                        .iter_mut()
+                        .filter(|p| p.ifindex == ifindex && p.peers.contains(&src))
+                    {
+                        p.decode_errors += 1;
+                    }
+                }
+                return;
+            }
+        };
+        let found = self.instances.iter().enumerate().find_map(|(idx, i)| {
+            if i.cfg.family != family || i.cfg.vrid != advert.vrid {
+                return None;
+            }
+            i.heartbeats
+                .iter()
+                .position(|p| p.ifindex == ifindex && p.peers.contains(&src))
+                .map(|pi| (idx, pi))
+        });
+        let Some((idx, pi)) = found else {
+            debug!(%src, vrid = %advert.vrid, "advert on a heartbeat path from no configured peer of that VRID: dropped");
+            return;
+        };
+        let path = &mut self.instances[idx].heartbeats[pi];
+        let local = path.src;
+        let heard = path.heard.entry(src).or_insert(HeardPeer {
+            last: t,
+            priority: advert.priority,
+            adverts: 0,
+        });
+        heard.last = t;
+        heard.priority = advert.priority;
+        heard.adverts += 1;
+        self.feed(idx, t, Input::HeartbeatAdvert { src, local, advert })
+            .await;
     }
 
     async fn on_link(&mut self, ev: crate::io::netlink::LinkEvent) {
@@ -1949,6 +2186,18 @@ impl Daemon {
             Output::PriorityChanged { from, to } => {
                 info!(instance = %name, %from, %to, "effective priority changed");
             }
+            Output::HeartbeatMaster {
+                src,
+                priority,
+                better,
+            } => {
+                // Heartbeat paths are liveness only (proto::vr `heartbeat_rx`): we stay MASTER
+                // and say so loudly, once per episode; the fence hook may act.
+                if self.instances[idx].split_brain.is_none() {
+                    warn!(instance = %name, %src, %priority, better, "another master heard on a heartbeat path while we are MASTER; staying MASTER (heartbeat paths never decide the election)");
+                }
+                self.split_brain_signal(idx, "heartbeat_master", src.to_string());
+            }
             Output::ConfigRejected { error } => {
                 error!(instance = %name, %error, "configuration change rejected");
             }
@@ -1991,13 +2240,92 @@ impl Daemon {
                 warn!(instance = %inst.cfg.name, %dst, error = %e, "cannot send advert");
             }
         }
+        self.send_heartbeats(idx, priority).await;
+    }
+
+    /// The same advert unicast to every heartbeat peer, from our address on its path (the
+    /// checksum covers that source and destination).
+    async fn send_heartbeats(&mut self, idx: usize, priority: Priority) {
+        if self.instances[idx].heartbeats.is_empty() {
+            return;
+        }
+        let advert = self.advert(idx, priority);
+        let inst = &mut self.instances[idx];
+        for p in &mut inst.heartbeats {
+            let sock = &self.socks[p.sock].sock;
+            for dst in &p.peers {
+                let mut buf = Vec::with_capacity(64);
+                if let Err(e) = codec::encode(&advert, p.src, *dst, inst.form, &mut buf) {
+                    error!(instance = %inst.cfg.name, error = %e, "cannot encode heartbeat advert");
+                    continue;
+                }
+                match sock.send(*dst, &buf).await {
+                    Ok(()) => {
+                        p.adverts_sent += 1;
+                        if p.failing {
+                            info!(instance = %inst.cfg.name, iface = %p.iface, "heartbeat path sends again");
+                            p.failing = false;
+                        }
+                    }
+                    Err(e) => {
+                        p.send_errors += 1;
+                        if !p.failing {
+                            warn!(instance = %inst.cfg.name, iface = %p.iface, %dst, error = %e, "cannot send on the heartbeat path (warned once until it works again)");
+                            p.failing = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the guardian must send on each heartbeat path if we die while MASTER: the
+    /// priority 0 advert to every peer (no VIPs: the primary entry unbinds them).
+    fn heartbeat_releases(&self, idx: usize) -> Vec<guardian::Armed> {
+        let inst = &self.instances[idx];
+        let advert = self.advert(idx, Priority::RELEASE);
+        let mut out = Vec::new();
+        for p in &inst.heartbeats {
+            let mut release = Vec::new();
+            for dst in &p.peers {
+                let mut buf = Vec::with_capacity(64);
+                if codec::encode(&advert, p.src, *dst, inst.form, &mut buf).is_ok() {
+                    release.push((*dst, buf));
+                }
+            }
+            out.push(guardian::Armed {
+                key: heartbeat_guardian_key(&inst.cfg.name, &p.iface),
+                ifname: p.iface.clone(),
+                ifindex: p.ifindex,
+                src: p.src,
+                release,
+                vips: Vec::new(),
+            });
+        }
+        out
     }
 
     /// The instance's advert with `priority`, encoded for each destination.
     fn encoded_adverts(&self, idx: usize, priority: Priority) -> Vec<(IpAddr, Vec<u8>)> {
         let inst = &self.instances[idx];
         let sock = &self.socks[inst.sock].sock;
-        let advert = Advert {
+        let advert = self.advert(idx, priority);
+        let mut out = Vec::with_capacity(inst.destinations.len());
+        for dst in &inst.destinations {
+            let mut buf = Vec::with_capacity(64);
+            if let Err(e) = codec::encode(&advert, sock.source(), *dst, inst.form, &mut buf) {
+                error!(instance = %inst.cfg.name, error = %e, "cannot encode advert");
+                return Vec::new();
+            }
+            out.push((*dst, buf));
+        }
+        out
+    }
+
+    /// The instance's advert with `priority`.
+    fn advert(&self, idx: usize, priority: Priority) -> Advert {
+        let inst = &self.instances[idx];
+        Advert {
             version: inst.cfg.version,
             vrid: inst.cfg.vrid,
             priority,
@@ -2014,17 +2342,7 @@ impl Daemon {
             } else {
                 Auth::None
             },
-        };
-        let mut out = Vec::with_capacity(inst.destinations.len());
-        for dst in &inst.destinations {
-            let mut buf = Vec::with_capacity(64);
-            if let Err(e) = codec::encode(&advert, sock.source(), *dst, inst.form, &mut buf) {
-                error!(instance = %inst.cfg.name, error = %e, "cannot encode advert");
-                return Vec::new();
-            }
-            out.push((*dst, buf));
         }
-        out
     }
 
     /// Gratuitous ARP / unsolicited NA for the instance's VIPs, in a task so repeats and their
@@ -2263,6 +2581,11 @@ fn vmac_arp_announce(iface: &str) {
             warn!(%iface, error = %e, "use_vmac: cannot set arp_announce = 2: clients may learn the interface MAC for a VIP")
         }
     }
+}
+
+/// The guardian's entry for an instance's heartbeat path (the instance's own is its name).
+fn heartbeat_guardian_key(instance: &str, iface: &str) -> String {
+    format!("{instance} (heartbeat {iface})")
 }
 
 /// The driver's housekeeping period (dead-man stamp, XDP_TX watch, status).

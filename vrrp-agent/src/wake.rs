@@ -190,6 +190,24 @@ mod tests {
     }
 
     #[test]
+    fn a_deadline_moved_by_a_heartbeat_path_is_kept_after_the_kernel_ran_out() {
+        #[expect(clippy::disallowed_methods, reason = "test clock")]
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // The primary path fell silent: the kernel timer ran out and gives no cover any more...
+        let k = Kernel {
+            now_ns: 2_040 * MS,
+            ..kernel()
+        };
+        let cover = Cover::new(&k, at(40), backstop(Duration::from_millis(38)), |ns| {
+            Some(t0 + Duration::from_nanos(ns - 2_000 * MS))
+        });
+        assert_eq!(cover, None);
+        // ...and the router's deadline, restarted by heartbeat adverts, is what wakes us.
+        assert_eq!(wake_at(Some(at(75)), cover), Some(at(75)));
+    }
+
+    #[test]
     fn the_backstop_is_never_shorter_than_the_master_down_interval() {
         assert_eq!(backstop(Duration::from_millis(38)), MIN_BACKSTOP);
         assert_eq!(

@@ -797,3 +797,137 @@ fn realtime_keywords_are_read_and_checked() {
     .unwrap_err();
     assert!(e.to_string().starts_with("r.conf:2:19:"), "{e}");
 }
+
+#[test]
+fn heartbeat_paths_parse() {
+    let text = "vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress { 192.0.2.3/24 }
+    vrrp_xdp_heartbeat {
+        interface hb0
+        unicast_src_ip 198.51.100.1
+        unicast_peer {
+            198.51.100.2
+            198.51.100.3
+        }
+    }
+    vrrp_xdp_heartbeat {
+        interface hb1
+        unicast_peer {
+            198.51.100.6
+        }
+    }
+}
+";
+    let l = config::parse_str(text, "hb.conf").unwrap();
+    assert_eq!(warnings(&l), Vec::<String>::new());
+    let i = &l.config.instances[0];
+    assert_eq!(i.heartbeats.len(), 2);
+    let h = &i.heartbeats[0];
+    assert_eq!(h.interface, "hb0");
+    assert_eq!(h.interface_span.to_string(), "hb.conf:6:19");
+    assert_eq!(h.src, Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1))));
+    let peers: Vec<IpAddr> = h.peers.iter().map(|(a, _)| *a).collect();
+    assert_eq!(
+        peers,
+        [
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)),
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, 3))
+        ]
+    );
+    assert_eq!(h.span.to_string(), "hb.conf:5:5");
+    let h = &i.heartbeats[1];
+    assert_eq!((h.interface.as_str(), h.src), ("hb1", None));
+    // Without the block: no heartbeat paths, as before.
+    let l = one(&format!("{HEAD} virtual_ipaddress {{ 192.0.2.3 }}\n}}\n"));
+    assert!(l.config.instances[0].heartbeats.is_empty());
+    // IPv6 instance, IPv6 path.
+    let l = one(&format!(
+        "{HEAD} virtual_ipaddress {{ 2001:db8::3 }}\n vrrp_xdp_heartbeat {{\n  interface hb0\n  unicast_peer {{\n   2001:db8:1::2\n  }}\n }}\n}}\n"
+    ));
+    assert_eq!(l.config.instances[0].family, Family::V6);
+    assert_eq!(l.config.instances[0].heartbeats[0].peers.len(), 1);
+}
+
+#[test]
+fn heartbeat_errors_carry_their_location() {
+    let inst = |hb: &str| {
+        format!(
+            "vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 51\n virtual_ipaddress {{ 192.0.2.3/24 }}\n{hb}}}\n"
+        )
+    };
+    let cases: &[(&str, &str)] = &[
+        (
+            " vrrp_xdp_heartbeat {\n  unicast_peer {\n   198.51.100.2\n  }\n }\n",
+            "e.conf:5:2: vrrp_xdp_heartbeat has no 'interface'",
+        ),
+        (
+            " vrrp_xdp_heartbeat {\n  interface hb0\n }\n",
+            "e.conf:5:2: vrrp_xdp_heartbeat has no unicast_peer",
+        ),
+        (
+            " vrrp_xdp_heartbeat {\n  interface hb0\n  unicast_peer {\n   198.51.100.x\n  }\n }\n",
+            "e.conf:8:4: unicast_peer '198.51.100.x' is not an IP address",
+        ),
+        (
+            " vrrp_xdp_heartbeat {\n  interface hb0\n  unicast_peer {\n   198.51.100.2 min_ttl 1\n  }\n }\n",
+            "e.conf:8:17: unexpected 'min_ttl': a vrrp_xdp_heartbeat peer is one address",
+        ),
+        (
+            " vrrp_xdp_heartbeat {\n  interface hb0\n  unicast_peer {\n   198.51.100.2\n   198.51.100.2\n  }\n }\n",
+            "e.conf:9:4: unicast_peer 198.51.100.2 is listed twice",
+        ),
+        (
+            " vrrp_xdp_heartbeat {\n  interface hb0\n  unicast_peer {\n   198.51.100.2\n  }\n  unicast_src_ip 198.51.100.2\n }\n",
+            "e.conf:8:4: unicast_peer 198.51.100.2 is our own unicast_src_ip",
+        ),
+        (
+            " vrrp_xdp_heartbeat {\n  interface hb0\n  unicast_peer {\n   2001:db8::2\n  }\n }\n",
+            "e.conf:8:4: vrrp_xdp_heartbeat unicast_peer must be IPv4 like the instance",
+        ),
+        (
+            " vrrp_xdp_heartbeat {\n  interface hb0\n  unicast_src_ip 2001:db8::1\n  unicast_peer {\n   198.51.100.2\n  }\n }\n",
+            "e.conf:5:2: vrrp_xdp_heartbeat unicast_src_ip must be IPv4 like the instance",
+        ),
+        (
+            " vrrp_xdp_heartbeat {\n  interface eth0\n  unicast_peer {\n   198.51.100.2\n  }\n }\n",
+            "e.conf:6:13: vrrp_xdp_heartbeat interface eth0 is the instance's own interface: a heartbeat path needs a second one",
+        ),
+        (
+            " vrrp_xdp_heartbeat {\n  interface hb0\n  unicast_peer {\n   198.51.100.2\n  }\n }\n vrrp_xdp_heartbeat {\n  interface hb0\n  unicast_peer {\n   198.51.100.3\n  }\n }\n",
+            "e.conf:11:2: a vrrp_xdp_heartbeat on hb0 is already defined at e.conf:5:2: list every peer of that interface in one block",
+        ),
+        (
+            " vrrp_xdp_heartbeat\n",
+            "e.conf:5:2: 'vrrp_xdp_heartbeat' needs a '{ }' block",
+        ),
+    ];
+    for (hb, want) in cases {
+        let text = inst(hb);
+        match config::parse_str(&text, "e.conf") {
+            Ok(_) => panic!("should fail: {text}"),
+            Err(e) => assert_eq!(e.to_string(), *want, "{text}"),
+        }
+    }
+    // Another instance's interface cannot be a heartbeat path.
+    let text = format!(
+        "{}vrrp_instance VI_2 {{\n interface eth1\n virtual_router_id 52\n virtual_ipaddress {{ 192.0.2.4/24 }}\n}}\n",
+        inst(
+            " vrrp_xdp_heartbeat {\n  interface eth1\n  unicast_peer {\n   198.51.100.2\n  }\n }\n"
+        )
+    );
+    let e = config::parse_str(&text, "e.conf").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "e.conf:6:13: vrrp_xdp_heartbeat interface eth1 is the interface of vrrp_instance 'VI_2': a heartbeat path needs an interface no instance runs on"
+    );
+    // Unknown keywords inside the block warn, as everywhere.
+    let l = one(&inst(
+        " vrrp_xdp_heartbeat {\n  interface hb0\n  frob 1\n  unicast_peer {\n   198.51.100.2\n  }\n }\n",
+    ));
+    assert_eq!(
+        warnings(&l),
+        ["x.conf:7:3: unknown keyword 'frob' - ignored"]
+    );
+}

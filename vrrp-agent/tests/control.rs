@@ -12,9 +12,9 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{mpsc, watch};
 use vrrp_agent::control::{
     CheckStatus, ControlCommand, ControlError, ControlServer, DataPlaneMode, DataPlaneStatus,
-    ForeignVrid, InstanceState, InstanceStatus, IpFamily, MetricsServer, PeerInfo, Snapshot,
-    TransitionInfo, client_request, format_duration_ms, parse_reply, render_json, render_metrics,
-    render_table, request_status, write_dump,
+    ForeignVrid, HeartbeatPathInfo, HeartbeatPeerInfo, InstanceState, InstanceStatus, IpFamily,
+    MetricsServer, PeerInfo, Snapshot, TransitionInfo, client_request, format_duration_ms,
+    parse_reply, render_json, render_metrics, render_table, request_status, write_dump,
 };
 
 /// A unique directory under the system temp dir, removed on drop.
@@ -95,6 +95,26 @@ fn sample() -> Snapshot {
             timer_wakeups: 17,
             kernel_watch: false,
             master_silent_reports: 1,
+            heartbeat_paths: vec![HeartbeatPathInfo {
+                interface: "hb0".into(),
+                source: "198.51.100.1".into(),
+                adverts_sent: 77,
+                send_errors: 0,
+                decode_errors: 0,
+                peers: vec![
+                    HeartbeatPeerInfo {
+                        addr: "198.51.100.2".into(),
+                        adverts_received: 3,
+                        priority: Some(100),
+                        last_heard_ago_ms: Some(1500),
+                    },
+                    HeartbeatPeerInfo {
+                        addr: "198.51.100.3".into(),
+                        ..HeartbeatPeerInfo::default()
+                    },
+                ],
+            }],
+            heartbeat_restarts: 0,
         },
         InstanceStatus {
             name: "VI_6".into(),
@@ -402,6 +422,9 @@ fn table_shows_what_operators_look_for() {
         "auth-mismatch 3",
         "10.0.0.2",
         "300ms ago",
+        "HEARTBEAT",
+        "hb0        198.51.100.1  198.51.100.2  100   1.5s ago    77",
+        "hb0        198.51.100.1  198.51.100.3  -     never       77",
         "no peers heard",
         "Data plane eth0: native XDP",
         "advert-consumed",
@@ -657,6 +680,15 @@ async fn metrics_scrape() {
     assert_eq!(find("vrrp_split_brain_alarm", &i("VI_1")), 1.0);
     assert_eq!(find("vrrp_split_brain_alarm", &i("VI_6")), 0.0);
     assert_eq!(find("vrrp_instance_peers", &i("VI_1")), 1.0);
+    let hb0 = [("instance", "VI_1"), ("interface", "hb0")];
+    assert_eq!(find("vrrp_heartbeat_adverts_sent_total", &hb0), 77.0);
+    assert_eq!(
+        find(
+            "vrrp_heartbeat_adverts_received_total",
+            &[hb0[0], hb0[1], ("peer", "198.51.100.2")]
+        ),
+        3.0
+    );
     let eth0 = ("interface", "eth0");
     assert_eq!(
         find(

@@ -34,6 +34,8 @@ enum Kind {
     Check,
     /// `http_get { ... }` inside a `vrrp_xdp_check`.
     HttpGet,
+    /// `vrrp_xdp_heartbeat { ... }` inside a `vrrp_instance` (our extension).
+    Heartbeat,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -304,7 +306,8 @@ fn classify(kind: Kind, kw: &str) -> Class {
             | "track_interface"
             | "track_script"
             | "track_file"
-            | "track_process" => BLOCK,
+            | "track_process"
+            | "vrrp_xdp_heartbeat" => BLOCK,
             "nopreempt" | "preempt" | "native_ipv6" | "vmac_xmit_base" | "accept" | "no_accept"
             | "dont_track_primary" => k(0, 0),
             "use_vmac" => k(0, 2),
@@ -356,6 +359,11 @@ fn classify(kind: Kind, kw: &str) -> Class {
         },
         Kind::HttpGet => match kw {
             "url" | "status" | "body" | "host" => k(1, 1),
+            _ => Class::Unknown,
+        },
+        Kind::Heartbeat => match kw {
+            "interface" | "unicast_src_ip" => k(1, 1),
+            "unicast_peer" => BLOCK,
             _ => Class::Unknown,
         },
         Kind::SyncGroup => match kw {
@@ -992,6 +1000,23 @@ pub(crate) fn parse(stmts: &[Stmt], warnings: &mut Vec<Diagnostic>) -> Res<Confi
         }
         instances.push(inst);
     }
+    // A heartbeat interface must not carry an instance: its XDP program would consume (or
+    // drop as unknown VRIDs) the heartbeat adverts, and its socket would read them as adverts
+    // of the primary path.
+    for inst in &instances {
+        for h in &inst.heartbeats {
+            if let Some(other) = instances.iter().find(|o| o.interface == h.interface) {
+                return Err(ConfigError::at(
+                    &h.interface_span,
+                    format!(
+                        "vrrp_xdp_heartbeat interface {} is the interface of vrrp_instance \
+                         '{}': a heartbeat path needs an interface no instance runs on",
+                        h.interface, other.name
+                    ),
+                ));
+            }
+        }
+    }
 
     let mut grouped: HashMap<&str, &str> = HashMap::new();
     for g in &sync_groups {
@@ -1201,6 +1226,7 @@ struct RawInstance {
     preempt_delay: Option<(Duration, Span)>,
     unicast_src: Option<(IpAddr, Span)>,
     unicast_peers: Vec<UnicastPeer>,
+    heartbeats: Vec<Heartbeat>,
     garp: GarpOverrides,
     native_ipv6: Option<Span>,
     vmac: Option<Vmac>,
@@ -1248,6 +1274,7 @@ fn instance(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<RawInstance> {
         preempt_delay: None,
         unicast_src: None,
         unicast_peers: Vec::new(),
+        heartbeats: Vec::new(),
         garp: GarpOverrides::default(),
         native_ipv6: None,
         vmac: None,
@@ -1351,6 +1378,20 @@ fn instance(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<RawInstance> {
                 r.unicast_src = Some((ip(t, item.name())?, t.span.clone()));
             }
             "unicast_peer" => r.unicast_peers.extend(peers(item.block)?),
+            "vrrp_xdp_heartbeat" => {
+                let h = heartbeat(ctx, item.kw, item.block)?;
+                if let Some(o) = r.heartbeats.iter().find(|o| o.interface == h.interface) {
+                    return err(
+                        item.kw,
+                        format!(
+                            "a vrrp_xdp_heartbeat on {} is already defined at {}: list every \
+                             peer of that interface in one block",
+                            h.interface, o.span
+                        ),
+                    );
+                }
+                r.heartbeats.push(h);
+            }
             "garp_master_delay" => {
                 r.garp.master_delay = Some(secs(item.arg(0)?, "garp_master_delay")?)
             }
@@ -1663,6 +1704,78 @@ fn peers(block: Option<&Block>) -> Res<Vec<UnicastPeer>> {
     Ok(out)
 }
 
+/// `vrrp_xdp_heartbeat { interface IF  [unicast_src_ip A]  unicast_peer { A ... } }`, our
+/// extension inside a `vrrp_instance`: a redundant heartbeat path (see [`Heartbeat`]).
+/// Family checks against the instance come in [`complete`].
+fn heartbeat(ctx: &mut Ctx<'_>, kw: &Tok, block: Option<&Block>) -> Res<Heartbeat> {
+    let stmts = block.map(|b| b.stmts.as_slice()).unwrap_or_default();
+    let mut interface: Option<(String, Span)> = None;
+    let mut src = None;
+    let mut peers: Vec<(IpAddr, Span)> = Vec::new();
+    let mut it = ItemIter::new(Kind::Heartbeat, stmts);
+    while let Some(item) = it.next(ctx)? {
+        match item.name() {
+            "interface" => {
+                let t = item.arg(0)?;
+                // IFNAMSIZ is 16 including the NUL.
+                if t.text.is_empty() || t.text.len() >= 16 {
+                    return err(t, format!("interface name '{}' is invalid", t.text));
+                }
+                interface = Some((t.text.clone(), t.span.clone()));
+            }
+            "unicast_src_ip" => {
+                let t = item.arg(0)?;
+                src = Some(ip(t, "unicast_src_ip")?);
+            }
+            "unicast_peer" => {
+                for line in value_lines(item.block)? {
+                    let Some(first) = line.first() else { continue };
+                    // keepalived's min_ttl/max_ttl are not offered: nothing would enforce them.
+                    if let Some(extra) = line.get(1) {
+                        return err(
+                            extra,
+                            format!(
+                                "unexpected '{}': a vrrp_xdp_heartbeat peer is one address",
+                                extra.text
+                            ),
+                        );
+                    }
+                    let a = ip(first, "unicast_peer")?;
+                    if peers.iter().any(|(p, _)| *p == a) {
+                        return err(first, format!("unicast_peer {a} is listed twice"));
+                    }
+                    if src == Some(a) {
+                        return err(first, format!("unicast_peer {a} is our own unicast_src_ip"));
+                    }
+                    peers.push((a, first.span.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some((interface, interface_span)) = interface else {
+        return err(kw, "vrrp_xdp_heartbeat has no 'interface'");
+    };
+    if peers.is_empty() {
+        return err(kw, "vrrp_xdp_heartbeat has no unicast_peer");
+    }
+    if let Some(s) = src
+        && let Some((_, span)) = peers.iter().find(|(p, _)| *p == s)
+    {
+        return Err(ConfigError::at(
+            span,
+            format!("unicast_peer {s} is our own unicast_src_ip"),
+        ));
+    }
+    Ok(Heartbeat {
+        interface,
+        interface_span,
+        src,
+        peers,
+        span: kw.span.clone(),
+    })
+}
+
 /// `use_vmac [NAME] [MAC]` (vrrp_vmac_handler()).
 fn vmac(item: &Item<'_>) -> Res<Vmac> {
     let mut v = Vmac {
@@ -1787,6 +1900,40 @@ fn complete(ctx: &mut Ctx<'_>, r: RawInstance, g: &GlobalDefs) -> Res<Instance> 
                 format!(
                     "unicast_peer must be {} like the instance",
                     family_name(family)
+                ),
+            ));
+        }
+    }
+    for h in &r.heartbeats {
+        // Adverts carry the instance's addresses and are checked against its family, so a
+        // heartbeat path carries them in that family too.
+        if let Some(s) = h.src
+            && family_of(&s) != family
+        {
+            return Err(ConfigError::at(
+                &h.span,
+                format!(
+                    "vrrp_xdp_heartbeat unicast_src_ip must be {} like the instance",
+                    family_name(family)
+                ),
+            ));
+        }
+        if let Some((_, span)) = h.peers.iter().find(|(p, _)| family_of(p) != family) {
+            return Err(ConfigError::at(
+                span,
+                format!(
+                    "vrrp_xdp_heartbeat unicast_peer must be {} like the instance",
+                    family_name(family)
+                ),
+            ));
+        }
+        if h.interface == interface {
+            return Err(ConfigError::at(
+                &h.interface_span,
+                format!(
+                    "vrrp_xdp_heartbeat interface {} is the instance's own interface: a \
+                     heartbeat path needs a second one",
+                    h.interface
                 ),
             ));
         }
@@ -2060,6 +2207,7 @@ fn complete(ctx: &mut Ctx<'_>, r: RawInstance, g: &GlobalDefs) -> Res<Instance> 
         preempt_delay,
         unicast_src: r.unicast_src.map(|s| s.0),
         unicast_peers: r.unicast_peers,
+        heartbeats: r.heartbeats,
         garp,
         native_ipv6: r.native_ipv6.is_some(),
         vmac,

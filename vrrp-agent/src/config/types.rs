@@ -151,6 +151,8 @@ pub struct Instance {
     pub preempt_delay: Duration,
     pub unicast_src: Option<IpAddr>,
     pub unicast_peers: Vec<UnicastPeer>,
+    /// `vrrp_xdp_heartbeat { ... }` blocks (our extension): redundant heartbeat paths.
+    pub heartbeats: Vec<Heartbeat>,
     pub garp: Garp,
     pub native_ipv6: bool,
     pub vmac: Option<Vmac>,
@@ -203,6 +205,22 @@ pub struct UnicastPeer {
     pub addr: IpAddr,
     pub min_ttl: u8,
     pub max_ttl: u8,
+    pub span: Span,
+}
+
+/// `vrrp_xdp_heartbeat { interface IF  unicast_src_ip A  unicast_peer { A ... } }` inside a
+/// `vrrp_instance` (our extension): the instance's adverts also go unicast to `peers` over
+/// `interface`, and adverts from them there keep a backup from declaring the master down
+/// (liveness only; see `proto::vr` `heartbeat_rx`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub interface: String,
+    pub interface_span: Span,
+    /// The source address; `None`: the interface's first address of the instance's family.
+    pub src: Option<IpAddr>,
+    /// At least one, all of the instance's family.
+    pub peers: Vec<(IpAddr, Span)>,
+    /// The `vrrp_xdp_heartbeat` keyword.
     pub span: Span,
 }
 

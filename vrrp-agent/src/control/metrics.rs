@@ -96,6 +96,38 @@ pub fn render_metrics(snap: &Snapshot) -> String {
         w.sample("vrrp_instance_peers", &[("instance", &i.name)], n);
     }
     w.family(
+        "vrrp_heartbeat_adverts_sent_total",
+        "counter",
+        "Adverts sent on a vrrp_xdp_heartbeat path (to all its peers).",
+    );
+    for i in insts {
+        for h in &i.heartbeat_paths {
+            let labels = [("instance", i.name.as_str()), ("interface", &h.interface)];
+            w.sample("vrrp_heartbeat_adverts_sent_total", &labels, h.adverts_sent);
+        }
+    }
+    w.family(
+        "vrrp_heartbeat_adverts_received_total",
+        "counter",
+        "Adverts heard from a peer on a vrrp_xdp_heartbeat path (liveness only).",
+    );
+    for i in insts {
+        for h in &i.heartbeat_paths {
+            for p in &h.peers {
+                let labels = [
+                    ("instance", i.name.as_str()),
+                    ("interface", &h.interface),
+                    ("peer", &p.addr),
+                ];
+                w.sample(
+                    "vrrp_heartbeat_adverts_received_total",
+                    &labels,
+                    p.adverts_received,
+                );
+            }
+        }
+    }
+    w.family(
         "vrrp_split_brain_alarm",
         "gauge",
         "1 during a split-brain episode: while master, another master's adverts or another MAC claiming a virtual address.",

@@ -113,6 +113,33 @@ pub struct InstanceStatus {
     pub kernel_watch: bool,
     /// Reports of the kernel timer that the master went silent.
     pub master_silent_reports: u64,
+    /// `vrrp_xdp_heartbeat` paths (liveness only).
+    pub heartbeat_paths: Vec<HeartbeatPathInfo>,
+    /// Heartbeat adverts that restarted our master-down timer as a backup.
+    pub heartbeat_restarts: u64,
+}
+
+/// One redundant heartbeat path of an instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HeartbeatPathInfo {
+    pub interface: String,
+    /// Our source address on the path.
+    pub source: String,
+    pub adverts_sent: u64,
+    pub send_errors: u64,
+    pub decode_errors: u64,
+    pub peers: Vec<HeartbeatPeerInfo>,
+}
+
+/// A configured heartbeat peer; the rest is `None` until it is first heard.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HeartbeatPeerInfo {
+    pub addr: String,
+    pub adverts_received: u64,
+    pub priority: Option<u8>,
+    pub last_heard_ago_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -255,6 +255,33 @@ fn instance_detail(out: &mut String, i: &InstanceStatus) {
             .collect();
         table(out, "  ", &["PEER", "PRIO", "INTERVAL", "LAST SEEN"], &rows);
     }
+    if !i.heartbeat_paths.is_empty() {
+        let rows: Vec<Vec<String>> = i
+            .heartbeat_paths
+            .iter()
+            .flat_map(|h| {
+                h.peers.iter().map(move |p| {
+                    vec![
+                        clean(&h.interface),
+                        clean(&h.source),
+                        clean(&p.addr),
+                        p.priority.map_or_else(|| "-".into(), |v| v.to_string()),
+                        p.last_heard_ago_ms.map_or_else(
+                            || "never".into(),
+                            |ms| format!("{} ago", format_duration_ms(ms)),
+                        ),
+                        h.adverts_sent.to_string(),
+                    ]
+                })
+            })
+            .collect();
+        table(
+            out,
+            "  ",
+            &["HEARTBEAT", "SOURCE", "PEER", "PRIO", "LAST HEARD", "SENT"],
+            &rows,
+        );
+    }
 }
 
 /// Left-aligned columns two spaces apart, without trailing blanks.

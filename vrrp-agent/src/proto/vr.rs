@@ -380,6 +380,15 @@ pub enum Input {
     Resign {
         exit: bool,
     },
+    /// An advert heard on a redundant heartbeat path (our `vrrp_xdp_heartbeat` extension: the
+    /// same instance's adverts, sent unicast over a second interface) from `src`, one of that
+    /// path's configured peers; `local` is our own address on that path. Liveness only: it
+    /// never makes anyone Master and takes no part in the election (see `heartbeat_rx`).
+    HeartbeatAdvert {
+        src: IpAddr,
+        local: IpAddr,
+        advert: Advert,
+    },
     /// The data plane absorbed an advert from `src` identical to the last one it passed up, at
     /// `at` (its timestamp). Re-processed as that advert received at `at`.
     AdvertSeenAt {
@@ -458,6 +467,15 @@ pub enum Output {
         from: Priority,
         to: Priority,
     },
+    /// While Master, a heartbeat peer keeps advertising (priority > 0) on a heartbeat path:
+    /// it is a second master. `better` when it would win the RFC 9568 §6.4.3 comparison
+    /// (priority, then the heartbeat addresses). We stay Master (see `heartbeat_rx`): the
+    /// driver raises the split-brain alarm.
+    HeartbeatMaster {
+        src: IpAddr,
+        priority: Priority,
+        better: bool,
+    },
     /// `Input::Config` was not applied; the old configuration stays.
     ConfigRejected {
         error: ConfigError,
@@ -517,6 +535,16 @@ pub struct Counters {
     /// Master_Down_Timer expiries held in Backup by the sync group
     /// (keepalived `vrrp_sync_can_goto_master` false).
     pub sync_held: u64,
+    /// Heartbeat-path adverts that passed the receive checks.
+    pub heartbeat_rx: u64,
+    /// Heartbeat-path adverts that restarted the Master_Down_Timer in Backup.
+    pub heartbeat_restarts: u64,
+    /// Heartbeat-path priority 0 adverts (Master_Down_Timer set to Skew_Time in Backup).
+    pub heartbeat_priority_zero_rx: u64,
+    /// Heartbeat-path adverts with a priority we would preempt: they restart nothing.
+    pub heartbeat_lower_priority: u64,
+    /// `Output::HeartbeatMaster` emitted (a second master heard on a heartbeat path).
+    pub heartbeat_conflicts: u64,
 }
 
 /// A serializable snapshot for the status socket.
@@ -619,6 +647,19 @@ fn same_set(a: &[IpAddr], b: &[IpAddr]) -> bool {
 /// Senders remembered for `AdvertSeenAt` replays.
 const HEARD_MAX: usize = 8;
 
+/// Consecutive heartbeat-path adverts of another master (none more than a Master_Down_Interval
+/// apart) before a Master reports it. One is expected during every ordinary takeover: the new
+/// master's first advert goes out on both paths, and the heartbeat copy may arrive before the
+/// primary one that makes us yield (or before ours makes it yield).
+const HEARTBEAT_CONFLICT_ADVERTS: u32 = 2;
+
+/// Another master heard on a heartbeat path while we are Master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HeartbeatConflict {
+    last: Instant,
+    count: u32,
+}
+
 /// One virtual router (one VRID on one interface, one family).
 #[derive(Debug)]
 pub struct VirtualRouter {
@@ -658,6 +699,8 @@ pub struct VirtualRouter {
     /// master's timestamps even when another sender (a stray router, a flood) was heard last.
     heard: BTreeMap<IpAddr, Advert>,
     last_transition: Option<TransitionRecord>,
+    /// Another master heard on a heartbeat path during this Master episode.
+    heartbeat_conflict: Option<HeartbeatConflict>,
     counters: Counters,
     out: VecDeque<Output>,
 }
@@ -690,6 +733,7 @@ impl VirtualRouter {
             last_rx: None,
             heard: BTreeMap::new(),
             last_transition: None,
+            heartbeat_conflict: None,
             counters: Counters::default(),
             out: VecDeque::new(),
         })
@@ -722,6 +766,9 @@ impl VirtualRouter {
             }
             Input::Priority(p) => self.set_effective(p),
             Input::Advert { src, advert } => self.receive(now, now, src, advert, false),
+            Input::HeartbeatAdvert { src, local, advert } => {
+                self.heartbeat_rx(now, src, local, &advert)
+            }
             Input::AdvertSeenAt { src, at } => {
                 let at = at.min(now);
                 match self.heard.get(&src) {
@@ -868,6 +915,7 @@ impl VirtualRouter {
         if to != State::Master {
             self.resign = None;
         }
+        self.heartbeat_conflict = None;
         self.last_transition = Some(TransitionRecord {
             at: now,
             from,
@@ -1355,7 +1403,14 @@ impl VirtualRouter {
 
     /// RFC 9568 §7.1 / RFC 3768 §7.1 receive checks that depend on configuration, in
     /// keepalived's order (`vrrp_check_packet`). The codec has done the rest.
-    fn check(&mut self, src: IpAddr, adv: &Advert) -> Result<(), DropReason> {
+    /// `unicast_allowlist`: apply `check_unicast_src` (primary path only; the driver accepts
+    /// heartbeat adverts from the path's configured peers only).
+    fn check(
+        &mut self,
+        src: IpAddr,
+        adv: &Advert,
+        unicast_allowlist: bool,
+    ) -> Result<(), DropReason> {
         if adv.vrid != self.cfg.vrid {
             self.counters.dropped_vrid += 1;
             return Err(DropReason::VridMismatch { got: adv.vrid });
@@ -1398,7 +1453,8 @@ impl VirtualRouter {
             self.counters.dropped_owner += 1;
             return Err(DropReason::OwnerIgnoresAdverts);
         }
-        if self.cfg.check_unicast_src
+        if unicast_allowlist
+            && self.cfg.check_unicast_src
             && !self.cfg.unicast_peers.is_empty()
             && !self.cfg.unicast_peers.contains(&src)
         {
@@ -1441,7 +1497,7 @@ impl VirtualRouter {
             self.counters.ignored_not_running += 1;
             return;
         }
-        if let Err(reason) = self.check(src, &adv) {
+        if let Err(reason) = self.check(src, &adv, true) {
             self.emit(Output::Dropped { src, reason });
             return;
         }
@@ -1593,6 +1649,111 @@ impl VirtualRouter {
                 src,
                 priority: theirs,
             });
+        }
+    }
+
+    /// An advert on a heartbeat path (`Input::HeartbeatAdvert`): liveness only.
+    ///
+    /// Backup: it restarts the Master_Down_Timer exactly when the same advert on the primary
+    /// path would have (RFC 9568 §6.4.2: priority >= ours, or no preemption), so the master is
+    /// declared down only once every path is silent; priority 0 sets Skew_Time as on the
+    /// primary path. It never changes who we think the master is, nor the learned interval, and
+    /// a lower priority (one we would preempt) restarts nothing: preemption follows the primary
+    /// path's rules alone.
+    ///
+    /// Master: the peer advertising too means two masters. We stay Master and report it
+    /// (`Output::HeartbeatMaster`, the split-brain alarm) rather than yield, because the
+    /// heartbeat path proves the peer alive, not reachable by the clients on the primary
+    /// segment: yielding to a peer whose primary link is cut would leave nobody serving the
+    /// VIPs, while two masters on the two sides of a primary-path partition each serve their
+    /// side, and the primary path's own rules settle the election once it heals. A resigning
+    /// Master waits for the new master on the primary path for the same reason.
+    fn heartbeat_rx(&mut self, now: Instant, src: IpAddr, local: IpAddr, adv: &Advert) {
+        if !matches!(self.state, State::Backup | State::Master) {
+            self.counters.ignored_not_running += 1;
+            return;
+        }
+        if src == local {
+            self.counters.dropped_own_address += 1;
+            self.emit(Output::Dropped {
+                src,
+                reason: DropReason::OwnAddress,
+            });
+            return;
+        }
+        if let Err(reason) = self.check(src, adv, false) {
+            self.emit(Output::Dropped { src, reason });
+            return;
+        }
+        self.counters.heartbeat_rx += 1;
+        match self.state {
+            State::Backup => {
+                if adv.priority == Priority::RELEASE {
+                    // RFC 9568 §6.4.2, as on the primary path: the master is leaving.
+                    self.counters.heartbeat_priority_zero_rx += 1;
+                    self.arm_master_down(now, self.skew_time(), Cause::PriorityZero(src));
+                    return;
+                }
+                let delaying =
+                    !self.cfg.preempt_delay.is_zero() && self.preempt_at.is_none_or(|t| t > now);
+                if !self.cfg.preempt || self.yielded || adv.priority >= self.effective || delaying {
+                    // The interval the advert carries (VRRPv3), not learnt: a master with a
+                    // longer interval than ours must not look silent between its adverts.
+                    let int = if self.cfg.version == Version::V3 && adv.interval.get() != 0 {
+                        adv.interval
+                    } else {
+                        self.master_adver_int
+                    };
+                    let wait = master_down_interval(
+                        self.cfg.version,
+                        self.effective,
+                        int,
+                        self.cfg.down_timer_adverts,
+                    )
+                    .max(self.master_down_interval());
+                    // Never earlier than a restart the primary path already gave us.
+                    let keep = self.cause == Cause::NoResponse
+                        && self.deadline.is_some_and(|d| d > later(now, wait));
+                    if !keep {
+                        self.arm_master_down(now, wait, Cause::NoResponse);
+                    }
+                    self.counters.heartbeat_restarts += 1;
+                } else {
+                    self.counters.heartbeat_lower_priority += 1;
+                }
+            }
+            State::Master => {
+                if self.resign.is_some() {
+                    return;
+                }
+                if adv.priority == Priority::RELEASE {
+                    // The other master is leaving: no conflict any more.
+                    self.heartbeat_conflict = None;
+                    return;
+                }
+                let window = self.master_down_interval();
+                let count = match self.heartbeat_conflict {
+                    Some(c) if now.saturating_duration_since(c.last) <= window => {
+                        c.count.saturating_add(1)
+                    }
+                    _ => 1,
+                };
+                self.heartbeat_conflict = Some(HeartbeatConflict { last: now, count });
+                if count >= HEARTBEAT_CONFLICT_ADVERTS {
+                    self.counters.heartbeat_conflicts += 1;
+                    // RFC 9568 §6.4.3 with the heartbeat addresses, which both ends compare
+                    // the same way.
+                    let better = adv.priority > self.effective
+                        || (adv.priority == self.effective
+                            && addr_cmp(src, local) == Some(Ordering::Greater));
+                    self.emit(Output::HeartbeatMaster {
+                        src,
+                        priority: adv.priority,
+                        better,
+                    });
+                }
+            }
+            State::Initialize | State::Fault | State::Stopped => {}
         }
     }
 

@@ -2091,3 +2091,262 @@ fn group_preempt_pulls_the_other_member() {
     assert!(matches!(masters[0].3, Reason::Preempt { .. }));
     assert!(matches!(masters[1].3, Reason::SyncGroup { .. }));
 }
+
+// ---- heartbeat paths (vrrp_xdp_heartbeat) ----
+
+/// Our and the peer's addresses on the heartbeat link (198.51.100.0/24, LAB.md's second LAN).
+const HB_US: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+const HB_PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
+
+impl One {
+    fn hb(&mut self, t: Duration, a: Advert) -> Vec<Output> {
+        self.at(
+            t,
+            Input::HeartbeatAdvert {
+                src: HB_PEER,
+                local: HB_US,
+                advert: a,
+            },
+        )
+    }
+}
+
+#[test]
+fn heartbeat_keeps_a_backup_while_the_primary_path_is_silent() {
+    let mdi = us(3_609_375);
+    let mut o = One::started(v3(100, A));
+    o.rx(ms(1000), B, adv(200));
+    assert_eq!(o.next(), Some(ms(1000) + mdi));
+    // The primary path falls silent; the heartbeat path goes on, one advert a second.
+    for s in 2..=20u64 {
+        assert_eq!(o.hb(ms(s * 1000), adv(200)), vec![]);
+        assert_eq!(o.next(), Some(ms(s * 1000) + mdi));
+        assert_eq!(o.at(ms(s * 1000 + 999), Input::Timeout), vec![]);
+    }
+    assert_eq!(o.vr.state(), State::Backup);
+    // Liveness only: the master is still the one the primary path told us of.
+    assert_eq!(
+        o.vr.master().map(|m| (m.addr, m.priority)),
+        Some((B, Priority(200)))
+    );
+    let c = o.vr.counters();
+    assert_eq!(
+        (c.heartbeat_rx, c.heartbeat_restarts, c.adverts_rx),
+        (19, 19, 1)
+    );
+    // Every path silent: master down one interval after the last heartbeat advert.
+    let out = o.at(ms(20_000) + mdi, Input::Timeout);
+    assert_eq!(
+        out,
+        become_master(State::Backup, Reason::MasterDown { after: mdi }, 100)
+    );
+}
+
+#[test]
+fn heartbeat_alone_keeps_a_backup_that_never_heard_the_primary_path() {
+    let mut o = One::started(v3(100, A));
+    for s in 1..=10u64 {
+        o.hb(ms(s * 1000), adv(100));
+        o.at(ms(s * 1000 + 999), Input::Timeout);
+    }
+    assert_eq!(o.vr.state(), State::Backup);
+    assert_eq!(o.vr.master(), None, "a heartbeat never names the master");
+}
+
+#[test]
+fn heartbeat_with_a_priority_we_would_preempt_restarts_nothing() {
+    let mdi = us(3_609_375);
+    let mut o = One::started(v3(100, A));
+    o.hb(ms(1000), adv(50));
+    o.hb(ms(2000), adv(50));
+    assert_eq!(o.next(), Some(mdi), "the startup timer runs on");
+    assert_eq!(o.vr.counters().heartbeat_lower_priority, 2);
+    let out = o.at(mdi, Input::Timeout);
+    assert_eq!(
+        out[0],
+        become_master(State::Backup, Reason::MasterDown { after: mdi }, 100)[0]
+    );
+    // Without preemption a lower priority keeps us Backup, as on the primary path.
+    let mut c = v3(100, A);
+    c.preempt = false;
+    let mut o = One::started(c);
+    o.hb(ms(1000), adv(50));
+    assert_eq!(o.next(), Some(ms(1000) + mdi));
+}
+
+#[test]
+fn heartbeat_priority_zero_sets_skew_time() {
+    let mut o = One::started(v3(100, A));
+    o.rx(ms(1000), B, adv(200));
+    o.hb(ms(1500), adv(0));
+    assert_eq!(o.next(), Some(ms(1500) + us(609_375)));
+    let out = o.at(ms(1500) + us(609_375), Input::Timeout);
+    assert_eq!(
+        out,
+        become_master(
+            State::Backup,
+            Reason::PriorityZeroReceived { src: HB_PEER },
+            100
+        )
+    );
+    assert_eq!(o.vr.counters().heartbeat_priority_zero_rx, 1);
+}
+
+#[test]
+fn heartbeat_uses_the_adverts_longer_interval_without_learning_it() {
+    let mut o = One::started(v3(100, A));
+    let mut a = adv(200);
+    a.interval = Centisecs(300);
+    o.hb(ms(1000), a);
+    let long = master_down_interval(Version::V3, Priority(100), Centisecs(300), 3);
+    assert_eq!(o.next(), Some(ms(1000) + long));
+    assert_eq!(o.vr.master_adver_int(), Centisecs(100));
+}
+
+#[test]
+fn heartbeat_never_shortens_a_later_primary_restart() {
+    let mut o = One::started(v3(100, A));
+    let mut a = adv(200);
+    a.interval = Centisecs(300);
+    // Learned on the primary path: a long Master_Down_Interval.
+    o.rx(ms(1000), B, a);
+    let long = master_down_interval(Version::V3, Priority(100), Centisecs(300), 3);
+    assert_eq!(o.next(), Some(ms(1000) + long));
+    // A heartbeat advert with a short interval at about the same time.
+    let mut short = adv(200);
+    short.interval = Centisecs(10);
+    o.hb(ms(1001), short);
+    assert_eq!(o.next(), Some(ms(1001) + long), "not earlier");
+}
+
+#[test]
+fn heartbeat_adverts_pass_the_receive_checks() {
+    let mut o = One::started(cfg(Version::V2, 100, A));
+    o.rx(ms(100), B, advert_from(&cfg(Version::V2, 200, B), 200));
+    let before = o.next();
+    // Wrong VRID, wrong version, our own heartbeat address: dropped, nothing restarted.
+    let mut wrong_vrid = advert_from(&cfg(Version::V2, 200, B), 200);
+    wrong_vrid.vrid = Vrid::new(52).unwrap_or_else(|| unreachable!());
+    let out = o.hb(ms(200), wrong_vrid);
+    assert!(matches!(out[..], [Output::Dropped { .. }]), "{out:?}");
+    let out = o.hb(ms(300), adv(200));
+    assert!(matches!(out[..], [Output::Dropped { .. }]), "{out:?}");
+    let out = o.at(
+        ms(400),
+        Input::HeartbeatAdvert {
+            src: HB_US,
+            local: HB_US,
+            advert: advert_from(&cfg(Version::V2, 200, B), 200),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Output::Dropped {
+            src: HB_US,
+            reason: DropReason::OwnAddress
+        }]
+    );
+    assert_eq!(o.next(), before);
+    assert_eq!(o.vr.counters().heartbeat_rx, 0);
+}
+
+#[test]
+fn heartbeat_is_ignored_in_fault() {
+    let mut o = One::started(v3(100, A));
+    o.at(ms(10), Input::Link { up: false });
+    assert_eq!(o.hb(ms(20), adv(200)), vec![]);
+    assert_eq!(o.vr.state(), State::Fault);
+    assert_eq!(o.vr.counters().ignored_not_running, 1);
+}
+
+#[test]
+fn a_master_hearing_another_master_only_on_the_heartbeat_stays_and_reports_it() {
+    let mut o = master(100);
+    let t = o.next().unwrap_or_default();
+    // One advert: an ordinary takeover looks like this until the primary path settles it.
+    assert_eq!(o.hb(t, adv(200)), vec![]);
+    // The second: a second master.
+    let out = o.hb(t + ms(1000), adv(200));
+    assert_eq!(
+        out,
+        vec![Output::HeartbeatMaster {
+            src: HB_PEER,
+            priority: Priority(200),
+            better: true
+        }]
+    );
+    assert_eq!(o.vr.state(), State::Master, "liveness only: no yielding");
+    // Every further advert keeps the episode alive; lower priority is reported too.
+    let out = o.hb(t + ms(2000), adv(50));
+    assert_eq!(
+        out,
+        vec![Output::HeartbeatMaster {
+            src: HB_PEER,
+            priority: Priority(50),
+            better: false
+        }]
+    );
+    // Equal priority: the heartbeat addresses decide (198.51.100.2 > 198.51.100.1).
+    let out = o.hb(t + ms(3000), adv(100));
+    assert!(matches!(
+        out[..],
+        [Output::HeartbeatMaster { better: true, .. }]
+    ));
+    let out = o.at(
+        t + ms(4000),
+        Input::HeartbeatAdvert {
+            src: HB_US,
+            local: HB_PEER,
+            advert: adv(100),
+        },
+    );
+    assert!(matches!(
+        out[..],
+        [Output::HeartbeatMaster { better: false, .. }]
+    ));
+    assert_eq!(o.vr.counters().heartbeat_conflicts, 4);
+}
+
+#[test]
+fn heartbeat_conflict_needs_adverts_within_a_master_down_interval() {
+    let mut o = master(100);
+    let t = o.next().unwrap_or_default();
+    assert_eq!(o.hb(t, adv(200)), vec![]);
+    // Long apart: two separate takeovers, not one persisting second master.
+    assert_eq!(o.hb(t + ms(10_000), adv(200)), vec![]);
+    // Priority 0: the other master left.
+    assert_eq!(o.hb(t + ms(10_500), adv(0)), vec![]);
+    assert_eq!(o.hb(t + ms(11_000), adv(200)), vec![]);
+    assert_eq!(o.vr.counters().heartbeat_conflicts, 0);
+}
+
+#[test]
+fn a_master_yields_on_the_primary_path_only() {
+    let mut o = master(100);
+    let t = o.next().unwrap_or_default();
+    o.hb(t, adv(200));
+    assert_eq!(o.vr.state(), State::Master);
+    o.rx(t + ms(1), C, advert_from(&v3(200, C), 200));
+    assert_eq!(o.vr.state(), State::Backup);
+    // The conflict ended with the Master episode; as Backup the heartbeat restarts the timer.
+    o.hb(t + ms(500), adv(200));
+    assert_eq!(o.vr.counters().heartbeat_conflicts, 0);
+    assert_eq!(o.vr.counters().heartbeat_restarts, 1);
+}
+
+#[test]
+fn a_resigning_master_waits_for_the_new_master_on_the_primary_path() {
+    let mut o = master(100);
+    let t = o.next().unwrap_or_default();
+    o.at(t, Input::Resign { exit: false });
+    o.hb(t + ms(100), adv(200));
+    o.hb(t + ms(200), adv(200));
+    assert_eq!(
+        o.vr.state(),
+        State::Master,
+        "a heartbeat advert hands nothing over"
+    );
+    assert_eq!(o.vr.counters().heartbeat_conflicts, 0);
+    o.rx(t + ms(300), C, advert_from(&v3(200, C), 200));
+    assert_eq!(o.vr.state(), State::Backup);
+}
