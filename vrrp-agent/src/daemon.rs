@@ -942,6 +942,7 @@ impl Daemon {
                 }
             }
         }
+        trim_heap();
         info!(instances = self.instances.len(), "configuration reloaded");
         Ok(())
     }
@@ -955,6 +956,7 @@ impl Daemon {
             self.vmac_filter(idx, false).await;
         }
         self.sync_kernel_filter().await;
+        trim_heap();
         // After the set-up (the XDP load runs long in the kernel, which RLIMIT_RTTIME counts).
         match crate::io::sched::make_realtime(self.realtime) {
             Ok(()) => info!(
@@ -1413,13 +1415,26 @@ impl Daemon {
         let t = now();
         for idx in 0..self.instances.len() {
             let inst = &self.instances[idx];
+            // A master's advert due within a twentieth of its interval goes now, as if at its
+            // time: with hundreds of instances the adverts share wake-ups (timer slack), and
+            // the phase of each is kept.
+            let coalesce = (inst.vr.state() == State::Master)
+                .then(|| inst.wake_at())
+                .flatten()
+                .filter(|w| *w > t && *w <= t + inst.cfg.advert_int.as_duration() / 20);
             let due = match (inst.wake_at(), early) {
                 (None, _) => false,
                 (Some(w), _) if w <= t => true,
+                _ if coalesce.is_some() => true,
                 (Some(w), Some(e)) => inst.cover.is_some() && w <= e,
                 (Some(_), None) => false,
             };
             if !due {
+                continue;
+            }
+            if let Some(w) = coalesce {
+                self.instances[idx].timer_wakeups += 1;
+                self.feed(idx, w, Input::Timeout).await;
                 continue;
             }
             self.instances[idx].timer_wakeups += 1;
@@ -2596,6 +2611,13 @@ const TICK: Duration = Duration::from_secs(1);
 /// intervals does not silence a healthy master.
 fn liveness_bound(advert_int: crate::proto::Centisecs) -> Duration {
     (advert_int.as_duration() * 3).max(Duration::from_millis(100))
+}
+
+/// Gives the heap the set-up freed back to the system: loading the program parses the
+/// kernel's BTF (megabytes), and glibc would otherwise keep those pages resident for ever.
+fn trim_heap() {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
 }
 
 fn unix_now() -> f64 {

@@ -1098,6 +1098,10 @@ fn flood_frames(flooder: &Host) -> Result<Vec<Vec<u8>>> {
 }
 
 struct FloodRun {
+    /// The master daemon's CPU-s over a window as long as the flood, just before it (its own
+    /// adverts and timers), and the window's length.
+    quiet_master: f64,
+    quiet_secs: f64,
     sent: u64,
     secs: f64,
     cpu_master: f64,
@@ -1118,6 +1122,11 @@ fn flood_once(
 ) -> Result<FloodRun> {
     let frames = flood_frames(flooder)?;
     let _ = lab;
+    let q0 = ns_cpu(&master.ns);
+    let tq = Instant::now();
+    std::thread::sleep(Duration::from_secs(opts.flood_secs.min(3)));
+    let quiet_master = ns_cpu_delta(&q0, &ns_cpu(&master.ns));
+    let quiet_secs = tq.elapsed().as_secs_f64();
     let t0 = count_transitions();
     let (m0, b0) = (ns_cpu(&master.ns), ns_cpu(&backup.ns));
     if m0.is_empty() || b0.is_empty() {
@@ -1134,6 +1143,8 @@ fn flood_once(
     // Transitions the flood caused may show a little later (timers): look once more.
     std::thread::sleep(Duration::from_millis(500));
     Ok(FloodRun {
+        quiet_master,
+        quiet_secs,
         sent,
         secs: dt.as_secs_f64(),
         cpu_master: ns_cpu_delta(&m0, &m1),
@@ -1253,6 +1264,16 @@ fn bench_flood(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
     }
     rows.push(Row {
         section: sec,
+        metric: "master daemon CPU with no flood (info), % of a core".into(),
+        ours: Ok(100.0 * ours.quiet_master / ours.quiet_secs),
+        base: Ok(100.0 * base.quiet_master / base.quiet_secs),
+        ratio_dir: Some(false),
+        target: String::new(),
+        met: None,
+        text: [None, None],
+    });
+    rows.push(Row {
+        section: sec,
         metric: "state transitions during flood".into(),
         ours: Ok(ours.transitions as f64),
         base: Ok(base.transitions as f64),
@@ -1275,6 +1296,7 @@ fn bench_flood(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
         json!({
             "sent": r.sent, "seconds": r.secs, "cpu_master_s": r.cpu_master,
             "cpu_backup_s": r.cpu_backup, "system_cpu_s": r.system_cpu,
+            "quiet_master_cpu_s": r.quiet_master, "quiet_seconds": r.quiet_secs,
             "transitions": r.transitions,
         })
     };

@@ -11,7 +11,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Socket, Type};
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use vrrp_common::wire::{
     ARP_LEN, ARPHRD_ETHER, ARPOP_REQUEST, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ICMPV6_NA,
@@ -405,31 +404,30 @@ impl Announcer {
         // the frame bytes go out unchanged.
         let sll = sockaddr_ll(i32::try_from(self.ifindex).unwrap_or(0), ethertype);
         let fd = self.fd.get_ref().as_raw_fd();
-        self.fd
-            .async_io(Interest::WRITABLE, |_| {
-                // SAFETY: `frame` and `sll` outlive the call; the lengths passed are theirs.
-                let n = unsafe {
-                    libc::sendto(
-                        fd,
-                        frame.as_ptr().cast(),
-                        frame.len(),
-                        0,
-                        std::ptr::from_ref(&sll).cast(),
-                        SOCKADDR_LL_LEN,
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
-            })
-            .await
-            .map_err(|source| AnnounceError::Send {
-                ifname: self.ifname.clone(),
-                len: frame.len(),
-                source,
-            })
+        crate::io::socket::send_or_wait(&self.fd, || {
+            // SAFETY: `frame` and `sll` outlive the call; the lengths passed are theirs.
+            let n = unsafe {
+                libc::sendto(
+                    fd,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    std::ptr::from_ref(&sll).cast(),
+                    SOCKADDR_LL_LEN,
+                )
+            };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        })
+        .await
+        .map_err(|source| AnnounceError::Send {
+            ifname: self.ifname.clone(),
+            len: frame.len(),
+            source,
+        })
     }
 }
 

@@ -306,13 +306,11 @@ impl AdvertSocket {
                     ipi_addr: libc::in_addr { s_addr: 0 },
                 };
                 let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
-                self.fd
-                    .async_io(Interest::WRITABLE, |_| {
-                        let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
-                        sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&to))
-                            .map_err(io::Error::from)
-                    })
-                    .await
+                send_or_wait(&self.fd, || {
+                    let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+                    sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&to)).map_err(io::Error::from)
+                })
+                .await
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
                 let info = libc::in6_pktinfo {
@@ -328,13 +326,11 @@ impl AdvertSocket {
                     0
                 };
                 let to = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope));
-                self.fd
-                    .async_io(Interest::WRITABLE, |_| {
-                        let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
-                        sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&to))
-                            .map_err(io::Error::from)
-                    })
-                    .await
+                send_or_wait(&self.fd, || {
+                    let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+                    sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&to)).map_err(io::Error::from)
+                })
+                .await
             }
             // check_family above and set_source keep src and dst in the socket's family.
             (src, dst) => {
@@ -454,9 +450,34 @@ pub(crate) fn register(sock: Socket) -> io::Result<AsyncFd<Socket>> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(io::Error::other("not inside a tokio runtime"));
     }
+    // Readable only: with write interest too, every send wakes the runtime once more when the
+    // socket's buffer drains (an edge-triggered EPOLLOUT nobody waits for). Sends go out at
+    // once and wait for room only when the kernel says so ([`send_or_wait`]).
     // SAFETY: `Socket` owns its descriptor: it stays open and the same for as long as the
     // AsyncFd owns the Socket, and closes only when the AsyncFd drops it.
-    unsafe { AsyncFd::register(sock) }.map_err(io::Error::from)
+    unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }.map_err(io::Error::from)
+}
+
+/// Runs the non-blocking send `f` on `sock`; if the kernel has no room (EAGAIN), waits until
+/// the socket is writable, through a registration made for that wait only, and tries again.
+pub(crate) async fn send_or_wait<R>(
+    sock: &AsyncFd<Socket>,
+    mut f: impl FnMut() -> io::Result<R>,
+) -> io::Result<R> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let dup = sock.get_ref().try_clone()?;
+                // SAFETY: as in `register`; the duplicate lives only for this wait.
+                let w = unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }
+                    .map_err(io::Error::from)?;
+                let mut g = w.writable().await?;
+                g.clear_ready();
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
 }
 
 /// IP_MULTICAST_IF by interface index (`struct ip_mreqn`); socket2 only takes an address.

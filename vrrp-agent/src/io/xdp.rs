@@ -212,6 +212,8 @@ pub struct DataPlane {
     iface: String,
     mode: AttachMode,
     death_watch: bool,
+    /// The last liveness write: (CLOCK_MONOTONIC ns, bound ns).
+    liveness_written: Option<(u64, u64)>,
 }
 
 impl DataPlane {
@@ -258,6 +260,7 @@ impl DataPlane {
             iface: iface.to_string(),
             mode,
             death_watch,
+            liveness_written: None,
         })
     }
 
@@ -372,7 +375,21 @@ impl DataPlane {
     /// Refresh well within the bound, from the agent's main loop (not a separate thread,
     /// which would stay alive when the loop hangs).
     pub fn refresh_liveness(&mut self, bound: Duration) -> Result<(), XdpError> {
-        refresh_liveness(&mut self.ebpf, bound)
+        // Every advert of every instance on the interface calls this: write (two map system
+        // calls) only when half the bound has passed or the bound changed. The gate then sees
+        // an age of at most half the bound plus one advert interval (the bound is at least
+        // three), inside it.
+        let now = monotonic_ns()?;
+        let bound_ns = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+        if let Some((at, b)) = self.liveness_written
+            && b == bound_ns
+            && now.saturating_sub(at) < bound_ns / 2
+        {
+            return Ok(());
+        }
+        refresh_liveness(&mut self.ebpf, bound)?;
+        self.liveness_written = Some((now, bound_ns));
+        Ok(())
     }
 
     /// The last valid advert the kernel saw for a virtual router, `None` before the first.

@@ -691,8 +691,10 @@ pub struct VirtualRouter {
     master: Option<MasterInfo>,
     /// `Input::Resign` in progress (Master only): `Some(exit)`.
     resign: Option<bool>,
-    /// After a handover: behave as `nopreempt` until we are Master again.
-    yielded: bool,
+    /// After a handover, to this master: accept its adverts whatever their priority (behave
+    /// as `nopreempt` towards it) until we are Master again. Only its: a third sender's
+    /// lower-priority adverts (a flood) must not hold us in BACKUP when it dies.
+    yielded_to: Option<IpAddr>,
     /// The last advert that passed the checks, for `AdvertSeenAt` and for warning once.
     last_rx: Option<(IpAddr, Advert)>,
     /// The last advert of each recent sender, for `AdvertSeenAt`: the data plane replays the
@@ -729,7 +731,7 @@ impl VirtualRouter {
             sync_held: false,
             master: None,
             resign: None,
-            yielded: false,
+            yielded_to: None,
             last_rx: None,
             heard: BTreeMap::new(),
             last_transition: None,
@@ -892,7 +894,7 @@ impl VirtualRouter {
             master_adver_int: self.master_adver_int,
             master_down_interval: self.master_down_interval(),
             resigning: self.resign.is_some(),
-            yielded: self.yielded,
+            yielded: self.yielded_to.is_some(),
             last_transition: self.last_transition.as_ref().map(|t| TransitionStatus {
                 from: t.from,
                 to: t.to,
@@ -965,7 +967,7 @@ impl VirtualRouter {
         self.master_adver_int = self.cfg.interval;
         self.master = None;
         self.heard.clear();
-        self.yielded = false;
+        self.yielded_to = None;
         self.sync_held = false;
         self.group_master = false;
         if let Some(reason) = self.fault_reason() {
@@ -1029,7 +1031,7 @@ impl VirtualRouter {
         self.master = None;
         self.preempt_at = None;
         self.sync_held = false;
-        self.yielded = false;
+        self.yielded_to = None;
         // keepalived `vrrp_sync_master` sets the group state MASTER.
         self.group_master = true;
     }
@@ -1105,7 +1107,7 @@ impl VirtualRouter {
 
     fn enter_fault(&mut self, now: Instant, reason: Reason) {
         let was_master = self.state == State::Master;
-        self.yielded = false;
+        self.yielded_to = None;
         self.transition(now, State::Fault, reason);
         if was_master {
             // keepalived `vrrp_state_leave_master` (wantstate FAULT) sends priority 0 so the
@@ -1537,7 +1539,11 @@ impl VirtualRouter {
         let delaying = !self.cfg.preempt_delay.is_zero() && self.preempt_at.is_none_or(|t| t > at);
         // RFC 9568 §6.4.2: accept if Preempt_Mode is False or the priority is >= ours. After a
         // handover we accept the master we handed over to, whatever its priority.
-        if !self.cfg.preempt || self.yielded || adv.priority >= self.effective || delaying {
+        if !self.cfg.preempt
+            || self.yielded_to == Some(src)
+            || adv.priority >= self.effective
+            || delaying
+        {
             // RFC 9568 §6.4.2: Master_Adver_Interval := the advert's; Skew_Time and
             // Master_Down_Interval are recomputed from it (master_down_interval() reads it).
             // An interval of 0 would make us take over at once on every advert: not learnt.
@@ -1696,7 +1702,12 @@ impl VirtualRouter {
                 }
                 let delaying =
                     !self.cfg.preempt_delay.is_zero() && self.preempt_at.is_none_or(|t| t > now);
-                if !self.cfg.preempt || self.yielded || adv.priority >= self.effective || delaying {
+                // Heartbeat adverts come from configured peers only: the one we yielded to.
+                if !self.cfg.preempt
+                    || self.yielded_to.is_some()
+                    || adv.priority >= self.effective
+                    || delaying
+                {
                     // The interval the advert carries (VRRPv3), not learnt: a master with a
                     // longer interval than ours must not look silent between its adverts.
                     let int = if self.cfg.version == Version::V3 && adv.interval.get() != 0 {
@@ -1774,7 +1785,7 @@ impl VirtualRouter {
         self.release_master();
         self.preempt_at = None;
         self.group_master = false;
-        self.yielded = true;
+        self.yielded_to = Some(src);
         self.arm_master_down(now, self.master_down_interval(), Cause::NoResponse);
         self.master = Some(MasterInfo {
             addr: src,

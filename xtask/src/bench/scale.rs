@@ -46,10 +46,23 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .ok()
 }
 
+fn pss_kb(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("Pss:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 struct ScaleRun {
     masters: usize,
     cpu_pct: f64,
     rss_mb: f64,
+    /// Proportional set size: shared pages (the binary, mapped by a guardian or helper
+    /// process too) counted once.
+    pss_mb: f64,
     procs: usize,
     secs: f64,
     startup_s: f64,
@@ -70,10 +83,12 @@ fn measure(lab: &Lab, ns: &str, secs: u64, startup: Instant, masters: usize) -> 
         bail!("the daemon died during the window");
     }
     let rss: u64 = pids.iter().filter_map(|p| rss_kb(*p)).sum();
+    let pss: u64 = pids.iter().filter_map(|p| pss_kb(*p)).sum();
     Ok(ScaleRun {
         masters,
         cpu_pct: 100.0 * ns_cpu_delta(&c0, &c1) / secs,
         rss_mb: rss as f64 / 1024.0,
+        pss_mb: pss as f64 / 1024.0,
         procs: pids.len(),
         secs,
         startup_s,
@@ -158,6 +173,16 @@ pub fn bench_scale(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
     });
     rows.push(Row {
         section: sec,
+        metric: format!("{n} instances: PSS of all daemon processes, MB (info)"),
+        ours: Ok(ours.pss_mb),
+        base: Ok(base.pss_mb),
+        ratio_dir: Some(false),
+        target: String::new(),
+        met: None,
+        text: [None, None],
+    });
+    rows.push(Row {
+        section: sec,
         metric: format!("{n} instances: start -> all MASTER (s)"),
         ours: Ok(ours.startup_s),
         base: Ok(base.startup_s),
@@ -168,7 +193,7 @@ pub fn bench_scale(opts: &BenchOpts, rows: &mut Vec<Row>) -> Result<Value> {
     });
     let j = |r: &ScaleRun| {
         json!({
-            "masters": r.masters, "cpu_percent_of_core": r.cpu_pct, "rss_mb": r.rss_mb,
+            "masters": r.masters, "cpu_percent_of_core": r.cpu_pct, "rss_mb": r.rss_mb, "pss_mb": r.pss_mb,
             "processes": r.procs, "window_s": r.secs, "start_to_all_master_s": r.startup_s,
         })
     };

@@ -801,6 +801,10 @@ fn resign_holds_vips_until_the_new_master_is_heard() {
     assert_eq!(o.next(), Some(t2 + o.vr.master_down_interval()));
     assert_eq!(o.vr.counters().discarded_lower_priority, 0);
     assert!(o.vr.status(o.t0 + t2).yielded);
+    // A third sender's lower-priority adverts (a flood) are not accepted: only A's are.
+    o.rx(t2 + ms(10), C, advert_from(&v3(1, C), 1));
+    assert_eq!(o.next(), Some(t2 + o.vr.master_down_interval()));
+    assert_eq!(o.vr.counters().discarded_lower_priority, 1);
     // When A goes silent we take over by the usual rules, and preempt again afterwards.
     let t3 = o.next().unwrap_or_default();
     o.at(t3, Input::Timeout);
