@@ -175,6 +175,9 @@ struct Instance {
     vips: Vec<VipBinding>,
     /// Where adverts go: the multicast group or the unicast peers.
     destinations: Vec<IpAddr>,
+    /// The last encoded adverts, by (priority, source): a master re-sends the same bytes every
+    /// interval (hundreds of instances: no encoding per advert). Cleared on reload.
+    advert_cache: Option<(Priority, IpAddr, Vec<(IpAddr, Vec<u8>)>)>,
     /// `vrrp_xdp_heartbeat` paths.
     heartbeats: Vec<HeartbeatPath>,
     form: ChecksumForm,
@@ -697,6 +700,7 @@ impl Daemon {
             sock,
             vips,
             destinations,
+            advert_cache: None,
             heartbeats,
             form,
             installed: false,
@@ -943,6 +947,9 @@ impl Daemon {
             }
         }
         trim_heap();
+        for inst in &mut self.instances {
+            inst.advert_cache = None;
+        }
         info!(instances = self.instances.len(), "configuration reloaded");
         Ok(())
     }
@@ -2123,9 +2130,13 @@ impl Daemon {
     }
 
     async fn act(&mut self, idx: usize, out: Output) {
+        // The hot path (every advert of every master) first, without the name's allocation.
+        if let Output::SendAdvert { priority } = out {
+            return self.send_advert(idx, priority).await;
+        }
         let name = self.instances[idx].cfg.name.clone();
         match out {
-            Output::SendAdvert { priority } => self.send_advert(idx, priority).await,
+            Output::SendAdvert { .. } => {}
             Output::Announce { kind } => self.announce(idx, kind),
             Output::InstallVips => {
                 let inst = &mut self.instances[idx];
@@ -2241,17 +2252,27 @@ impl Daemon {
             .vmac
             .filter(|_| inst.vr.state() == State::Master)
             .filter(|_| !inst.cfg.vmac.as_ref().is_some_and(|v| v.xmit_base));
+        let src = sock.source();
+        let cached = matches!(&inst.advert_cache, Some((p, s, _)) if *p == priority && *s == src);
+        if !cached {
+            let enc = self.encoded_adverts(idx, priority);
+            self.instances[idx].advert_cache = Some((priority, src, enc));
+        }
+        let inst = &self.instances[idx];
+        let sock = &self.socks[inst.sock].sock;
         let announcer = self.ifaces[inst.iface].announcer.as_ref();
-        for (dst, buf) in self.encoded_adverts(idx, priority) {
+        let adverts = inst.advert_cache.as_ref().map_or(&[][..], |c| &c.2[..]);
+        for (dst, buf) in adverts {
+            let (dst, buf) = (*dst, &buf[..]);
             if let (Some(mac), Some(a)) = (from_vmac, announcer)
-                && let Some(frame) = announce::vrrp_multicast_frame(mac, sock.source(), dst, &buf)
+                && let Some(frame) = announce::vrrp_multicast_frame(mac, sock.source(), dst, buf)
             {
                 if let Err(e) = a.send_frame(&frame).await {
                     warn!(instance = %inst.cfg.name, %dst, error = %e, "cannot send advert");
                 }
                 continue;
             }
-            if let Err(e) = sock.send(dst, &buf).await {
+            if let Err(e) = sock.send(dst, buf).await {
                 warn!(instance = %inst.cfg.name, %dst, error = %e, "cannot send advert");
             }
         }
