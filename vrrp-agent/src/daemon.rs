@@ -177,7 +177,7 @@ struct Instance {
     destinations: Vec<IpAddr>,
     /// The last encoded adverts, by (priority, source): a master re-sends the same bytes every
     /// interval (hundreds of instances: no encoding per advert). Cleared on reload.
-    advert_cache: Option<(Priority, IpAddr, Vec<(IpAddr, Vec<u8>)>)>,
+    advert_cache: Option<AdvertCache>,
     /// `vrrp_xdp_heartbeat` paths.
     heartbeats: Vec<HeartbeatPath>,
     form: ChecksumForm,
@@ -219,6 +219,9 @@ struct Instance {
 struct SplitBrain {
     last: Instant,
 }
+
+/// (priority, source address, each destination with its encoded VRRP message).
+type AdvertCache = (Priority, IpAddr, Vec<(IpAddr, Vec<u8>)>);
 
 impl Instance {
     /// When the driver must wake up for this instance (see `wake::wake_at`).
