@@ -120,7 +120,7 @@ pub fn main(opts: &BenchOpts) -> Result<()> {
         bail!("the bench builds network namespaces and attaches XDP: run it as root");
     }
     let t_start = Instant::now();
-    deps::ensure_debian_packages(deps::TEST_PACKAGES)?;
+    deps::ensure_debian_packages(deps::BENCH_PACKAGES)?;
     let agent = match &opts.agent_bin {
         Some(p) => {
             std::fs::canonicalize(p).with_context(|| format!("agent binary {}", p.display()))?

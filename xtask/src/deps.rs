@@ -20,6 +20,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "bpftool",
 ];
 
+/// Packages for the bench: the baseline daemon, the kernel ARP filter, the lab's ARP checks.
+/// Not the capture tools: a fresh machine's bench should not wait for tshark's download.
+pub const BENCH_PACKAGES: &[&str] = &["iproute2", "keepalived", "iputils-arping", "nftables"];
+
 /// Packages for the demo.
 pub const DEMO_PACKAGES: &[&str] = &["iproute2"];
 
