@@ -1032,6 +1032,41 @@ fn arp_request(tpa: Ipv4Addr) -> Vec<u8> {
     .to_vec()
 }
 
+/// The SIGKILL watch: the tracepoint program marks the watched process dead when its SIGKILL
+/// is generated, and from then on the XDP program answers no ARP for the owned VIPs.
+#[test]
+fn a_sigkill_of_the_watched_process_silences_the_responder() {
+    let mut p = Prog::load();
+    dp::own_vip(&mut p.ebpf, IpAddr::V4(VIP4), 51, OUR_MAC, false).expect("own");
+    assert_eq!(p.run_out(&arp_request(VIP4)).0, XDP_TX);
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("sleep");
+    dp::watch_death(&mut p.ebpf, child.id()).expect("death watch (tracefs, tracepoint)");
+    assert_eq!(dp::death_state(&p.ebpf).expect("DEATH").dead_ns, 0);
+    // Other signals to it, and a SIGKILL of another process, change nothing.
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &child.id().to_string()])
+        .status();
+    let mut other = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("sleep");
+    other.kill().expect("kill the other");
+    let _ = other.wait();
+    assert_eq!(dp::death_state(&p.ebpf).expect("DEATH").dead_ns, 0);
+    assert_eq!(p.run_out(&arp_request(VIP4)).0, XDP_TX);
+    // SIGKILL of the watched process: stamped at once, the responder falls silent.
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert_ne!(dp::death_state(&p.ebpf).expect("DEATH").dead_ns, 0);
+    let req = arp_request(VIP4);
+    let (action, out, moved) = p.run_out(&req);
+    assert_eq!((action, out), (XDP_PASS, req.clone()));
+    assert_eq!(moved, vec![(counter::DEADMAN_SILENCED, 1)]);
+}
+
 #[test]
 fn arp_requests_for_owned_vips_are_answered_in_place() {
     let mut p = Prog::load();

@@ -128,8 +128,9 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 const SIGNAL_GENERATE_FORMAT: &str = "/sys/kernel/tracing/events/signal/signal_generate/format";
 
 /// Arms the SIGKILL watch: the tracepoint program on `signal/signal_generate` stamps `DEATH`
-/// when a SIGKILL for this process is generated, and the XDP program stops answering.
-pub fn watch_death(ebpf: &mut Ebpf) -> Result<(), XdpError> {
+/// when a SIGKILL for process `pid` (the agent itself) is generated, and the XDP program stops
+/// answering.
+pub fn watch_death(ebpf: &mut Ebpf, pid: u32) -> Result<(), XdpError> {
     use aya::programs::TracePoint;
     let fail = |what: &str, e: &dyn std::fmt::Display| XdpError::DeathWatch(format!("{what}: {e}"));
     if !std::path::Path::new(SIGNAL_GENERATE_FORMAT).exists() {
@@ -152,7 +153,7 @@ pub fn watch_death(ebpf: &mut Ebpf) -> Result<(), XdpError> {
         })
     };
     let watch = DeathWatch {
-        tgid: std::process::id(),
+        tgid: pid,
         sig_off: off("sig")?,
         pid_off: off("pid")?,
         result_off: off("result")?,
@@ -248,7 +249,7 @@ impl DataPlane {
             }
         };
         tracing::info!(%iface, %mode, "XDP program attached");
-        let death_watch = match watch_death(&mut ebpf) {
+        let death_watch = match watch_death(&mut ebpf, std::process::id()) {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(%iface, "{e}: if the agent is SIGKILLed, its node answers ARP/NS until the kernel has torn it down (milliseconds)");
@@ -648,6 +649,13 @@ pub fn advert_state(ebpf: &Ebpf, ipv6: bool, vrid: u8) -> Result<Option<AdvertSt
         .get(&vrid_slot(ipv6, vrid), 0)
         .map_err(map_err(maps::ADVERTS))?;
     Ok((st.last_ns != 0).then_some(st))
+}
+
+/// The `DEATH` entry (its `dead_ns` is set once a watched SIGKILL was generated).
+pub fn death_state(ebpf: &Ebpf) -> Result<DeathWatch, XdpError> {
+    let map = ebpf.map(maps::DEATH).ok_or(XdpError::NoMap(maps::DEATH))?;
+    let arr: Array<&MapData, DeathWatch> = Array::try_from(map).map_err(map_err(maps::DEATH))?;
+    arr.get(&0, 0).map_err(map_err(maps::DEATH))
 }
 
 pub fn others_state(ebpf: &Ebpf, ipv6: bool, vrid: u8) -> Result<Option<AdvertState>, XdpError> {
