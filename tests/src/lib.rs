@@ -630,6 +630,22 @@ impl Lab {
         self.transitions(name, Some(instance)).pop().map(|t| t.to)
     }
 
+    /// Holds for `d`, then asserts that agent `name` logged no transition of `instance`
+    /// meanwhile and that the instance is in `state`.
+    pub fn stays(&self, name: &str, instance: &str, state: &str, d: Duration) {
+        let before = self.transitions(name, Some(instance)).len();
+        std::thread::sleep(d);
+        let after = self.transitions(name, Some(instance));
+        assert_eq!(
+            after.len(),
+            before,
+            "{name} {instance} changed state: {:?}\n{}",
+            after.get(before..),
+            self.all_logs()
+        );
+        assert_eq!(self.state(name, instance).as_deref(), Some(state));
+    }
+
     /// Waits until agent `name` logs that `instance` entered `state` (`MASTER`, `BACKUP`,
     /// `FAULT`) and that is its latest transition.
     pub fn wait_state(

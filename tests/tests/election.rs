@@ -79,21 +79,6 @@ impl Net {
             .wait_owner(VIP, &["lb02"], T)
             .expect("VIP on lb02 only");
     }
-
-    /// Holds for `d` and checks that agent `name`'s instance stayed in `state`.
-    fn stays(&self, name: &str, instance: &str, state: &str, d: Duration) {
-        let before = self.lab.transitions(name, Some(instance)).len();
-        std::thread::sleep(d);
-        let after = self.lab.transitions(name, Some(instance));
-        assert_eq!(
-            after.len(),
-            before,
-            "{name} {instance} changed state: {:?}\n{}",
-            after.get(before..),
-            self.lab.all_logs()
-        );
-        assert_eq!(self.lab.state(name, instance).as_deref(), Some(state));
-    }
 }
 
 #[test]
@@ -119,7 +104,8 @@ fn seed_single_instance_one_owner_and_arp() {
         "ARP reply from the wrong host"
     );
     // Stable: lb01 never became master, one owner.
-    n.stays("lb01", "VI_1", "BACKUP", Duration::from_secs(4));
+    n.lab
+        .stays("lb01", "VI_1", "BACKUP", Duration::from_secs(4));
     assert_eq!(n.lab.vip_owner(VIP), ["lb02"]);
     assert!(
         !n.lab
@@ -279,7 +265,8 @@ fn handover_command_moves_the_vip_and_does_not_preempt_back() {
         "{log}"
     );
     // Yielded: lb02 (100) accepts lb01 (50) as master instead of preempting.
-    n.stays("lb02", "VI_1", "BACKUP", Duration::from_secs(5));
+    n.lab
+        .stays("lb02", "VI_1", "BACKUP", Duration::from_secs(5));
     let st = n.lab.status_json("lb01").expect("status");
     assert_eq!(st["instances"][0]["state"], "MASTER", "{st}");
     let mac = n.lab.wait_arp_reply(&n.client, VIP, T).expect("ARP reply");
@@ -413,8 +400,9 @@ fn nopreempt_returning_node_stays_backup() {
         .wait_state("lb02-again", "VI_1", "BACKUP", T)
         .expect("lb02 backup");
     // Well past the master down interval (3 × 1 s + skew): still backup.
-    n.stays("lb02-again", "VI_1", "BACKUP", Duration::from_secs(6));
-    n.stays("lb01", "VI_1", "MASTER", Duration::ZERO);
+    n.lab
+        .stays("lb02-again", "VI_1", "BACKUP", Duration::from_secs(6));
+    n.lab.stays("lb01", "VI_1", "MASTER", Duration::ZERO);
     assert_eq!(n.lab.vip_owner(VIP), ["lb01"]);
 }
 
@@ -456,7 +444,7 @@ fn dual_master_each_node_one_vip_then_survivor_takes_both() {
     n.lab
         .wait_state("lb02", "VI_2", "MASTER", T)
         .expect("lb02 VI_2 master");
-    n.stays("lb02", "VI_1", "MASTER", Duration::ZERO);
+    n.lab.stays("lb02", "VI_1", "MASTER", Duration::ZERO);
     n.lab
         .wait_until("both VIPs on lb02", T, || {
             Ok(n.lab.has_addr(&n.lb02, VIP)? && n.lab.has_addr(&n.lb02, VIP2)?)
@@ -507,7 +495,8 @@ fn unicast_failover() {
         "multicast adverts in unicast mode: {seen:?}"
     );
     // Stays stable, then fails over when the master dies.
-    n.stays("lb01", "VI_1", "BACKUP", Duration::from_secs(3));
+    n.lab
+        .stays("lb01", "VI_1", "BACKUP", Duration::from_secs(3));
     n.lab.signal("lb02", Signal::SIGKILL).expect("kill lb02");
     n.lab
         .wait_state("lb01", "VI_1", "MASTER", T)
@@ -569,7 +558,8 @@ fn ipv6_vrrpv3_failover() {
         .expect("lb01 backup");
     n.lab.wait_owner(VIP6, &["lb02"], T).expect("VIP6 on lb02");
     // 15 advert intervals: stable.
-    n.stays("lb01", "VI_1", "BACKUP", Duration::from_secs(3));
+    n.lab
+        .stays("lb01", "VI_1", "BACKUP", Duration::from_secs(3));
     // The client's neighbour solicitation for the VIP is answered with lb02's MAC.
     let mac = n.lab.wait_nd_reply(&n.client, VIP6, T).expect("ND reply");
     assert_eq!(mac, n.lb02.mac.to_lowercase());
@@ -686,7 +676,8 @@ fn vrrpv2_pass_auth_failover_and_back() {
         .wait_state("lb01", "VI_1", "BACKUP", T)
         .expect("lb01 backup");
     n.lab.wait_owner(VIP, &["lb02"], T).expect("VIP on lb02");
-    n.stays("lb01", "VI_1", "BACKUP", Duration::from_secs(4));
+    n.lab
+        .stays("lb01", "VI_1", "BACKUP", Duration::from_secs(4));
     n.lab.signal("lb02", Signal::SIGKILL).expect("kill lb02");
     n.lab
         .wait_state("lb01", "VI_1", "MASTER", T)

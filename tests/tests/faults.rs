@@ -179,22 +179,6 @@ impl Net {
         );
     }
 
-    /// Holds for `d` and checks that agent `name` logged no transition meanwhile and is in
-    /// `state`.
-    fn stays(&self, name: &str, state: &str, d: Duration) {
-        let before = self.lab.transitions(name, Some("VI_1")).len();
-        std::thread::sleep(d);
-        let after = self.lab.transitions(name, Some("VI_1"));
-        assert_eq!(
-            after.len(),
-            before,
-            "{name} changed state: {:?}\n{}",
-            after.get(before..),
-            self.lab.all_logs()
-        );
-        assert_eq!(self.lab.state(name, "VI_1").as_deref(), Some(state));
-    }
-
     /// Takes `host`'s link down for a moment and up again, and waits until agent `name` has
     /// been through FAULT and is BACKUP again: a blip shorter than any advert interval.
     fn blip(&self, host: &Host, name: &str) {
@@ -402,7 +386,8 @@ fn link_flap(mode: Mode) {
         .expect("VIP on lb02 only after the flaps");
     // Settled: several master down intervals without a transition on either node.
     let t01 = n.lab.transitions("lb01", Some("VI_1")).len();
-    n.stays("lb02", "MASTER", Duration::from_secs(2));
+    n.lab
+        .stays("lb02", "VI_1", "MASTER", Duration::from_secs(2));
     assert_eq!(
         n.lab.transitions("lb01", Some("VI_1")).len(),
         t01,
@@ -467,7 +452,8 @@ fn backup_link_blip(mode: Mode) {
     for _ in 0..5 {
         n.blip(&lb01, "lb01");
         // Several master down intervals (3 × 0.2 s + skew) after the blip.
-        n.stays("lb01", "BACKUP", Duration::from_secs(2));
+        n.lab
+            .stays("lb01", "VI_1", "BACKUP", Duration::from_secs(2));
         assert_eq!(
             n.lab.vip_owner(VIP),
             ["lb02"],
@@ -592,8 +578,9 @@ fn partition_heal(mode: Mode, cut: Cut, equal_priority: bool) {
             .expect("split brain reported");
     }
     // The split brain holds for a while (several master down intervals): no flapping.
-    n.stays(master, "MASTER", Duration::from_secs(2));
-    n.stays(backup, "MASTER", Duration::ZERO);
+    n.lab
+        .stays(master, "VI_1", "MASTER", Duration::from_secs(2));
+    n.lab.stays(backup, "VI_1", "MASTER", Duration::ZERO);
     let loser_before = n.lab.transitions(loser, Some("VI_1")).len();
     let winner_before = n.lab.transitions(winner, Some("VI_1")).len();
 
@@ -607,8 +594,9 @@ fn partition_heal(mode: Mode, cut: Cut, equal_priority: bool) {
     n.lab
         .wait_owner(VIP, &[winner_host.name.as_str()], T)
         .expect("VIP on the winner only");
-    n.stays(winner, "MASTER", Duration::from_secs(2));
-    n.stays(loser, "BACKUP", Duration::ZERO);
+    n.lab
+        .stays(winner, "VI_1", "MASTER", Duration::from_secs(2));
+    n.lab.stays(loser, "VI_1", "BACKUP", Duration::ZERO);
     assert_eq!(n.status_state(winner), "MASTER");
     assert_eq!(n.status_state(loser), "BACKUP");
     n.wait_hears(loser, winner_ip);
@@ -706,7 +694,8 @@ fn backup_restart_storm(mode: Mode) {
         current = next;
     }
     // Let the last one run for a while, then check nothing moved anywhere.
-    n.stays(&current, "BACKUP", Duration::from_secs(2));
+    n.lab
+        .stays(&current, "VI_1", "BACKUP", Duration::from_secs(2));
     assert_eq!(
         n.lab.transitions("lb02", None),
         master_before,
@@ -791,7 +780,8 @@ fn nopreempt_restart(mode: Mode) {
         );
         let master_ts = n.lab.transitions(&name01, Some("VI_1")).len();
         // Several master down intervals (3 × 0.2 s + skew): still backup.
-        n.stays(&name02, "BACKUP", Duration::from_secs(4));
+        n.lab
+            .stays(&name02, "VI_1", "BACKUP", Duration::from_secs(4));
         assert_eq!(
             n.lab.transitions(&name01, Some("VI_1")).len(),
             master_ts,
@@ -811,7 +801,8 @@ fn nopreempt_restart(mode: Mode) {
         n.wait_sole_arp_answerer(&lb01);
         // Its link blinks: FAULT, BACKUP again, and still no preemption.
         n.blip(&lb02, &name02);
-        n.stays(&name02, "BACKUP", Duration::from_secs(2));
+        n.lab
+            .stays(&name02, "VI_1", "BACKUP", Duration::from_secs(2));
         assert_eq!(n.lab.vip_owner(VIP), ["lb01"], "{}", n.lab.all_logs());
         assert!(
             n.lab

@@ -123,21 +123,6 @@ impl Net {
         }
         .unwrap_or_else(|| panic!("no advert counter in {st}"))
     }
-
-    /// Holds for `d` and checks that agent `name` stayed in `state`.
-    fn stays(&self, name: &str, state: &str, d: Duration) {
-        let before = self.lab.transitions(name, Some("VI_1")).len();
-        std::thread::sleep(d);
-        let after = self.lab.transitions(name, Some("VI_1"));
-        assert_eq!(
-            after.len(),
-            before,
-            "{name} changed state: {:?}\n{}",
-            after.get(before..),
-            self.lab.all_logs()
-        );
-        assert_eq!(self.lab.state(name, "VI_1").as_deref(), Some(state));
-    }
 }
 
 /// (1) The primary path is cut, the heartbeat path is not: the backup stays BACKUP and the
@@ -163,7 +148,7 @@ fn heartbeat_holds_the_backup_then_all_silent_fails_over(test: &str, extra: &[&s
     std::thread::sleep(Duration::from_millis(1500));
     let primary_before = n.primary_heard("lb01", xdp);
     let heartbeat_before = n.heartbeat_heard("lb01");
-    n.stays("lb01", "BACKUP", HOLD);
+    n.lab.stays("lb01", "VI_1", "BACKUP", HOLD);
     assert_eq!(
         n.primary_heard("lb01", xdp),
         primary_before,
@@ -256,7 +241,8 @@ fn guardian_priority_zero_goes_over_the_heartbeat_path() {
         })
         .expect("heartbeat heard");
     cut_primary(&n, &n.lb02);
-    n.stays("lb01", "BACKUP", Duration::from_secs(5));
+    n.lab
+        .stays("lb01", "VI_1", "BACKUP", Duration::from_secs(5));
     n.lab.signal("lb02", Signal::SIGKILL).expect("kill lb02");
     n.lab
         .wait_state("lb01", "VI_1", "MASTER", T)
@@ -322,7 +308,8 @@ fn two_masters_on_the_heartbeat_path_raise_the_split_brain_alarm() {
             "{log}"
         );
     }
-    n.stays("lb01", "MASTER", Duration::from_secs(3));
+    n.lab
+        .stays("lb01", "VI_1", "MASTER", Duration::from_secs(3));
     assert_eq!(n.lab.state("lb02", "VI_1").as_deref(), Some("MASTER"));
 }
 
@@ -375,6 +362,6 @@ fn a_reload_adds_a_heartbeat_path_in_place() {
     );
     assert_eq!(n.lab.state("lb02", "VI_1").as_deref(), Some("MASTER"));
     cut_primary(&n, &n.lb02);
-    n.stays("lb01", "BACKUP", HOLD);
+    n.lab.stays("lb01", "VI_1", "BACKUP", HOLD);
     assert_eq!(n.lab.vip_owner(VIP), ["lb02"], "exactly one VIP owner");
 }

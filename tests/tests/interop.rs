@@ -103,23 +103,6 @@ fn net(test: &str) -> Net {
     Net { lab, lb01, lb02 }
 }
 
-impl Net {
-    /// Holds for `d` and checks that agent `name`'s VI_1 made no transition meanwhile.
-    fn agent_stays(&self, name: &str, state: &str, d: Duration) {
-        let before = self.lab.transitions(name, Some("VI_1")).len();
-        std::thread::sleep(d);
-        let after = self.lab.transitions(name, Some("VI_1"));
-        assert_eq!(
-            after.len(),
-            before,
-            "{name} changed state: {:?}\n{}",
-            after.get(before..),
-            self.lab.all_logs()
-        );
-        assert_eq!(self.lab.state(name, "VI_1").as_deref(), Some(state));
-    }
-}
-
 /// keepalived master (priority 100, lb02) + our agent backup (50, lb01): the agent stays
 /// backup; keepalived's graceful stop (priority 0) makes the agent master; keepalived's return
 /// preempts it back.
@@ -145,7 +128,7 @@ fn keepalived_master_agent_backup(test: &str, f: Flavor) {
     n.lab
         .wait_state("agent", "VI_1", "BACKUP", T)
         .expect("agent backup");
-    n.agent_stays("agent", "BACKUP", f.hold());
+    n.lab.stays("agent", "VI_1", "BACKUP", f.hold());
     assert_eq!(n.lab.vip_owner(vip), ["lb02"], "{}", n.lab.all_logs());
     assert!(n.lab.running("ka"), "keepalived died:\n{}", n.lab.log("ka"));
 
@@ -181,7 +164,7 @@ fn keepalived_master_agent_backup(test: &str, f: Flavor) {
     n.lab
         .wait_owner(vip, &["lb02"], T)
         .expect("VIP back on keepalived's host");
-    n.agent_stays("agent", "BACKUP", f.hold());
+    n.lab.stays("agent", "VI_1", "BACKUP", f.hold());
     assert_eq!(n.lab.vip_owner(vip), ["lb02"]);
     for name in ["ka", "ka-again"] {
         let log = n.lab.log(name);
@@ -229,7 +212,7 @@ fn agent_master_keepalived_backup(test: &str, f: Flavor) {
         assert_eq!(n.lab.vip_owner(vip), ["lb02"], "{}", n.lab.all_logs());
         std::thread::sleep(Duration::from_millis(200));
     }
-    n.agent_stays("agent", "MASTER", Duration::ZERO);
+    n.lab.stays("agent", "VI_1", "MASTER", Duration::ZERO);
     assert!(
         !n.lab.log("ka").contains("Entering MASTER STATE"),
         "keepalived became master beside our agent:\n{}",
@@ -261,7 +244,7 @@ fn agent_master_keepalived_backup(test: &str, f: Flavor) {
     n.lab
         .wait_owner(vip, &["lb02"], T)
         .expect("VIP back on the agent's host");
-    n.agent_stays("agent-again", "MASTER", f.hold());
+    n.lab.stays("agent-again", "VI_1", "MASTER", f.hold());
     assert_eq!(n.lab.vip_owner(vip), ["lb02"], "{}", n.lab.all_logs());
     let log = n.lab.log("ka");
     assert!(
