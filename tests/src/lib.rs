@@ -407,15 +407,39 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
         .map_err(|_| anyhow::anyhow!("thread in {ns} panicked"))?
 }
 
+/// The processes in network namespace `ns` (`ip netns pids`).
+pub fn ns_pids(ns: &str) -> Vec<u32> {
+    Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A crash of a whole host: every process in namespace `ns` stopped first, then SIGKILLed, so
 /// that none of them acts on another's death (the guardian would send priority 0 at the
-/// agent's SIGKILL; a host dies all at once).
-pub fn crash_namespace(ns: &str) -> Result<()> {
-    run_cmd(Command::new("sh").args([
-        "-c",
-        &format!("P=$(ip netns pids {ns}); [ -z \"$P\" ] || {{ kill -STOP $P; kill -9 $P; }}"),
-    ]))
-    .map(|_| ())
+/// agent's SIGKILL; a host dies all at once). Returns the instant just before the first
+/// signal; an error if the namespace has no process.
+pub fn crash_namespace(ns: &str) -> Result<Instant> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let pids = ns_pids(ns);
+    if pids.is_empty() {
+        bail!("no process in namespace {ns}");
+    }
+    let t0 = Instant::now();
+    for &p in &pids {
+        let _ = kill(Pid::from_raw(p as i32), Signal::SIGSTOP);
+    }
+    for &p in &pids {
+        let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
+    }
+    Ok(t0)
 }
 
 /// Runs a command; its stdout on success, an error with stderr otherwise.

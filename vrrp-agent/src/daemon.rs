@@ -1425,29 +1425,25 @@ impl Daemon {
         let t = now();
         for idx in 0..self.instances.len() {
             let inst = &self.instances[idx];
+            let Some(w) = inst.wake_at() else {
+                continue;
+            };
             // A master's advert due within a twentieth of its interval goes now, as if at its
             // time: with hundreds of instances the adverts share wake-ups (timer slack), and
             // the phase of each is kept.
-            let coalesce = (inst.vr.state() == State::Master)
-                .then(|| inst.wake_at())
-                .flatten()
-                .filter(|w| *w > t && *w <= t + inst.cfg.advert_int.as_duration() / 20);
-            let due = match (inst.wake_at(), early) {
-                (None, _) => false,
-                (Some(w), _) if w <= t => true,
-                _ if coalesce.is_some() => true,
-                (Some(w), Some(e)) => inst.cover.is_some() && w <= e,
-                (Some(_), None) => false,
-            };
+            let master = inst.vr.state() == State::Master;
+            let slack = inst.cfg.advert_int.as_duration() / 20;
+            let due = w <= t
+                || (master && w <= t + slack)
+                || early.is_some_and(|e| inst.cover.is_some() && w <= e);
             if !due {
                 continue;
             }
-            if let Some(w) = coalesce {
-                self.instances[idx].timer_wakeups += 1;
+            self.instances[idx].timer_wakeups += 1;
+            if master && w > t {
                 self.feed(idx, w, Input::Timeout).await;
                 continue;
             }
-            self.instances[idx].timer_wakeups += 1;
             // The master-down timer reads the kernel's timestamps lazily: adverts that said
             // nothing new were absorbed in XDP, so a fresher one may exist. Re-arm from it.
             if self.instances[idx].vr.state() == State::Backup

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
-use vrrp_tests::{Host, Instance, Lab, in_netns, keepalived_conf, parse_mac};
+use vrrp_tests::{Host, Instance, Lab, in_netns, keepalived_conf, ns_pids, parse_mac};
 
 use crate::build::{self, BuildOpts};
 use crate::deps;
@@ -448,20 +448,6 @@ fn proc_cpu(pid: u32) -> Result<f64> {
     let ut: u64 = f.get(11).context("no utime")?.parse()?;
     let st: u64 = f.get(12).context("no stime")?.parse()?;
     Ok((ut + st) as f64 / clk_tck())
-}
-
-/// The PIDs running in a namespace.
-fn ns_pids(ns: &str) -> Vec<u32> {
-    std::process::Command::new("ip")
-        .args(["netns", "pids", ns])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// CPU seconds per PID of every process in a namespace.

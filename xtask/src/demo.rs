@@ -123,22 +123,8 @@ pub fn main(opts: &DemoOpts) -> Result<()> {
     let crash = Instant::now();
     // The whole host, not only the agent: its guardian (which would send priority 0 for a
     // killed agent) dies too, so lb01 waits out the master-down interval.
-    let pids = util::output(std::process::Command::new("ip").args(["netns", "pids", &lb02.ns]))
-        .unwrap_or_default();
-    let pids: Vec<i32> = pids
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-        .collect();
     // Stopped first, so that no process acts on another's death (a host dies all at once).
-    for &pid in &pids {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGSTOP,
-        );
-    }
-    for &pid in &pids {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix_sigkill());
-    }
+    vrrp_tests::crash_namespace(&lb02.ns)?;
     // Reaps the agent (already killed above, a zombie until then).
     let _ = lab.signal("lb02", nix_sigkill());
     lab.link(&lb02, false)?;

@@ -20,69 +20,16 @@ impl Ticker {
     /// Ticks every `period`, the first time at once (as `tokio::time::interval`). Needs a
     /// tokio runtime.
     pub fn new(period: Duration) -> io::Result<Self> {
-        // SAFETY: plain syscall; the returned descriptor is checked and owned below.
-        let raw = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a new descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let every = libc::timespec {
-            tv_sec: libc::time_t::try_from(period.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_nsec: libc::c_long::from(period.subsec_nanos()),
-        };
-        let spec = libc::itimerspec {
-            it_interval: every,
-            // 1 ns from now: the first tick at once (all-zero would disarm the timer).
-            it_value: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 1,
-            },
-        };
-        // SAFETY: `fd` is a timerfd and `spec` a valid itimerspec; no old value is asked for.
-        if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the OwnedFd moves into the AsyncFd, so the descriptor stays open and the
-        // same for as long as the registration lives.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)?;
+        let fd = timerfd()?;
+        // 1 ns from now: the first tick at once (all-zero would disarm the timer).
+        settime(&fd, timespec(period), timespec(Duration::from_nanos(1)))?;
         Ok(Self { fd })
     }
 
     /// Waits for the next tick; returns how many periods passed since the last one (more
     /// than 1 when the caller was late: missed ticks are merged, not replayed).
     pub async fn tick(&mut self) -> io::Result<u64> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let mut buf = [0u8; 8];
-            let read = guard.try_io(|fd| {
-                // SAFETY: reads at most 8 bytes into `buf`, which has 8.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n)
-                }
-            });
-            match read {
-                Ok(Ok(8)) => {
-                    // One expiry per read: the next wait goes to epoll at once instead of a
-                    // read that finds nothing (a system call per tick saved).
-                    guard.clear_ready();
-                    return Ok(u64::from_ne_bytes(buf));
-                }
-                Ok(Ok(_)) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-                Ok(Err(e)) => return Err(e),
-                // Spurious readiness: wait again.
-                Err(_would_block) => continue,
-            }
-        }
+        expirations(&self.fd).await
     }
 }
 
@@ -97,22 +44,10 @@ pub struct Deadline {
 impl Deadline {
     /// A disarmed deadline. Needs a tokio runtime.
     pub fn new() -> io::Result<Self> {
-        // SAFETY: plain syscall; the returned descriptor is checked and owned below.
-        let raw = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a new descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: as in `Ticker::new`.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)?;
-        Ok(Self { fd, armed: None })
+        Ok(Self {
+            fd: timerfd()?,
+            armed: None,
+        })
     }
 
     /// Fires at `at` (`None`: never), `now` being the driver's clock. A system call only when
@@ -132,28 +67,7 @@ impl Deadline {
                 .max(Duration::from_nanos(1)),
             None => Duration::ZERO,
         };
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: libc::time_t::try_from(value.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: libc::c_long::from(value.subsec_nanos()),
-            },
-        };
-        // SAFETY: a timerfd and a valid itimerspec; no old value is asked for.
-        if unsafe {
-            libc::timerfd_settime(
-                self.fd.get_ref().as_raw_fd(),
-                0,
-                &spec,
-                std::ptr::null_mut(),
-            )
-        } < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
+        settime(&self.fd, timespec(Duration::ZERO), timespec(value))?;
         self.armed = at;
         Ok(())
     }
@@ -161,29 +75,83 @@ impl Deadline {
     /// Waits until the deadline fires (for ever while disarmed). Cancel-safe: the expiry is
     /// consumed only when this returns.
     pub async fn fired(&mut self) -> io::Result<()> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let mut buf = [0u8; 8];
-            let read = guard.try_io(|fd| {
-                // SAFETY: reads at most 8 bytes into `buf`, which has 8.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n)
-                }
-            });
-            match read {
-                Ok(Ok(_)) => {
-                    // Fired: the next `set` arms again even for the same instant. A one-shot
-                    // timer is not readable again until re-armed: wait in epoll, not in read.
-                    guard.clear_ready();
-                    self.armed = None;
-                    return Ok(());
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
+        expirations(&self.fd).await?;
+        // Fired: the next `set` arms again even for the same instant.
+        self.armed = None;
+        Ok(())
+    }
+}
+
+/// A non-blocking CLOCK_MONOTONIC timerfd, registered for reading. Needs a tokio runtime.
+fn timerfd() -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: plain syscall; the returned descriptor is checked and owned below.
+    let raw = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: the OwnedFd moves into the AsyncFd, so the descriptor stays open and the
+    // same for as long as the registration lives.
+    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(|e| e.into_parts().1)
+}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(d.subsec_nanos()),
+    }
+}
+
+/// Arms `fd` (relative to now): first expiry after `value`, then every `interval` (zero: once).
+fn settime(
+    fd: &AsyncFd<OwnedFd>,
+    interval: libc::timespec,
+    value: libc::timespec,
+) -> io::Result<()> {
+    let spec = libc::itimerspec {
+        it_interval: interval,
+        it_value: value,
+    };
+    // SAFETY: a timerfd and a valid itimerspec; no old value is asked for.
+    if unsafe { libc::timerfd_settime(fd.get_ref().as_raw_fd(), 0, &spec, std::ptr::null_mut()) }
+        < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Waits until the timerfd has expired; the number of expirations since the last read.
+async fn expirations(fd: &AsyncFd<OwnedFd>) -> io::Result<u64> {
+    loop {
+        let mut guard = fd.readable().await?;
+        let mut buf = [0u8; 8];
+        let read = guard.try_io(|fd| {
+            // SAFETY: reads at most 8 bytes into `buf`, which has 8.
+            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n)
             }
+        });
+        match read {
+            Ok(Ok(8)) => {
+                // Nothing more to read until the next expiry: the next wait goes to epoll at
+                // once instead of a read that finds nothing (a system call per tick saved).
+                guard.clear_ready();
+                return Ok(u64::from_ne_bytes(buf));
+            }
+            Ok(Ok(_)) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(Err(e)) => return Err(e),
+            // Spurious readiness: wait again.
+            Err(_would_block) => continue,
         }
     }
 }

@@ -18,12 +18,10 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use vrrp_tests::{Host, Instance, Lab, in_netns, keepalived_conf, parse_mac};
+use vrrp_tests::{Host, Instance, Lab, in_netns, keepalived_conf, ns_pids, parse_mac};
 
 use super::probe::{Prober, Sample, analyse, settled, spawn_in_netns};
-use super::{
-    BenchOpts, Row, blast, flood_frames, flood_frames_v2, flood_instance, ns_pids, num_cpus,
-};
+use super::{BenchOpts, Row, blast, flood_frames, flood_frames_v2, flood_instance, num_cpus};
 
 const MASTER_PRIO: u8 = 100;
 const BACKUP_PRIO: u8 = 50;
@@ -532,22 +530,7 @@ impl Pair {
                 let ifn = self.master.ifname.clone();
                 in_netns(&self.master.ns, move || set_link_down(&ifn))?
             }
-            Fault::Crash => {
-                let pids = ns_pids(&self.master.ns);
-                if pids.is_empty() {
-                    bail!("no process in the master's namespace");
-                }
-                let t0 = Instant::now();
-                // A host dies all at once: stopped first, so that no process (the guardian)
-                // acts on the agent's SIGKILL.
-                for &p in &pids {
-                    let _ = kill(Pid::from_raw(p as i32), Signal::SIGSTOP);
-                }
-                for p in pids {
-                    let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
-                }
-                Ok(t0)
-            }
+            Fault::Crash => vrrp_tests::crash_namespace(&self.master.ns),
             Fault::DaemonKill => {
                 let pid = match self.imp {
                     Impl::Agent => self.lab.pid(&self.master_name),

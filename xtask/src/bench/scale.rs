@@ -8,7 +8,8 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use vrrp_tests::{Instance, Lab, keepalived_conf};
 
-use super::{BenchOpts, Row, ns_cpu, ns_cpu_delta, ns_pids};
+use super::{BenchOpts, Row, ns_cpu, ns_cpu_delta};
+use vrrp_tests::ns_pids;
 
 fn vip(vrid: u16) -> String {
     // 198.51.100.1-254 for VRIDs 1-254, 203.0.113.1 for 255.
