@@ -2,7 +2,7 @@
 
 pub mod config;
 pub mod control;
-pub mod daemon;
+pub mod driver;
 pub mod io;
 pub mod notify;
 pub mod proto;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use vrrp_agent::config;
-use vrrp_agent::daemon::{Daemon, DataPlaneChoice, Options};
+use vrrp_agent::driver::{self, DataPlaneChoice, Options};
 
 /// A VRRP daemon (RFC 9568 VRRPv3, RFC 3768 VRRPv2) with an XDP fast path, configured like
 /// keepalived.
@@ -302,7 +302,7 @@ fn run(cli: Cli) -> Result<()> {
             cli.rt_priority.or(loaded.config.global.rt_priority),
             loaded.config.global.rlimit_rttime_us,
         );
-        let daemon = Daemon::new(Options {
+        driver::run(Options {
             config: loaded.config,
             config_path: path,
             dataplane,
@@ -312,8 +312,7 @@ fn run(cli: Cli) -> Result<()> {
             guardian: !cli.no_guardian,
             realtime,
         })
-        .await?;
-        daemon.run().await
+        .await
     })
 }
 

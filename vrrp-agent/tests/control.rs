@@ -115,6 +115,7 @@ fn sample() -> Snapshot {
                 ],
             }],
             heartbeat_restarts: 0,
+            peers_evicted: 0,
         },
         InstanceStatus {
             name: "VI_6".into(),
@@ -148,6 +149,8 @@ fn sample() -> Snapshot {
             arp_replies: 5,
             ns_replies: 0,
             xdp_tx_errors: Some(0),
+            decode_errors: BTreeMap::new(),
+            liveness_errors: 0,
         },
         DataPlaneStatus {
             interface: "eth1".into(),

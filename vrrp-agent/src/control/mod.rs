@@ -18,6 +18,7 @@ mod dump;
 mod metrics;
 mod render;
 mod server;
+pub mod snapshot;
 
 pub use dump::{DEFAULT_DUMP_PATH, write_dump};
 pub use metrics::{
@@ -28,6 +29,7 @@ pub use server::{
     CommandReply, ControlCommand, ControlReply, ControlServer, DEFAULT_SOCKET_PATH, client_request,
     parse_reply, request_status, serve_control,
 };
+pub use snapshot::log_status;
 
 /// Everything `vrrp-agent status` shows, as plain data the daemon fills in.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -117,6 +119,8 @@ pub struct InstanceStatus {
     pub heartbeat_paths: Vec<HeartbeatPathInfo>,
     /// Heartbeat adverts that restarted our master-down timer as a backup.
     pub heartbeat_restarts: u64,
+    /// Peers dropped from `peers` to make room (the table is bounded: spoofed sources).
+    pub peers_evicted: u64,
 }
 
 /// One redundant heartbeat path of an instance.
@@ -175,6 +179,10 @@ pub struct DataPlaneStatus {
     pub ns_replies: u64,
     /// `None` when the data plane cannot transmit (raw-socket mode).
     pub xdp_tx_errors: Option<u64>,
+    /// Malformed adverts the agent decoded on this interface, by reason (once each).
+    pub decode_errors: BTreeMap<String, u64>,
+    /// Failed writes of the dead-man stamp (the gate silences answers when it goes stale).
+    pub liveness_errors: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,4 +359,16 @@ pub enum ControlError {
     /// The daemon answered the request with an error.
     #[error("{0}")]
     Remote(String),
+}
+
+/// Seconds since the Unix epoch, for the snapshot (0 if the clock is before it).
+pub fn unix_now() -> f64 {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "wall-clock time for the status snapshot"
+    )]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

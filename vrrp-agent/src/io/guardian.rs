@@ -39,20 +39,7 @@ pub enum GuardianError {
     Gone(std::io::Error),
 }
 
-/// What the guardian must do for one MASTER instance if the agent dies.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Armed {
-    /// The instance name (one entry per instance; arming again replaces it).
-    pub key: String,
-    pub ifname: String,
-    pub ifindex: u32,
-    /// The advert socket's source address.
-    pub src: IpAddr,
-    /// Each destination with its encoded priority 0 VRRP message (checksum included).
-    pub release: Vec<(IpAddr, Vec<u8>)>,
-    /// VIPs to unbind: (interface index, address, prefix length).
-    pub vips: Vec<(u32, IpAddr, u8)>,
-}
+pub use crate::proto::node::Armed;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Msg {

@@ -2,9 +2,11 @@
 
 pub mod advert;
 pub mod codec;
+mod display;
+pub mod node;
 pub mod sync;
 pub mod types;
 pub mod vr;
 
 pub use advert::{Advert, Auth};
-pub use types::{Centisecs, Family, Priority, Version, Vrid};
+pub use types::{Centisecs, Family, MacDisplay, Priority, Version, VipSpec, Vrid};

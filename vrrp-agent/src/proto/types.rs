@@ -1,6 +1,7 @@
 //! Units and identifiers as types, so that seconds and centiseconds cannot be mixed up.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 /// Virtual Router Identifier, 1..=255 (RFC 9568 §5.2.3).
@@ -86,8 +87,61 @@ impl Version {
 }
 
 /// Address family of a virtual router.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum Family {
     V4,
     V6,
+}
+
+/// A MAC address printed as `aa:bb:cc:dd:ee:ff` in error messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MacDisplay(pub [u8; 6]);
+
+impl fmt::Display for MacDisplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl fmt::Debug for MacDisplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// One virtual IP address as `ip addr add` would take it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VipSpec {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    /// IPv4 only (`ip addr add … label eth0:1`); at most 15 bytes.
+    pub label: Option<String>,
+    /// IPv4 only; `None` sends no IFA_BROADCAST, as keepalived does without `brd`.
+    pub broadcast: Option<Ipv4Addr>,
+    /// RT_SCOPE_* value; `None` is the kernel default (global).
+    pub scope: Option<u8>,
+    /// IFA_F_NODAD: skip duplicate address detection (IPv6). keepalived sets it on every IPv6
+    /// VIP so that a VIP is usable at once and a transient split brain cannot leave it
+    /// `dadfailed` forever.
+    pub nodad: bool,
+}
+
+impl VipSpec {
+    /// A VIP with keepalived's defaults: no label, no broadcast, default scope, and NODAD for
+    /// IPv6.
+    pub fn new(addr: IpAddr, prefix_len: u8) -> Self {
+        Self {
+            addr,
+            prefix_len,
+            label: None,
+            broadcast: None,
+            scope: None,
+            nodad: addr.is_ipv6(),
+        }
+    }
 }

@@ -1,0 +1,1759 @@
+//! Every virtual router of the process, above the RFC machine: sans-IO, in the shape of
+//! quinn-proto's `Endpoint`. It routes received adverts to routers by interface, family and
+//! VRID, fans sync-group changes out, keeps the data-plane plan, split-brain episodes and
+//! heartbeat paths, and applies reloads. It performs no I/O: the driver feeds
+//! [`NodeInput`]s with the time, drains [`Action`]s with [`Node::poll_action`], and calls
+//! `handle(now, NodeInput::Timer { .. })` once `now >= poll_timeout()`.
+//!
+//! Rules from the RFCs live in [`crate::proto::vr`]; everything here is local policy, each in
+//! its own module: [`split_brain`], [`heartbeat`], [`reload`], [`dataplane`], [`peers`].
+
+pub mod dataplane;
+pub mod heartbeat;
+pub mod peers;
+pub mod reload;
+pub mod split_brain;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, error, info, warn};
+use vrrp_common::maps::AdvertState;
+
+use crate::proto::codec::{self, ChecksumForm, DecodeError};
+use crate::proto::sync::SyncGroups;
+use crate::proto::vr::{
+    AnnounceKind, ConfigError, Input, Output, Reason, State, VirtualRouter, VrConfig,
+};
+use crate::proto::{Advert, Auth, Family, Priority, Version, VipSpec};
+use crate::wake;
+
+pub use dataplane::DpOp;
+pub use heartbeat::HeartbeatSpec;
+
+/// An instance of this process. Ids are never reused: a restarted instance gets a new one, so
+/// a late answer about the old one cannot touch the new.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InstanceId(pub u32);
+
+impl std::fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// An interface as the driver opened it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfaceSpec {
+    pub index: u32,
+    pub name: String,
+    pub mac: [u8; 6],
+    /// Link state when opened.
+    pub up: bool,
+    /// An XDP program is attached (else raw sockets only).
+    pub xdp: bool,
+}
+
+/// A VIP and the interface it is bound on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipBinding {
+    pub ifindex: u32,
+    pub spec: VipSpec,
+}
+
+/// One instance, resolved by the driver (interface index, source address, VIP interfaces).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InstanceSpec {
+    pub name: String,
+    pub iface: String,
+    pub ifindex: u32,
+    /// The state machine's configuration, before its own fix-ups.
+    pub vr: VrConfig,
+    /// The advert socket's source address (the socket is keyed by `(ifindex, src)`).
+    pub src: IpAddr,
+    pub vips: Vec<VipBinding>,
+    /// The multicast group or the unicast peers.
+    pub destinations: Vec<IpAddr>,
+    pub heartbeats: Vec<HeartbeatSpec>,
+    pub form: ChecksumForm,
+    /// `use_vmac` in effect (needs XDP): the MAC answers, GARPs and adverts use while MASTER.
+    pub vmac: Option<[u8; 6]>,
+    /// `vmac_xmit_base`: adverts from the interface MAC anyway.
+    pub vmac_xmit_base: bool,
+    /// `garp_master_repeat`, `garp_master_refresh_repeat`.
+    pub garp_repeat: u32,
+    pub garp_refresh_repeat: u32,
+    /// The instance tracks something: it waits in Initialize for the first result.
+    pub tracks: bool,
+}
+
+/// Everything the node runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NodeConfig {
+    pub ifaces: Vec<IfaceSpec>,
+    pub instances: Vec<InstanceSpec>,
+    pub sync_groups: Vec<(String, Vec<String>)>,
+    pub garp_interval: Duration,
+    pub gna_interval: Duration,
+}
+
+/// What the data plane holds for a VRID slot, read by the driver: the last advert it passed
+/// up or absorbed (`ADVERTS`), the slot's previous holder (`OTHERS`), and CLOCK_MONOTONIC at
+/// the read, so that kernel stamps convert to `Instant`s without a clock here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelSlot {
+    pub current: Option<AdvertState>,
+    pub others: Option<AdvertState>,
+    pub mono_now_ns: u64,
+}
+
+/// A VRID slot of an interface's program: `(ifindex, ipv6, vrid)`.
+pub type SlotKey = (u32, bool, u8);
+
+#[derive(Clone, Debug)]
+pub enum NodeInput {
+    /// Before anything starts: clear what a crashed run may have left (VIPs bound, virtual MAC
+    /// filters, the kernel ARP/NA filter). RFC 9568 §6.4.1: Initialize owns no address.
+    Prepare,
+    /// The RFC's Startup event for every instance not waiting for its first tracking result.
+    Start,
+    /// An advert (or the reason it did not decode) from a raw socket or the XDP events ring.
+    Advert {
+        ifindex: u32,
+        family: Family,
+        src: IpAddr,
+        result: Result<Advert, DecodeError>,
+    },
+    /// The kernel timer watching a backup's master ran out.
+    MasterSilent {
+        key: SlotKey,
+        slot: KernelSlot,
+    },
+    /// The driver's timer fired (or the housekeeping tick, with `early`: instances sleeping on
+    /// a kernel timer whose backstop is due by then are taken now). `slots` holds the kernel
+    /// reads [`Node::kernel_reads`] asked for.
+    Timer {
+        early: Option<Instant>,
+        slots: Vec<(SlotKey, KernelSlot)>,
+    },
+    /// The answer to [`Action::Watch`]: whether the driver may sleep on the kernel timer.
+    Cover {
+        id: InstanceId,
+        cover: Option<wake::Cover>,
+    },
+    /// Another MAC claims one of our VIPs (seen by XDP).
+    VipClaimed {
+        ifindex: u32,
+        vip: IpAddr,
+        mac: [u8; 6],
+    },
+    Link {
+        ifindex: u32,
+        up: bool,
+    },
+    /// The tracking result of an instance (priority, weight-0 failure).
+    Tracking {
+        instance: String,
+        priority: Priority,
+        fault: bool,
+        reasons: Vec<String>,
+    },
+    /// XDP_TX fails on an interface: the kernel answers ARP/ND there from now on.
+    XdpTxFailing {
+        ifindex: u32,
+    },
+    /// Housekeeping, once a second: split-brain episodes expire, the dead-man stamp is kept
+    /// fresh, the status is published.
+    Tick,
+    /// Every router stops (priority 0 from masters, VIPs removed).
+    Shutdown,
+}
+
+/// keepalived's notify scripts and FIFO lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notify {
+    pub group: bool,
+    pub name: String,
+    pub state: State,
+    pub priority: Priority,
+}
+
+/// Per-instance hooks (`notify_master_rx_lower_pri`, our split-brain and fence hooks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum HookKind {
+    MasterRxLowerPriority,
+    SplitBrain,
+    Fence,
+}
+
+/// Gratuitous ARPs / unsolicited NAs for an instance's VIPs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Announce {
+    pub instance: String,
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub vips: Vec<IpAddr>,
+    pub repeat: u32,
+    /// Between two frames.
+    pub gap: Duration,
+    pub kind: AnnounceKind,
+}
+
+/// What the guardian must do for one MASTER instance (or one of its heartbeat paths) if the
+/// agent dies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Armed {
+    /// The instance name, or [`heartbeat::guardian_key`] (arming again replaces it).
+    pub key: String,
+    pub ifname: String,
+    pub ifindex: u32,
+    /// The advert socket's source address.
+    pub src: IpAddr,
+    /// Each destination with its encoded priority 0 VRRP message (checksum included).
+    pub release: Vec<(IpAddr, Vec<u8>)>,
+    /// VIPs to unbind: (interface index, address, prefix length).
+    pub vips: Vec<(u32, IpAddr, u8)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Send the instance's advert: [`Node::adverts`] has its bytes.
+    SendAdvert {
+        id: InstanceId,
+        priority: Priority,
+    },
+    Announce(Announce),
+    InstallVips {
+        id: InstanceId,
+        vips: Vec<VipBinding>,
+    },
+    /// Also stale ones at [`NodeInput::Prepare`], and a stopped instance's (no error then).
+    RemoveVips {
+        id: InstanceId,
+        vips: Vec<VipBinding>,
+    },
+    Dataplane(DpOp),
+    /// Clear the slot's advert record so the next advert is reported even if unchanged.
+    ForgetAdvert {
+        key: SlotKey,
+    },
+    /// Keep the slot's master-silence timer at `master_down` (`None`: unused) and answer with
+    /// [`NodeInput::Cover`] (only while `backup`, from `master`'s adverts).
+    Watch {
+        id: InstanceId,
+        key: SlotKey,
+        master_down: Option<Duration>,
+        master: Option<IpAddr>,
+        backup: bool,
+    },
+    /// Stamp the dead-man gate of an interface's program (answers stop if it goes stale).
+    RefreshLiveness {
+        ifindex: u32,
+        bound: Duration,
+    },
+    /// The virtual MAC in (or out of) the interface's unicast filter.
+    VmacFilter {
+        ifindex: u32,
+        mac: [u8; 6],
+        add: bool,
+    },
+    /// `use_vmac`: `arp_announce = 2` on the interface.
+    ArpAnnounce {
+        iface: String,
+    },
+    /// The VIPs the kernel must not answer ARP/NA for (empty: remove the filter).
+    KernelFilter(Vec<IpAddr>),
+    GuardianArm(Armed),
+    GuardianDisarm(String),
+    Notify(Notify),
+    Hook {
+        instance: String,
+        hook: HookKind,
+        args: Vec<String>,
+    },
+    /// The status changed: publish a snapshot.
+    Publish,
+}
+
+/// (priority, source address, each destination with its encoded VRRP message).
+type AdvertCache = (Priority, IpAddr, Vec<(IpAddr, Vec<u8>)>);
+
+/// One instance: its spec, its router, and what the node knows around it.
+#[derive(Debug)]
+pub struct Instance {
+    pub spec: InstanceSpec,
+    pub vr: VirtualRouter,
+    pub installed: bool,
+    /// The RFC Startup event was given.
+    pub started: bool,
+    /// The last tracking result applied: (priority, fault, reasons).
+    pub tracked: Option<(Priority, bool, Vec<String>)>,
+    /// The newest kernel timestamp of an absorbed advert already given to the router.
+    pub kernel_seen_ns: u64,
+    /// The kernel timer the driver may sleep on instead of the router's deadline.
+    pub cover: Option<wake::Cover>,
+    /// What the last `Watch` asked for.
+    watch: Option<Option<Duration>>,
+    pub timer_wakeups: u64,
+    pub silent_reports: u64,
+    /// The router asked for XDP ownership of its VIPs (MASTER).
+    pub wants_ownership: bool,
+    pub conflicts: u64,
+    pub split_brain: split_brain::SplitBrain,
+    pub peers: peers::PeerTable,
+    pub paths: Vec<heartbeat::PathState>,
+    pub transitions: BTreeMap<String, u64>,
+    advert_cache: Option<AdvertCache>,
+    /// Rate limit of the "advert does not match" warning: when it was last logged.
+    warned_at: Option<Instant>,
+}
+
+impl Instance {
+    fn new(spec: InstanceSpec, now: Instant) -> Result<Self, ConfigError> {
+        let vr = VirtualRouter::new(spec.vr.clone(), now)?;
+        Ok(Self {
+            paths: vec![heartbeat::PathState::default(); spec.heartbeats.len()],
+            spec,
+            vr,
+            installed: false,
+            started: false,
+            tracked: None,
+            kernel_seen_ns: 0,
+            cover: None,
+            watch: None,
+            timer_wakeups: 0,
+            silent_reports: 0,
+            wants_ownership: false,
+            conflicts: 0,
+            split_brain: split_brain::SplitBrain::default(),
+            peers: peers::PeerTable::default(),
+            transitions: BTreeMap::new(),
+            advert_cache: None,
+            warned_at: None,
+        })
+    }
+
+    /// When the driver must wake up for this instance (see [`wake::wake_at`]).
+    pub fn wake_at(&self) -> Option<Instant> {
+        wake::wake_at(self.vr.poll_timeout(), self.cover)
+    }
+
+    fn key(&self) -> SlotKey {
+        (
+            self.spec.ifindex,
+            self.spec.vr.family == Family::V6,
+            self.spec.vr.vrid.get(),
+        )
+    }
+
+    fn waits_for_tracking(&self) -> bool {
+        self.spec.tracks && self.tracked.is_none()
+    }
+
+    /// The instance's advert with `priority`.
+    fn advert(&self, priority: Priority) -> Advert {
+        let c = &self.spec.vr;
+        Advert {
+            version: c.version,
+            vrid: c.vrid,
+            priority,
+            interval: c.interval,
+            // VRRPv2/v3 carry at most 255 addresses (the config moves the rest to excluded).
+            addresses: self
+                .spec
+                .vips
+                .iter()
+                .map(|v| v.spec.addr)
+                .filter(|a| family(*a) == c.family)
+                .collect(),
+            auth: if c.version == Version::V2 {
+                c.auth
+            } else {
+                Auth::None
+            },
+        }
+    }
+
+    fn encode_to(
+        &self,
+        priority: Priority,
+        src: IpAddr,
+        dsts: &[IpAddr],
+    ) -> Vec<(IpAddr, Vec<u8>)> {
+        let advert = self.advert(priority);
+        let mut out = Vec::with_capacity(dsts.len());
+        for dst in dsts {
+            let mut buf = Vec::with_capacity(64);
+            if let Err(e) = codec::encode(&advert, src, *dst, self.spec.form, &mut buf) {
+                error!(instance = %self.spec.name, error = %e, "cannot encode advert");
+                return Vec::new();
+            }
+            out.push((*dst, buf));
+        }
+        out
+    }
+}
+
+/// One advert to send: see [`Node::adverts`].
+#[derive(Debug)]
+pub struct AdvertOut<'a> {
+    pub ifindex: u32,
+    pub src: IpAddr,
+    /// `use_vmac`: a whole frame from this MAC on the packet socket.
+    pub from_vmac: Option<[u8; 6]>,
+    pub adverts: &'a [(IpAddr, Vec<u8>)],
+}
+
+/// The same advert for each heartbeat path: (path index, interface index, source, messages).
+pub type HeartbeatOut = (usize, u32, IpAddr, Vec<(IpAddr, Vec<u8>)>);
+
+/// Why a reload was refused: nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("instance {instance}: {error}")]
+    Router {
+        instance: String,
+        error: ConfigError,
+    },
+}
+
+/// Why a handover was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HandoverError {
+    #[error("instance {0} is not MASTER here (or does not exist)")]
+    NotMaster(String),
+    #[error("no instance is MASTER here")]
+    NoMaster,
+}
+
+#[derive(Debug, Default)]
+pub struct Node {
+    instances: BTreeMap<InstanceId, Instance>,
+    next_id: u32,
+    ifaces: BTreeMap<u32, Iface>,
+    sync: SyncGroups,
+    /// Each group's common state, for the group notify scripts.
+    group_state: BTreeMap<String, State>,
+    garp_interval: Duration,
+    gna_interval: Duration,
+    actions: VecDeque<Action>,
+    /// The data-plane state last asked for, and whether it may have changed since.
+    written: dataplane::Plan,
+    kfilter: Option<Vec<IpAddr>>,
+    dp_dirty: bool,
+    /// Interfaces whose program was attached since the last plan (all slots get written).
+    fresh: Vec<u32>,
+    /// Adverts for VRIDs we do not run (raw-socket path).
+    pub unknown_vrid: u64,
+    /// Malformed adverts, per interface and family (counted once, whatever runs there).
+    pub decode_errors: BTreeMap<(u32, Family), BTreeMap<&'static str, u64>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Iface {
+    pub spec: IfaceSpec,
+    pub up: bool,
+    /// XDP answers ARP/ND for owned VIPs; false once XDP_TX was seen failing.
+    pub xdp_answers: bool,
+}
+
+/// How stale the agent's liveness stamp may get before XDP stops answering for its VIPs: three
+/// advert intervals (the backup's own patience), at least 100 ms so scheduling noise at short
+/// intervals does not silence a healthy master.
+pub fn liveness_bound(advert_int: crate::proto::Centisecs) -> Duration {
+    (advert_int.as_duration() * 3).max(Duration::from_millis(100))
+}
+
+/// The family of an address.
+pub fn family(a: IpAddr) -> Family {
+    match a {
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
+    }
+}
+
+/// The sender of a data plane advert record.
+pub fn advert_source(st: &AdvertState, ipv6: bool) -> IpAddr {
+    if ipv6 {
+        IpAddr::V6(std::net::Ipv6Addr::from(st.src))
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::new(
+            st.src[0], st.src[1], st.src[2], st.src[3],
+        ))
+    }
+}
+
+/// Minimum spacing of the per-instance "advert does not match our configuration" warning: a
+/// flood of such adverts must not flood the log.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+impl Node {
+    /// A node running `cfg`; nothing happens before [`NodeInput::Prepare`] and
+    /// [`NodeInput::Start`].
+    pub fn new(cfg: NodeConfig, now: Instant) -> Result<Self, ReloadError> {
+        let mut node = Self::default();
+        node.check(&cfg, now)?;
+        node.apply_globals(&cfg);
+        for spec in cfg.instances {
+            node.add(spec, now);
+        }
+        Ok(node)
+    }
+
+    fn apply_globals(&mut self, cfg: &NodeConfig) {
+        for i in &cfg.ifaces {
+            match self.ifaces.get_mut(&i.index) {
+                Some(known) => {
+                    // A program attached since (reload): its slots need writing.
+                    if i.xdp && !known.spec.xdp {
+                        self.fresh.push(i.index);
+                    }
+                    known.spec = i.clone();
+                }
+                None => {
+                    if i.xdp {
+                        self.fresh.push(i.index);
+                    }
+                    self.ifaces.insert(
+                        i.index,
+                        Iface {
+                            spec: i.clone(),
+                            up: i.up,
+                            xdp_answers: i.xdp,
+                        },
+                    );
+                }
+            }
+        }
+        self.ifaces
+            .retain(|k, _| cfg.ifaces.iter().any(|i| i.index == *k));
+        self.garp_interval = cfg.garp_interval;
+        self.gna_interval = cfg.gna_interval;
+        self.sync = SyncGroups::new(cfg.sync_groups.iter().cloned());
+        for w in self.sync.warnings() {
+            warn!("vrrp_sync_group: {w:?}");
+        }
+        self.dp_dirty = true;
+    }
+
+    /// Every router the configuration would create must be valid.
+    fn check(&self, cfg: &NodeConfig, now: Instant) -> Result<(), ReloadError> {
+        for s in &cfg.instances {
+            VirtualRouter::new(s.vr.clone(), now).map_err(|error| ReloadError::Router {
+                instance: s.name.clone(),
+                error,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, spec: InstanceSpec, now: Instant) -> InstanceId {
+        let id = InstanceId(self.next_id);
+        self.next_id += 1;
+        if spec.vmac.is_some() {
+            self.actions.push_back(Action::ArpAnnounce {
+                iface: spec.iface.clone(),
+            });
+        }
+        // `check` validated the configuration.
+        if let Ok(inst) = Instance::new(spec, now) {
+            self.instances.insert(id, inst);
+        }
+        self.dp_dirty = true;
+        id
+    }
+
+    // ---- the read-only view --------------------------------------------------------------
+
+    pub fn instances(&self) -> impl Iterator<Item = (InstanceId, &Instance)> {
+        self.instances.iter().map(|(k, v)| (*k, v))
+    }
+
+    pub fn instance(&self, id: InstanceId) -> Option<&Instance> {
+        self.instances.get(&id)
+    }
+
+    pub fn ifaces(&self) -> impl Iterator<Item = &Iface> {
+        self.ifaces.values()
+    }
+
+    /// Interfaces, sockets and paths the instances use: what the driver must keep open.
+    pub fn specs(&self) -> impl Iterator<Item = &InstanceSpec> {
+        self.instances.values().map(|i| &i.spec)
+    }
+
+    /// Every instance has stopped.
+    pub fn all_stopped(&self) -> bool {
+        self.instances
+            .values()
+            .all(|i| i.vr.state() == State::Stopped)
+    }
+
+    /// The longest Master_Down_Interval of all instances.
+    pub fn longest_master_down(&self) -> Duration {
+        self.instances
+            .values()
+            .map(|i| i.vr.master_down_interval())
+            .max()
+            .unwrap_or_default()
+    }
+
+    pub fn masters(&self) -> usize {
+        self.instances
+            .values()
+            .filter(|i| i.vr.state() == State::Master)
+            .count()
+    }
+
+    // ---- the sans-IO interface -----------------------------------------------------------
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        if self.actions.is_empty() && self.dp_dirty {
+            self.plan_dataplane();
+        }
+        self.actions.pop_front()
+    }
+
+    /// When the driver must call `handle(.., NodeInput::Timer { .. })` next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.instances.values().filter_map(Instance::wake_at).min()
+    }
+
+    /// The kernel slots to read before `NodeInput::Timer { early, .. }` at `now`: those of
+    /// the backups that are due, whose master's absorbed adverts the router must see first.
+    pub fn kernel_reads(&self, now: Instant, early: Option<Instant>) -> Vec<SlotKey> {
+        self.instances
+            .values()
+            .filter(|i| i.vr.state() == State::Backup && self.has_xdp(i))
+            .filter(|i| self.due(i, now, early).is_some())
+            .map(Instance::key)
+            .collect()
+    }
+
+    /// The bytes of an advert an [`Action::SendAdvert`] asked for: encoded once per priority
+    /// and source, then re-sent (hundreds of instances: no encoding per advert).
+    pub fn adverts(&mut self, id: InstanceId, priority: Priority) -> Option<AdvertOut<'_>> {
+        let inst = self.instances.get_mut(&id)?;
+        let src = inst.spec.src;
+        let cached = matches!(&inst.advert_cache, Some((p, s, _)) if *p == priority && *s == src);
+        if !cached {
+            let enc = inst.encode_to(priority, src, &inst.spec.destinations);
+            inst.advert_cache = Some((priority, src, enc));
+        }
+        // use_vmac: a master's multicast adverts come from the virtual MAC (RFC 9568 §7.3),
+        // unless vmac_xmit_base.
+        let from_vmac = inst
+            .spec
+            .vmac
+            .filter(|_| inst.vr.state() == State::Master && !inst.spec.vmac_xmit_base);
+        Some(AdvertOut {
+            ifindex: inst.spec.ifindex,
+            src,
+            from_vmac,
+            adverts: inst.advert_cache.as_ref().map_or(&[][..], |c| &c.2[..]),
+        })
+    }
+
+    /// The same advert unicast to every heartbeat peer, from our address on its path (the
+    /// checksum covers that source and destination).
+    pub fn heartbeat_adverts(&self, id: InstanceId, priority: Priority) -> Vec<HeartbeatOut> {
+        let Some(inst) = self.instances.get(&id) else {
+            return Vec::new();
+        };
+        inst.spec
+            .heartbeats
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    i,
+                    p.ifindex,
+                    p.src,
+                    inst.encode_to(priority, p.src, &p.peers),
+                )
+            })
+            .collect()
+    }
+
+    /// Planned handover, make-before-break: each selected master sends priority 0 (a backup
+    /// takes over after its skew time) and keeps answering for its VIPs until the new master's
+    /// first advert; then it stays a backup without preempting back.
+    pub fn handover(
+        &mut self,
+        now: Instant,
+        instance: Option<&str>,
+    ) -> Result<Vec<String>, HandoverError> {
+        let chosen: Vec<InstanceId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| {
+                instance.is_none_or(|n| n == i.spec.name) && i.vr.state() == State::Master
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let names = chosen
+            .iter()
+            .map(|id| self.instances[id].spec.name.clone())
+            .collect::<Vec<_>>();
+        for id in chosen {
+            self.feed(id, now, Input::Resign { exit: false });
+        }
+        match (names.is_empty(), instance) {
+            (true, Some(n)) => Err(HandoverError::NotMaster(n.to_string())),
+            (true, None) => Err(HandoverError::NoMaster),
+            (false, _) => Ok(names),
+        }
+    }
+
+    /// The first stop signal: masters hand over make-before-break and every router stops.
+    /// Returns the hard deadline of the exit.
+    pub fn begin_stop(&mut self, now: Instant) -> Instant {
+        let hard = now + self.longest_master_down() + Duration::from_secs(1);
+        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+        for id in ids {
+            self.feed(id, now, Input::Resign { exit: true });
+        }
+        hard
+    }
+
+    /// What a reload of `cfg` would do, or why it is refused. Changes nothing.
+    pub fn plan_reload(
+        &self,
+        cfg: &NodeConfig,
+        now: Instant,
+    ) -> Result<reload::ReloadPlan, ReloadError> {
+        self.check(cfg, now)?;
+        Ok(reload::plan(
+            self.instances.values().map(|i| &i.spec),
+            &cfg.instances,
+        ))
+    }
+
+    /// Applies a reload (SIGHUP): see [`reload`]. Refused (nothing changed) when a router of
+    /// the new configuration is invalid. Every member of every sync group stays in the node
+    /// throughout, so a stopping member is seen with the others.
+    pub fn reload(
+        &mut self,
+        cfg: NodeConfig,
+        now: Instant,
+    ) -> Result<reload::ReloadPlan, ReloadError> {
+        let plan = self.plan_reload(&cfg, now)?;
+        let by_name = |node: &Self, name: &str| {
+            node.instances
+                .iter()
+                .find(|(_, i)| i.spec.name == name)
+                .map(|(id, _)| *id)
+        };
+        // Stop what goes first, while the group still sees every member.
+        for name in &plan.removed {
+            if let Some(id) = by_name(self, name) {
+                info!(instance = %name, "instance removed: releasing it");
+                self.retire(id, now);
+            }
+        }
+        self.apply_globals(&cfg);
+        let mut order = Vec::new();
+        for ((name, change), spec) in plan.instances.iter().zip(cfg.instances) {
+            let old = by_name(self, name);
+            match (change, old) {
+                (reload::Change::Keep, Some(id)) => {
+                    if let Some(inst) = self.instances.get_mut(&id) {
+                        inst.spec = spec;
+                        inst.advert_cache = None;
+                    }
+                    order.push(id);
+                }
+                (reload::Change::Update, Some(id)) => {
+                    info!(instance = %name, "configuration changed: updating in place");
+                    let installed = {
+                        let inst = self.instances.get_mut(&id).expect("found by name");
+                        let old_paths = std::mem::take(&mut inst.spec.heartbeats);
+                        for p in &old_paths {
+                            self.actions.push_back(Action::GuardianDisarm(
+                                heartbeat::guardian_key(name, &p.iface),
+                            ));
+                        }
+                        inst.paths = vec![heartbeat::PathState::default(); spec.heartbeats.len()];
+                        inst.spec = spec;
+                        inst.advert_cache = None;
+                        inst.installed
+                    };
+                    let vr_cfg = self.instances[&id].spec.vr.clone();
+                    self.feed(id, now, Input::Config(vr_cfg));
+                    // Masters updated in place: the guardian learns their new adverts.
+                    if installed {
+                        self.arm_guardian(id);
+                    }
+                    order.push(id);
+                }
+                (_, old) => {
+                    if let Some(id) = old {
+                        info!(instance = %name, "configuration changed: restarting the instance");
+                        self.retire(id, now);
+                    } else {
+                        info!(instance = %name, "new instance");
+                    }
+                    order.push(self.add(spec, now));
+                }
+            }
+        }
+        // Ids follow the new file's order for the view; keep the map as is (ids are ordered
+        // by creation), the order only matters for start-up below.
+        for id in &order {
+            let (started, name) = {
+                let i = &self.instances[id];
+                (i.started, i.spec.name.clone())
+            };
+            if started {
+                let join = self.sync.join(&name).unwrap_or(Input::SyncJoin {
+                    group: String::new(),
+                    peers: Vec::new(),
+                });
+                self.feed(*id, now, join);
+            }
+        }
+        for id in order {
+            let i = &self.instances[&id];
+            if !i.started && !i.waits_for_tracking() {
+                self.start(id, now);
+            }
+        }
+        self.actions.push_back(Action::Publish);
+        info!(instances = self.instances.len(), "configuration reloaded");
+        Ok(plan)
+    }
+
+    /// Stops an instance for good (removed or replaced by a reload): priority 0 if MASTER,
+    /// VIPs removed; its sync group hears it like any other member's change.
+    fn retire(&mut self, id: InstanceId, now: Instant) {
+        self.feed(id, now, Input::Shutdown);
+        if let Some(inst) = self.instances.remove(&id) {
+            self.actions.push_back(Action::RemoveVips {
+                id,
+                vips: inst.spec.vips.clone(),
+            });
+            self.actions.extend(disarm(&inst.spec));
+        }
+        self.dp_dirty = true;
+    }
+
+    pub fn handle(&mut self, now: Instant, input: NodeInput) {
+        match input {
+            NodeInput::Prepare => {
+                let stale: Vec<_> = self
+                    .instances
+                    .iter()
+                    .map(|(id, i)| (*id, i.spec.vips.clone(), i.spec.vmac, i.spec.ifindex))
+                    .collect();
+                for (id, vips, vmac, ifindex) in stale {
+                    self.actions.push_back(Action::RemoveVips { id, vips });
+                    if let Some(mac) = vmac {
+                        self.actions.push_back(Action::VmacFilter {
+                            ifindex,
+                            mac,
+                            add: false,
+                        });
+                    }
+                }
+                self.dp_dirty = true;
+            }
+            NodeInput::Start => {
+                let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+                for id in ids {
+                    let i = &self.instances[&id];
+                    if !i.started && !i.waits_for_tracking() {
+                        self.start(id, now);
+                    }
+                }
+            }
+            NodeInput::Advert {
+                ifindex,
+                family,
+                src,
+                result,
+            } => self.on_advert(now, ifindex, family, src, result),
+            NodeInput::MasterSilent { key, slot } => self.on_master_silent(now, key, slot),
+            NodeInput::Timer { early, slots } => self.on_timer(now, early, &slots),
+            NodeInput::Cover { id, cover } => {
+                if let Some(i) = self.instances.get_mut(&id) {
+                    i.cover = cover;
+                }
+            }
+            NodeInput::VipClaimed { ifindex, vip, mac } => self.on_claim(now, ifindex, vip, mac),
+            NodeInput::Link { ifindex, up } => self.on_link(now, ifindex, up),
+            NodeInput::Tracking {
+                instance,
+                priority,
+                fault,
+                reasons,
+            } => self.on_tracking(now, &instance, priority, fault, reasons),
+            NodeInput::XdpTxFailing { ifindex } => {
+                if let Some(i) = self.ifaces.get_mut(&ifindex)
+                    && i.xdp_answers
+                {
+                    warn!(iface = %i.spec.name, "XDP_TX fails on this interface: the kernel answers ARP/ND for the VIPs from now on");
+                    i.xdp_answers = false;
+                    self.dp_dirty = true;
+                }
+            }
+            NodeInput::Tick => self.on_tick(now),
+            NodeInput::Shutdown => {
+                let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+                for id in ids {
+                    self.feed(id, now, Input::Shutdown);
+                }
+                for (id, i) in &self.instances {
+                    self.actions.push_back(Action::RemoveVips {
+                        id: *id,
+                        vips: i.spec.vips.clone(),
+                    });
+                }
+                self.dp_dirty = true;
+            }
+        }
+    }
+
+    // ---- inputs --------------------------------------------------------------------------
+
+    /// The RFC's Startup event, after telling the router its sync group and link state.
+    fn start(&mut self, id: InstanceId, now: Instant) {
+        let Some(inst) = self.instances.get_mut(&id) else {
+            return;
+        };
+        inst.started = true;
+        let name = inst.spec.name.clone();
+        let up = self.ifaces.get(&inst.spec.ifindex).is_none_or(|i| i.up);
+        if let Some(join) = self.sync.join(&name) {
+            self.feed(id, now, join);
+        }
+        if !up {
+            self.feed(id, now, Input::Link { up: false });
+        }
+        self.feed(id, now, Input::Startup);
+    }
+
+    fn has_xdp(&self, i: &Instance) -> bool {
+        self.ifaces.get(&i.spec.ifindex).is_some_and(|f| f.spec.xdp)
+    }
+
+    fn on_advert(
+        &mut self,
+        now: Instant,
+        ifindex: u32,
+        family: Family,
+        src: IpAddr,
+        result: Result<Advert, DecodeError>,
+    ) {
+        // No instance runs on a heartbeat interface (the config refuses it).
+        if self
+            .instances
+            .values()
+            .any(|i| i.spec.heartbeats.iter().any(|p| p.ifindex == ifindex))
+        {
+            return self.on_heartbeat_advert(now, ifindex, family, src, result);
+        }
+        let advert = match result {
+            Ok(a) => a,
+            Err(e) => {
+                // Once per interface and family: the VRID may be unreadable, and a malformed
+                // packet never changes state.
+                debug!(%src, error = %e, "malformed advert dropped");
+                *self
+                    .decode_errors
+                    .entry((ifindex, family))
+                    .or_default()
+                    .entry(e.kind())
+                    .or_default() += 1;
+                return;
+            }
+        };
+        let Some(id) = self
+            .instances
+            .iter()
+            .find(|(_, i)| {
+                i.spec.ifindex == ifindex
+                    && i.spec.vr.family == family
+                    && i.spec.vr.vrid == advert.vrid
+            })
+            .map(|(id, _)| *id)
+        else {
+            self.unknown_vrid += 1;
+            debug!(%src, vrid = %advert.vrid, "advert for a VRID we do not run");
+            return;
+        };
+        if let Some(i) = self.instances.get_mut(&id) {
+            i.peers.heard(
+                src,
+                peers::Peer {
+                    priority: advert.priority,
+                    interval: advert.interval,
+                    last_seen: now,
+                },
+            );
+        }
+        self.feed(id, now, Input::Advert { src, advert });
+    }
+
+    fn on_heartbeat_advert(
+        &mut self,
+        now: Instant,
+        ifindex: u32,
+        family: Family,
+        src: IpAddr,
+        result: Result<Advert, DecodeError>,
+    ) {
+        let advert = match result {
+            Ok(a) => a,
+            Err(e) => {
+                debug!(%src, error = %e, "malformed advert on a heartbeat path dropped");
+                for inst in self
+                    .instances
+                    .values_mut()
+                    .filter(|i| i.spec.vr.family == family)
+                {
+                    for (spec, st) in inst.spec.heartbeats.iter().zip(&mut inst.paths) {
+                        if spec.ifindex == ifindex && spec.peers.contains(&src) {
+                            st.decode_errors += 1;
+                        }
+                    }
+                }
+                return;
+            }
+        };
+        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+        let found = heartbeat::route(
+            self.instances
+                .values()
+                .map(|i| (i.spec.vr.family, i.spec.vr.vrid, &i.spec.heartbeats[..])),
+            ifindex,
+            family,
+            advert.vrid,
+            src,
+        );
+        let Some((pos, path)) = found else {
+            debug!(%src, vrid = %advert.vrid, "advert on a heartbeat path from no configured peer of that VRID: dropped");
+            return;
+        };
+        let id = ids[pos];
+        let Some(inst) = self.instances.get_mut(&id) else {
+            return;
+        };
+        let local = inst.spec.heartbeats[path].src;
+        inst.paths[path].heard(now, src, advert.priority);
+        self.feed(id, now, Input::HeartbeatAdvert { src, local, advert });
+    }
+
+    /// A kernel record newer than the last one given to the router, from its master: the slot
+    /// follows the master (`takes_slot`); when another sender took it after a silence of the
+    /// master, the master's record moved to `OTHERS`, which is read too.
+    fn kernel_seen(
+        inst: &Instance,
+        now: Instant,
+        slot: &KernelSlot,
+    ) -> Option<(IpAddr, Instant, u64)> {
+        let ipv6 = inst.spec.vr.family == Family::V6;
+        let master = inst.vr.master().map(|m| m.addr)?;
+        let of_master = |st: Option<AdvertState>| {
+            st.filter(|st| advert_source(st, ipv6) == master)
+                .map(|st| st.last_ns)
+        };
+        let ns = of_master(slot.current).or_else(|| of_master(slot.others))?;
+        if ns <= inst.kernel_seen_ns || ns > slot.mono_now_ns {
+            return None;
+        }
+        let at = now.checked_sub(Duration::from_nanos(slot.mono_now_ns - ns))?;
+        Some((master, at, ns))
+    }
+
+    fn due(&self, inst: &Instance, now: Instant, early: Option<Instant>) -> Option<Instant> {
+        let w = inst.wake_at()?;
+        // A master's advert due within a twentieth of its interval goes now, as if at its
+        // time: with hundreds of instances the adverts share wake-ups (timer slack), and the
+        // phase of each is kept.
+        let master = inst.vr.state() == State::Master;
+        let slack = inst.spec.vr.interval.as_duration() / 20;
+        let due = w <= now
+            || (master && w <= now + slack)
+            || early.is_some_and(|e| inst.cover.is_some() && w <= e);
+        due.then_some(w)
+    }
+
+    fn on_timer(&mut self, now: Instant, early: Option<Instant>, slots: &[(SlotKey, KernelSlot)]) {
+        let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+        for id in ids {
+            let Some(inst) = self.instances.get(&id) else {
+                continue;
+            };
+            let Some(w) = self.due(inst, now, early) else {
+                continue;
+            };
+            let state = inst.vr.state();
+            let seen = (state == State::Backup)
+                .then(|| slots.iter().find(|(k, _)| *k == inst.key()))
+                .flatten()
+                .and_then(|(_, s)| Self::kernel_seen(inst, now, s));
+            let inst = self.instances.get_mut(&id).expect("present");
+            inst.timer_wakeups += 1;
+            if state == State::Master && w > now {
+                self.feed(id, w, Input::Timeout);
+                continue;
+            }
+            // The master-down timer reads the kernel's timestamps lazily: adverts that said
+            // nothing new were absorbed in XDP, so a fresher one may exist. Re-arm from it.
+            if let Some((src, at, ns)) = seen {
+                inst.kernel_seen_ns = ns;
+                self.feed(id, now, Input::AdvertSeenAt { src, at });
+            }
+            self.feed(id, now, Input::Timeout);
+        }
+    }
+
+    /// The kernel timer watching a backup's master ran out: the master was silent for the
+    /// Master_Down_Interval. The router gets the master's last advert time, then its timeout.
+    fn on_master_silent(&mut self, now: Instant, key: SlotKey, slot: KernelSlot) {
+        let Some(id) = self
+            .instances
+            .iter()
+            .find(|(_, i)| i.key() == key)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        let inst = self.instances.get_mut(&id).expect("found");
+        inst.silent_reports += 1;
+        // The kernel watches the primary path only. Heartbeat-path adverts (user space) move
+        // the router's own deadline past this report, so the Timeout below then does nothing.
+        // A report from before a transition still only feeds a Timeout, which the router
+        // checks against its own deadline.
+        if inst.vr.state() == State::Backup
+            && let Some((src, at, ns)) = Self::kernel_seen(inst, now, &slot)
+        {
+            inst.kernel_seen_ns = ns;
+            self.feed(id, now, Input::AdvertSeenAt { src, at });
+        }
+        self.feed(id, now, Input::Timeout);
+    }
+
+    fn on_claim(&mut self, now: Instant, ifindex: u32, vip: IpAddr, mac: [u8; 6]) {
+        let iface = self
+            .ifaces
+            .get(&ifindex)
+            .map(|i| i.spec.name.clone())
+            .unwrap_or_default();
+        let mac = crate::proto::MacDisplay(mac);
+        let ids: Vec<InstanceId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.spec.vips.iter().any(|v| v.spec.addr == vip))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let inst = self.instances.get_mut(&id).expect("listed");
+            // Only a claim while we hold the VIP is a conflict; during a handover the new
+            // master's gratuitous ARP can reach us just before its advert does.
+            if inst.vr.state() != State::Master {
+                debug!(instance = %inst.spec.name, %vip, "VIP announced by another node while we are not master");
+                continue;
+            }
+            inst.conflicts += 1;
+            if inst.split_brain.active() {
+                debug!(instance = %inst.spec.name, %iface, %vip, %mac, "another node claims our VIP while we are MASTER");
+            } else {
+                warn!(instance = %inst.spec.name, %iface, %vip, %mac, "another node claims our VIP while we are MASTER");
+            }
+            self.split_brain_signal(id, now, "vip_claimed", format!("{vip} by {mac}"));
+        }
+    }
+
+    fn on_link(&mut self, now: Instant, ifindex: u32, up: bool) {
+        let Some(iface) = self.ifaces.get_mut(&ifindex) else {
+            return;
+        };
+        if iface.up == up {
+            return;
+        }
+        iface.up = up;
+        info!(iface = %iface.spec.name, up, "link state changed");
+        let ids: Vec<InstanceId> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.spec.ifindex == ifindex)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.feed(id, now, Input::Link { up });
+        }
+    }
+
+    fn on_tracking(
+        &mut self,
+        now: Instant,
+        instance: &str,
+        priority: Priority,
+        fault: bool,
+        reasons: Vec<String>,
+    ) {
+        let Some(id) = self
+            .instances
+            .iter()
+            .find(|(_, i)| i.spec.name == instance)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        let inst = self.instances.get_mut(&id).expect("found");
+        let now_tracked = (priority, fault, reasons);
+        if inst.tracked.as_ref() == Some(&now_tracked) {
+            return;
+        }
+        if fault || !now_tracked.2.is_empty() {
+            info!(instance, %priority, fault, reasons = %now_tracked.2.join("; "), "tracking changed");
+        } else {
+            info!(instance, %priority, "tracking changed");
+        }
+        inst.tracked = Some(now_tracked);
+        let started = inst.started;
+        self.feed(id, now, Input::Fault(fault));
+        self.feed(id, now, Input::Priority(priority));
+        if !started {
+            self.start(id, now);
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        let mut changed = false;
+        for inst in self.instances.values_mut() {
+            let (state, mdi) = (inst.vr.state(), inst.vr.master_down_interval());
+            if inst.split_brain.expire(now, state, mdi) {
+                info!(instance = %inst.spec.name, state = %state, "split brain over");
+                changed = true;
+            }
+        }
+        // The dead-man gate stays fresh on every interface whose program answers for us.
+        let mut bounds: BTreeMap<u32, Duration> = BTreeMap::new();
+        for i in self.instances.values() {
+            if self.owned(i) {
+                let b = liveness_bound(i.spec.vr.interval);
+                let e = bounds.entry(i.spec.ifindex).or_default();
+                *e = (*e).max(b);
+            }
+        }
+        for (ifindex, bound) in bounds {
+            self.actions
+                .push_back(Action::RefreshLiveness { ifindex, bound });
+        }
+        if changed {
+            debug!("split-brain episodes ended");
+        }
+        self.actions.push_back(Action::Publish);
+    }
+
+    /// Whether XDP answers for the instance's VIPs now.
+    fn owned(&self, i: &Instance) -> bool {
+        i.wants_ownership
+            && self
+                .ifaces
+                .get(&i.spec.ifindex)
+                .is_some_and(|f| f.spec.xdp && f.xdp_answers)
+    }
+
+    /// Interfaces with XDP whose instances hold VIPs there (the dead-man gate watches them).
+    pub fn answering(&self, ifindex: u32) -> bool {
+        self.instances
+            .values()
+            .any(|i| i.spec.ifindex == ifindex && self.owned(i))
+    }
+
+    // ---- routers and their outputs -------------------------------------------------------
+
+    /// Hands an input to one router and carries out everything it asks for, in order. A
+    /// change that a sync group must follow becomes inputs to the other members, fed the same
+    /// way until nothing more follows (group-caused changes are not echoed back).
+    fn feed(&mut self, id: InstanceId, now: Instant, input: Input) {
+        let mut queue = VecDeque::from([(id, input)]);
+        let mut touched = Vec::new();
+        let mut changed = false;
+        while let Some((i, input)) = queue.pop_front() {
+            let Some(inst) = self.instances.get_mut(&i) else {
+                continue;
+            };
+            if !touched.contains(&i) {
+                touched.push(i);
+            }
+            let name = inst.spec.name.clone();
+            let before = inst.vr.sync_status();
+            inst.vr.handle(now, input);
+            while let Some(out) = self.instances.get_mut(&i).and_then(|x| x.vr.poll_output()) {
+                changed |= matches!(
+                    out,
+                    Output::Transition { .. } | Output::PriorityChanged { .. }
+                );
+                for (member, inp) in self.sync.on_output(&name, &out) {
+                    if let Some(j) = self.by_name(&member) {
+                        queue.push_back((j, inp));
+                    }
+                }
+                let transition = matches!(out, Output::Transition { .. });
+                self.act(i, now, out);
+                if transition {
+                    self.group_notify(&name);
+                }
+            }
+            let Some(after) = self.instances.get(&i).map(|x| x.vr.sync_status()) else {
+                continue;
+            };
+            for (member, inp) in self.sync.on_status(&name, before, after) {
+                if let Some(j) = self.by_name(&member) {
+                    queue.push_back((j, inp));
+                }
+            }
+        }
+        for i in touched {
+            self.watch(i);
+        }
+        if changed {
+            self.actions.push_back(Action::Publish);
+        }
+    }
+
+    fn by_name(&self, name: &str) -> Option<InstanceId> {
+        self.instances
+            .iter()
+            .find(|(_, i)| i.spec.name == name)
+            .map(|(id, _)| *id)
+    }
+
+    /// Keeps the data plane's master-silence timer in step with the router (a backup's
+    /// Master_Down_Interval, which follows the priority and the learned interval; none in any
+    /// other state); the driver answers whether it may sleep on it.
+    fn watch(&mut self, id: InstanceId) {
+        let Some(inst) = self.instances.get(&id) else {
+            return;
+        };
+        if !self.has_xdp(inst) {
+            return;
+        }
+        let backup = inst.vr.state() == State::Backup;
+        let want = backup.then(|| inst.vr.master_down_interval());
+        if !backup && inst.watch == Some(want) {
+            return;
+        }
+        let action = Action::Watch {
+            id,
+            key: inst.key(),
+            master_down: want,
+            master: inst.vr.master().map(|m| m.addr),
+            backup,
+        };
+        let inst = self.instances.get_mut(&id).expect("present");
+        inst.watch = Some(want);
+        if !backup {
+            inst.cover = None;
+        }
+        self.actions.push_back(action);
+    }
+
+    /// keepalived's group notify scripts: when every member of a sync group is in the same
+    /// state and that differs from the group's last one.
+    fn group_notify(&mut self, member: &str) {
+        let Some(group) = self.sync.group_of(member).map(str::to_string) else {
+            return;
+        };
+        let members: Vec<String> = self
+            .sync
+            .groups()
+            .find(|(g, _)| *g == group)
+            .map(|(_, m)| m.to_vec())
+            .unwrap_or_default();
+        let states: Vec<State> = members
+            .iter()
+            .filter_map(|m| self.by_name(m).map(|id| self.instances[&id].vr.state()))
+            .collect();
+        // A member missing from the node (configured in the group but not as an instance)
+        // means the group is not in one state.
+        if states.len() != members.len() {
+            return;
+        }
+        let Some(first) = states.first().copied() else {
+            return;
+        };
+        if states.iter().any(|s| *s != first) || self.group_state.get(&group) == Some(&first) {
+            return;
+        }
+        self.group_state.insert(group.clone(), first);
+        info!(group = %group, state = %first, "sync group state");
+        self.actions.push_back(Action::Notify(Notify {
+            group: true,
+            name: group,
+            state: first,
+            priority: Priority(0),
+        }));
+    }
+
+    fn act(&mut self, id: InstanceId, now: Instant, out: Output) {
+        // The hot path (every advert of every master) first, without the name's allocation.
+        if let Output::SendAdvert { priority } = out {
+            if let Some(inst) = self.instances.get(&id)
+                && self.owned(inst)
+            {
+                self.actions.push_back(Action::RefreshLiveness {
+                    ifindex: inst.spec.ifindex,
+                    bound: liveness_bound(inst.spec.vr.interval),
+                });
+            }
+            self.actions.push_back(Action::SendAdvert { id, priority });
+            return;
+        }
+        let Some(inst) = self.instances.get_mut(&id) else {
+            return;
+        };
+        let name = inst.spec.name.clone();
+        match out {
+            Output::SendAdvert { .. } => {}
+            Output::Announce { kind } => {
+                let a = self.announce(id, kind);
+                self.actions.extend(a.map(Action::Announce));
+            }
+            Output::InstallVips => {
+                inst.installed = true;
+                self.actions.push_back(Action::InstallVips {
+                    id,
+                    vips: inst.spec.vips.clone(),
+                });
+                self.arm_guardian(id);
+            }
+            Output::RemoveVips => {
+                inst.installed = false;
+                self.actions.push_back(Action::RemoveVips {
+                    id,
+                    vips: inst.spec.vips.clone(),
+                });
+                self.actions.extend(disarm(&inst.spec));
+            }
+            Output::SetXdpOwnership(own) => {
+                inst.wants_ownership = own;
+                let (ifindex, vmac) = (inst.spec.ifindex, inst.spec.vmac);
+                // The virtual MAC is in the NIC's filter exactly while we answer with it.
+                if let Some(mac) = vmac
+                    && own
+                {
+                    self.actions.push_back(Action::VmacFilter {
+                        ifindex,
+                        mac,
+                        add: true,
+                    });
+                }
+                self.plan_dataplane();
+                if let Some(mac) = vmac
+                    && !own
+                {
+                    self.actions.push_back(Action::VmacFilter {
+                        ifindex,
+                        mac,
+                        add: false,
+                    });
+                }
+            }
+            Output::Transition { from, to, reason } => {
+                let key = inst.key();
+                *inst
+                    .transitions
+                    .entry(reason_label(&reason).to_string())
+                    .or_default() += 1;
+                let priority = inst.vr.effective_priority();
+                let vrid = inst.spec.vr.vrid;
+                if self.ifaces.get(&key.0).is_some_and(|f| f.spec.xdp) {
+                    self.actions.push_back(Action::ForgetAdvert { key });
+                }
+                self.actions.push_back(Action::Notify(Notify {
+                    group: false,
+                    name: name.clone(),
+                    state: to,
+                    priority,
+                }));
+                info!(
+                    instance = %name,
+                    vrid = %vrid,
+                    from = %from,
+                    to = %to,
+                    reason = %reason,
+                    "state transition"
+                );
+            }
+            Output::Dropped { src, reason } => {
+                debug!(instance = %name, %src, ?reason, "advert dropped");
+            }
+            Output::Warning { src, warning } => {
+                // Once per WARN_EVERY per instance: a flood of such adverts is counted by the
+                // router, not logged one line each.
+                if inst
+                    .warned_at
+                    .is_none_or(|at| now.saturating_duration_since(at) >= WARN_EVERY)
+                {
+                    inst.warned_at = Some(now);
+                    warn!(instance = %name, %src, ?warning, "advert does not match our configuration (warned at most every 10 s)");
+                } else {
+                    debug!(instance = %name, %src, ?warning, "advert does not match our configuration");
+                }
+            }
+            Output::MasterRxLowerPriority { src, priority } => {
+                // Once per episode at info: in a partition this repeats every advert interval.
+                if inst.split_brain.active() {
+                    debug!(instance = %name, %src, %priority, "master heard a lower priority advert; re-asserting");
+                } else {
+                    info!(instance = %name, %src, %priority, "master heard a lower priority advert; re-asserting");
+                }
+                self.actions.push_back(Action::Hook {
+                    instance: name,
+                    hook: HookKind::MasterRxLowerPriority,
+                    args: Vec::new(),
+                });
+                self.split_brain_signal(id, now, "other_master", src.to_string());
+            }
+            Output::PriorityChanged { from, to } => {
+                info!(instance = %name, %from, %to, "effective priority changed");
+            }
+            Output::HeartbeatMaster {
+                src,
+                priority,
+                better,
+            } => {
+                // Heartbeat paths are liveness only (proto::vr `heartbeat_rx`): we stay MASTER
+                // and say so loudly, once per episode; the fence hook may act.
+                if !inst.split_brain.active() {
+                    warn!(instance = %name, %src, %priority, better, "another master heard on a heartbeat path while we are MASTER; staying MASTER (heartbeat paths never decide the election)");
+                }
+                self.split_brain_signal(id, now, "heartbeat_master", src.to_string());
+            }
+            Output::ConfigRejected { error } => {
+                error!(instance = %name, %error, "configuration change rejected");
+            }
+            Output::ResignTimedOut { resumed: true } => {
+                warn!(instance = %name, "handover: no new master within the master-down interval; staying MASTER");
+            }
+            Output::ResignTimedOut { resumed: false } => {
+                warn!(instance = %name, "stopping: no new master within the master-down interval; releasing the VIPs anyway");
+            }
+        }
+    }
+
+    /// Another node acts as master for the instance while we are MASTER (see [`split_brain`]):
+    /// the first signal of an episode raises the alarm and runs the hooks once.
+    fn split_brain_signal(&mut self, id: InstanceId, now: Instant, kind: &str, source: String) {
+        let Some(inst) = self.instances.get_mut(&id) else {
+            return;
+        };
+        let view = split_brain::RouterView {
+            state: inst.vr.state(),
+            resigning: inst.vr.status(now).resigning,
+            master_since: inst
+                .vr
+                .last_transition()
+                .filter(|r| r.to == State::Master)
+                .map(|r| r.at),
+            advert_int: inst.spec.vr.interval.as_duration(),
+        };
+        match inst.split_brain.signal(now, view) {
+            split_brain::Signal::Expected => {
+                debug!(instance = %inst.spec.name, kind, %source, "another master while taking over or handing over: expected");
+            }
+            split_brain::Signal::Continued => {}
+            split_brain::Signal::Started => {
+                let name = inst.spec.name.clone();
+                error!(instance = %name, kind, %source, "SPLIT BRAIN: another node acts as master for our VRID while we are MASTER");
+                let args = vec![
+                    "INSTANCE".to_string(),
+                    name.clone(),
+                    kind.to_string(),
+                    source,
+                ];
+                self.actions.push_back(Action::Hook {
+                    instance: name.clone(),
+                    hook: HookKind::SplitBrain,
+                    args: args.clone(),
+                });
+                self.actions.push_back(Action::Hook {
+                    instance: name,
+                    hook: HookKind::Fence,
+                    args,
+                });
+                self.actions.push_back(Action::Publish);
+            }
+        }
+    }
+
+    fn announce(&self, id: InstanceId, kind: AnnounceKind) -> Option<Announce> {
+        let inst = self.instances.get(&id)?;
+        let iface = self.ifaces.get(&inst.spec.ifindex)?;
+        let repeat = match kind {
+            AnnounceKind::Refresh => inst.spec.garp_refresh_repeat,
+            _ => inst.spec.garp_repeat,
+        }
+        .max(1);
+        Some(Announce {
+            instance: inst.spec.name.clone(),
+            ifindex: inst.spec.ifindex,
+            mac: inst.spec.vmac.unwrap_or(iface.spec.mac),
+            vips: inst.spec.vips.iter().map(|v| v.spec.addr).collect(),
+            repeat,
+            gap: if inst.spec.vr.family == Family::V4 {
+                self.garp_interval
+            } else {
+                self.gna_interval
+            },
+            kind,
+        })
+    }
+
+    /// Tells the guardian what to say for the instance if we die now: priority 0 and its VIPs,
+    /// also on each heartbeat path (with the primary path cut, the only way the backup learns
+    /// at once that we are gone).
+    fn arm_guardian(&mut self, id: InstanceId) {
+        let Some(inst) = self.instances.get(&id) else {
+            return;
+        };
+        let Some(iface) = self.ifaces.get(&inst.spec.ifindex) else {
+            return;
+        };
+        let s = &inst.spec;
+        self.actions.push_back(Action::GuardianArm(Armed {
+            key: s.name.clone(),
+            ifname: iface.spec.name.clone(),
+            ifindex: s.ifindex,
+            src: s.src,
+            release: inst.encode_to(Priority::RELEASE, s.src, &s.destinations),
+            vips: s
+                .vips
+                .iter()
+                .map(|v| (v.ifindex, v.spec.addr, v.spec.prefix_len))
+                .collect(),
+        }));
+        for p in &s.heartbeats {
+            self.actions.push_back(Action::GuardianArm(Armed {
+                key: heartbeat::guardian_key(&s.name, &p.iface),
+                ifname: p.iface.clone(),
+                ifindex: p.ifindex,
+                src: p.src,
+                release: inst.encode_to(Priority::RELEASE, p.src, &p.peers),
+                vips: Vec::new(),
+            }));
+        }
+    }
+
+    /// Brings the data plane (slots, owned VIPs, the kernel filter) in line with the routers.
+    fn plan_dataplane(&mut self) {
+        self.dp_dirty = false;
+        let contribs = self.instances.values().map(|i| {
+            let iface = self.ifaces.get(&i.spec.ifindex);
+            let has_xdp = iface.is_some_and(|f| f.spec.xdp);
+            let answers = iface.is_some_and(|f| f.spec.xdp && f.xdp_answers);
+            dataplane::Contribution {
+                ifindex: i.spec.ifindex,
+                family: i.spec.vr.family,
+                vrid: i.spec.vr.vrid.get(),
+                version: i.spec.vr.version,
+                interval_cs: i.spec.vr.interval.get(),
+                auth: i.spec.vr.auth,
+                unicast_peers: &i.spec.vr.unicast_peers,
+                answers,
+                has_xdp,
+                owned: i.wants_ownership && answers,
+                mac: i
+                    .spec
+                    .vmac
+                    .or(iface.map(|f| f.spec.mac))
+                    .unwrap_or_default(),
+                vmac: i.spec.vmac.is_some(),
+                own_vips: i
+                    .spec
+                    .vips
+                    .iter()
+                    .filter(|v| v.ifindex == i.spec.ifindex)
+                    .map(|v| v.spec.addr)
+                    .collect(),
+                all_vips: &[],
+            }
+        });
+        let mut plan = dataplane::plan(contribs);
+        // The kernel filter: every VIP of an instance whose interface's XDP answers.
+        let mut kf: Vec<IpAddr> = self
+            .instances
+            .values()
+            .filter(|i| {
+                self.ifaces
+                    .get(&i.spec.ifindex)
+                    .is_some_and(|f| f.spec.xdp && f.xdp_answers)
+            })
+            .flat_map(|i| i.spec.vips.iter().map(|v| v.spec.addr))
+            .collect();
+        kf.sort();
+        kf.dedup();
+        plan.kfilter = kf;
+        let fresh = std::mem::take(&mut self.fresh);
+        for op in dataplane::diff(&self.written, &plan, &fresh) {
+            self.actions.push_back(Action::Dataplane(op));
+        }
+        if self.kfilter.as_ref() != Some(&plan.kfilter) {
+            self.actions
+                .push_back(Action::KernelFilter(plan.kfilter.clone()));
+            self.kfilter = Some(plan.kfilter.clone());
+        }
+        self.written = plan;
+    }
+
+    /// The kernel filter could not be written: try again at the next plan.
+    pub fn kernel_filter_failed(&mut self) {
+        self.kfilter = None;
+    }
+}
+
+/// The guardian forgets an instance and its heartbeat paths.
+fn disarm(spec: &InstanceSpec) -> impl Iterator<Item = Action> + '_ {
+    std::iter::once(Action::GuardianDisarm(spec.name.clone())).chain(
+        spec.heartbeats
+            .iter()
+            .map(|p| Action::GuardianDisarm(heartbeat::guardian_key(&spec.name, &p.iface))),
+    )
+}
+
+/// The interfaces (by index) and advert sockets (by interface and source) that `specs` use:
+/// the driver keeps exactly these open.
+pub fn resources_in_use<'a>(
+    specs: impl IntoIterator<Item = &'a InstanceSpec>,
+) -> (BTreeSet<u32>, BTreeSet<(u32, IpAddr)>) {
+    let mut ifaces = BTreeSet::new();
+    let mut socks = BTreeSet::new();
+    for s in specs {
+        ifaces.insert(s.ifindex);
+        socks.insert((s.ifindex, s.src));
+        for h in &s.heartbeats {
+            socks.insert((h.ifindex, h.src));
+        }
+    }
+    (ifaces, socks)
+}
+
+/// A transition reason as a metric label.
+pub fn reason_label(r: &Reason) -> &'static str {
+    match r {
+        Reason::Startup => "startup",
+        Reason::Owner => "owner",
+        Reason::InitialMaster { .. } => "initial_master",
+        Reason::MasterDown { .. } => "master_down",
+        Reason::PriorityZeroReceived { .. } => "priority_zero_received",
+        Reason::Preempt { .. } => "preempt",
+        Reason::HigherPriority { .. } => "higher_priority",
+        Reason::LinkDown => "link_down",
+        Reason::LinkUp => "link_up",
+        Reason::TrackFailed => "track_failed",
+        Reason::TrackRecovered => "track_recovered",
+        Reason::Shutdown => "shutdown",
+        Reason::HandedOver { .. } => "handed_over",
+        Reason::SyncGroup { .. } => "sync_group",
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,359 @@
+//! Node-level tests: decisions above one router, without sockets or root.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::proto::codec::DecodeError;
+use crate::proto::vr::InitialState;
+use crate::proto::{Centisecs, Vrid};
+
+const IF: u32 = 7;
+
+/// The fake clock's one real reading.
+#[expect(clippy::disallowed_methods, reason = "the base of the fake clock")]
+fn clock() -> Instant {
+    Instant::now()
+}
+
+pub(crate) fn spec(name: &str, vrid: u8, vip: &str) -> InstanceSpec {
+    let vip: IpAddr = vip.parse().unwrap();
+    let src: IpAddr = "192.0.2.1".parse().unwrap();
+    let mut vr =
+        VrConfig::keepalived_defaults(Vrid::new(vrid).unwrap(), Family::V4, src, vec![vip]);
+    vr.version = Version::V3;
+    vr.interval = Centisecs(100);
+    InstanceSpec {
+        name: name.into(),
+        iface: "eth0".into(),
+        ifindex: IF,
+        vr,
+        src,
+        vips: vec![VipBinding {
+            ifindex: IF,
+            spec: VipSpec::new(vip, 24),
+        }],
+        destinations: vec!["224.0.0.18".parse().unwrap()],
+        heartbeats: Vec::new(),
+        form: ChecksumForm::WithPseudoHeader,
+        vmac: None,
+        vmac_xmit_base: false,
+        garp_repeat: 5,
+        garp_refresh_repeat: 1,
+        tracks: false,
+    }
+}
+
+fn iface(xdp: bool) -> IfaceSpec {
+    IfaceSpec {
+        index: IF,
+        name: "eth0".into(),
+        mac: [2, 0, 0, 0, 0, 1],
+        up: true,
+        xdp,
+    }
+}
+
+fn cfg(instances: Vec<InstanceSpec>, groups: &[(&str, &[&str])]) -> NodeConfig {
+    NodeConfig {
+        ifaces: vec![iface(true)],
+        instances,
+        sync_groups: groups
+            .iter()
+            .map(|(g, m)| (g.to_string(), m.iter().map(|s| s.to_string()).collect()))
+            .collect(),
+        garp_interval: Duration::ZERO,
+        gna_interval: Duration::ZERO,
+    }
+}
+
+fn master(mut s: InstanceSpec) -> InstanceSpec {
+    s.vr.priority = Priority(200);
+    s.vr.initial = InitialState::Master;
+    s
+}
+
+fn drain(n: &mut Node) -> Vec<Action> {
+    std::iter::from_fn(|| n.poll_action()).collect()
+}
+
+/// Fires every timer up to `until`, answering `Watch` with no cover.
+fn run_until(n: &mut Node, t0: Instant, until: Duration) -> Vec<Action> {
+    let mut out = Vec::new();
+    while let Some(t) = n.poll_timeout().filter(|t| *t <= t0 + until) {
+        n.handle(
+            t,
+            NodeInput::Timer {
+                early: None,
+                slots: Vec::new(),
+            },
+        );
+        out.extend(drain(n));
+    }
+    out
+}
+
+fn state(n: &Node, name: &str) -> State {
+    n.instances()
+        .find(|(_, i)| i.spec.name == name)
+        .map(|(_, i)| i.vr.state())
+        .unwrap()
+}
+
+fn started(c: NodeConfig, t0: Instant) -> (Node, Vec<Action>) {
+    let mut n = Node::new(c, t0).unwrap();
+    n.handle(t0, NodeInput::Prepare);
+    n.handle(t0, NodeInput::Start);
+    let mut acts = drain(&mut n);
+    acts.extend(run_until(&mut n, t0, Duration::from_secs(5)));
+    (n, acts)
+}
+
+#[test]
+fn reload_restarting_a_sync_member_sends_no_false_group_stop() {
+    // Defect: the reload swapped the whole instance vector for the restarted member alone, so
+    // `group_notify` saw one member, Stopped, and notified the group STOP.
+    let t0 = clock();
+    let a = master(spec("VI_1", 51, "192.0.2.3"));
+    let b = master(spec("VI_2", 52, "192.0.2.4"));
+    let groups: &[(&str, &[&str])] = &[("G", &["VI_1", "VI_2"])];
+    let (mut n, _) = started(cfg(vec![a.clone(), b.clone()], groups), t0);
+    assert_eq!(state(&n, "VI_1"), State::Master);
+    assert_eq!(state(&n, "VI_2"), State::Master);
+    let mut a2 = a.clone();
+    a2.vr.vrid = Vrid::new(61).unwrap();
+    let t1 = t0 + Duration::from_secs(10);
+    let plan = n.reload(cfg(vec![a2, b], groups), t1).unwrap();
+    assert_eq!(plan.instances[0].1, reload::Change::Restart);
+    let acts = drain(&mut n);
+    let group_notes: Vec<_> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify(n) if n.group => Some(n.state),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !group_notes.contains(&State::Stopped),
+        "group notified {group_notes:?}: {acts:#?}"
+    );
+}
+
+#[test]
+fn a_refused_reload_changes_nothing_and_asks_for_nothing() {
+    let t0 = clock();
+    let (mut n, _) = started(cfg(vec![master(spec("VI_1", 51, "192.0.2.3"))], &[]), t0);
+    let mut bad = spec("VI_1", 51, "192.0.2.3");
+    bad.vr.interval = Centisecs(0);
+    assert!(
+        n.reload(cfg(vec![bad], &[]), t0 + Duration::from_secs(6))
+            .is_err()
+    );
+    assert!(drain(&mut n).is_empty());
+    assert_eq!(state(&n, "VI_1"), State::Master);
+}
+
+#[test]
+fn a_malformed_advert_is_counted_once_per_interface() {
+    // Defect: counted once per instance on the interface (x255 at scale).
+    let t0 = clock();
+    let insts = (1..=5)
+        .map(|v| spec(&format!("VI_{v}"), v, &format!("192.0.2.{}", 10 + v)))
+        .collect();
+    let (mut n, _) = started(cfg(insts, &[]), t0);
+    n.handle(
+        t0,
+        NodeInput::Advert {
+            ifindex: IF,
+            family: Family::V4,
+            src: "192.0.2.9".parse().unwrap(),
+            result: Err(DecodeError::BadTtl { ttl: 1 }),
+        },
+    );
+    let total: u64 = n.decode_errors.values().flat_map(|m| m.values()).sum();
+    assert_eq!(total, 1);
+}
+
+#[test]
+fn a_reload_dropping_an_interface_releases_it() {
+    // Defect: interfaces and sockets were only ever pushed.
+    let t0 = clock();
+    let mut other = spec("VI_2", 52, "198.51.100.4");
+    other.ifindex = 9;
+    other.iface = "eth1".into();
+    other.src = "198.51.100.1".parse().unwrap();
+    other.vr.primary = other.src;
+    other.vips[0].ifindex = 9;
+    let mut c = cfg(vec![spec("VI_1", 51, "192.0.2.3"), other], &[]);
+    c.ifaces.push(IfaceSpec {
+        index: 9,
+        name: "eth1".into(),
+        ..iface(true)
+    });
+    let (mut n, _) = started(c, t0);
+    assert_eq!(in_use(&n).0.len(), 2);
+    n.reload(
+        cfg(vec![spec("VI_1", 51, "192.0.2.3")], &[]),
+        t0 + Duration::from_secs(6),
+    )
+    .unwrap();
+    let (ifaces, socks) = in_use(&n);
+    assert_eq!(ifaces.into_iter().collect::<Vec<_>>(), vec![IF]);
+    assert_eq!(socks.len(), 1);
+    assert!(n.ifaces().all(|i| i.spec.index == IF));
+}
+
+fn in_use(
+    n: &Node,
+) -> (
+    std::collections::BTreeSet<u32>,
+    std::collections::BTreeSet<(u32, IpAddr)>,
+) {
+    resources_in_use(n.specs())
+}
+
+#[test]
+fn a_flood_of_spoofed_sources_is_bounded_and_changes_no_state() {
+    let t0 = clock();
+    let (mut n, _) = started(cfg(vec![master(spec("VI_1", 51, "192.0.2.3"))], &[]), t0);
+    let before = state(&n, "VI_1");
+    for i in 0..20_000u32 {
+        let src = IpAddr::V4(std::net::Ipv4Addr::from(
+            0xc000_0200u32 + 2 + (i % 250) + (i / 250) * 256,
+        ));
+        n.handle(
+            t0 + Duration::from_secs(6),
+            NodeInput::Advert {
+                ifindex: IF,
+                family: Family::V4,
+                src,
+                result: Ok(Advert {
+                    version: Version::V3,
+                    vrid: Vrid::new(51).unwrap(),
+                    priority: Priority(100),
+                    interval: Centisecs(100),
+                    addresses: vec!["192.0.2.3".parse().unwrap()],
+                    auth: Auth::None,
+                }),
+            },
+        );
+    }
+    drain(&mut n);
+    let (_, inst) = n.instances().next().unwrap();
+    assert_eq!(inst.peers.len(), peers::PEERS_MAX);
+    assert!(inst.peers.evictions() > 19_000);
+    assert_eq!(state(&n, "VI_1"), before);
+}
+
+#[test]
+fn becoming_master_owns_the_vips_in_xdp_before_binding_them_and_filters_the_kernel() {
+    let t0 = clock();
+    let (_, acts) = started(cfg(vec![master(spec("VI_1", 51, "192.0.2.3"))], &[]), t0);
+    let vip: IpAddr = "192.0.2.3".parse().unwrap();
+    let own = acts
+        .iter()
+        .position(|a| matches!(a, Action::Dataplane(DpOp::Own { vip: v, .. }) if *v == vip))
+        .expect("owned in XDP");
+    let bind = acts
+        .iter()
+        .position(|a| matches!(a, Action::InstallVips { .. }))
+        .expect("bound");
+    assert!(own < bind, "{acts:#?}");
+    assert!(acts.iter().any(|a| *a == Action::KernelFilter(vec![vip])));
+    // The 510 slots of the fresh program were written once.
+    let slots = acts
+        .iter()
+        .filter(|a| matches!(a, Action::Dataplane(DpOp::SetSlot { .. })))
+        .count();
+    assert_eq!(slots, 510);
+}
+
+#[test]
+fn the_kernel_answers_once_xdp_tx_fails() {
+    let t0 = clock();
+    let (mut n, _) = started(cfg(vec![master(spec("VI_1", 51, "192.0.2.3"))], &[]), t0);
+    n.handle(
+        t0 + Duration::from_secs(6),
+        NodeInput::XdpTxFailing { ifindex: IF },
+    );
+    let acts = drain(&mut n);
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Dataplane(DpOp::Disown { .. })))
+    );
+    assert!(acts.contains(&Action::KernelFilter(Vec::new())));
+    assert!(!n.answering(IF));
+}
+
+#[test]
+fn split_brain_runs_the_hooks_once_per_episode() {
+    let t0 = clock();
+    let (mut n, _) = started(cfg(vec![master(spec("VI_1", 51, "192.0.2.3"))], &[]), t0);
+    let mut hooks = 0;
+    for k in 0..5 {
+        n.handle(
+            t0 + Duration::from_secs(10 + k),
+            NodeInput::VipClaimed {
+                ifindex: IF,
+                vip: "192.0.2.3".parse().unwrap(),
+                mac: [2, 0, 0, 0, 0, 9],
+            },
+        );
+        hooks += drain(&mut n)
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Hook {
+                        hook: HookKind::Fence,
+                        ..
+                    }
+                )
+            })
+            .count();
+    }
+    assert_eq!(hooks, 1);
+    let (_, inst) = n.instances().next().unwrap();
+    assert!(inst.split_brain.active());
+    assert_eq!(inst.conflicts, 5);
+    // Quiet for a master-down interval: over.
+    n.handle(t0 + Duration::from_secs(30), NodeInput::Tick);
+    let (_, inst) = n.instances().next().unwrap();
+    assert!(!inst.split_brain.active());
+}
+
+#[test]
+fn a_heartbeat_advert_reaches_only_its_instance_and_path() {
+    let t0 = clock();
+    let mut a = spec("VI_1", 51, "192.0.2.3");
+    a.heartbeats.push(HeartbeatSpec {
+        iface: "hb0".into(),
+        ifindex: 20,
+        src: "198.51.100.1".parse().unwrap(),
+        peers: vec!["198.51.100.2".parse().unwrap()],
+    });
+    let (mut n, _) = started(cfg(vec![a], &[]), t0);
+    let advert = Advert {
+        version: Version::V3,
+        vrid: Vrid::new(51).unwrap(),
+        priority: Priority(100),
+        interval: Centisecs(100),
+        addresses: vec!["192.0.2.3".parse().unwrap()],
+        auth: Auth::None,
+    };
+    for src in ["198.51.100.2", "198.51.100.3"] {
+        n.handle(
+            t0,
+            NodeInput::Advert {
+                ifindex: 20,
+                family: Family::V4,
+                src: src.parse().unwrap(),
+                result: Ok(advert.clone()),
+            },
+        );
+    }
+    let (_, inst) = n.instances().next().unwrap();
+    assert_eq!(inst.paths[0].heard.len(), 1);
+    // Heartbeat adverts are liveness only: no peer entry on the primary path.
+    assert!(inst.peers.is_empty());
+}
