@@ -391,3 +391,84 @@ fn the_election_runs_real_time_and_its_guardian_too_unless_told_not_to() {
     let s = status_json(&lab, "lb02");
     assert_eq!(s["scheduling"], "SCHED_RR 10", "{s}");
 }
+
+/// issue 16, defects 1 and 2. A second start on a host where an agent runs (a typo'd
+/// `systemctl start`, a second unit) is refused and changes nothing: before, it removed the
+/// live master's VIP and rewrote the nftables ARP/NA filter, then said "already listening".
+/// A VIP removed behind the running master's back comes back. A start that fails later (the
+/// metrics port taken) leaves nothing behind either.
+#[test]
+fn a_refused_second_start_changes_nothing_and_a_removed_vip_comes_back() {
+    require_lab();
+    let mut lab = Lab::new("ops-second").expect("lab");
+    let (_lb01, lb02) = pair(&mut lab);
+    let filter = |lab: &Lab| lab.sh(&lb02.ns, "nft list table arp vrrp_xdp").is_ok();
+    assert!(filter(&lab), "no kernel filter on the master");
+    let before = lab.transitions("lb02", None).len();
+    let second = format!(
+        "{} -f {} --control-socket {} --dump-path {} 2>&1",
+        agent_bin().display(),
+        lab.path("lb02.conf").display(),
+        lab.path("lb02.sock").display(),
+        lab.path("second.json").display()
+    );
+    let out = lab.sh_output(&lb02.ns, &second).expect("second start");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "a second agent started: {text}");
+    assert!(text.contains("already"), "{text}");
+    assert!(
+        lab.has_addr(&lb02, "192.0.2.3").expect("addr"),
+        "VIP gone: {text}"
+    );
+    assert!(
+        filter(&lab),
+        "the second start removed the kernel filter: {text}"
+    );
+    lab.stays("lb02", "VI_1", "MASTER", Duration::from_secs(1));
+    assert_eq!(lab.transitions("lb02", None).len(), before);
+
+    // Taken away behind the master's back: restored, and counted.
+    lab.ip(
+        &lb02.ns,
+        &format!("addr del 192.0.2.3/24 dev {}", lb02.ifname),
+    )
+    .expect("ip addr del");
+    lab.wait_until("the VIP to be restored", WAIT, || {
+        lab.has_addr(&lb02, "192.0.2.3")
+    })
+    .expect("restored");
+    let s = status_json(&lab, "lb02");
+    assert!(
+        s["instances"][0]["vips_restored"].as_u64() >= Some(1),
+        "{s}"
+    );
+
+    // A start that fails after the lock (metrics port taken) leaves no filter and no VIP.
+    let lb03 = lab.host("lb03", &["192.0.2.5/24"]).expect("lb03");
+    let busy = in_netns(&lb03.ns, || {
+        std::net::TcpListener::bind("127.0.0.1:9651").expect("bind")
+    })
+    .expect("netns");
+    let conf = lab
+        .write_file(
+            "lb03.conf",
+            &keepalived_conf("lb03", &[fast("MASTER", 200)]),
+        )
+        .expect("conf");
+    let failing = format!(
+        "{} -f {} --control-socket {} --metrics 127.0.0.1:9651 2>&1",
+        agent_bin().display(),
+        conf.display(),
+        lab.path("lb03.sock").display()
+    );
+    let out = lab.sh_output(&lb03.ns, &failing).expect("failing start");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("metrics"), "{text}");
+    assert!(
+        lab.sh(&lb03.ns, "nft list table arp vrrp_xdp").is_err(),
+        "a failed start left the kernel filter: {text}"
+    );
+    assert!(!lab.has_addr(&lb03, "192.0.2.3").expect("addr"));
+    drop(busy);
+}

@@ -116,6 +116,7 @@ fn sample() -> Snapshot {
             }],
             heartbeat_restarts: 0,
             peers_evicted: 0,
+            vips_restored: 0,
         },
         InstanceStatus {
             name: "VI_6".into(),

@@ -308,3 +308,51 @@ async fn fifo_path_that_is_a_regular_file_is_refused() {
     );
     assert!(r.is_err());
 }
+
+/// issue 16: `notify_master_rx_lower_pri` ran one process per lower-priority advert (300
+/// adverts in ~1 s gave 298 concurrent children). A hook now never runs twice at once: calls
+/// while it runs coalesce into one more run after it.
+#[tokio::test]
+async fn a_hook_called_in_a_burst_runs_one_at_a_time_and_coalesces() {
+    let dir = tmpdir("hook-burst");
+    let out = dir.join("out");
+    let script = dir.join("hook.sh");
+    // mkdir is atomic: a second concurrent run finds the directory and says so.
+    std::fs::write(
+        &script,
+        format!(
+            "mkdir {d}/running 2>/dev/null || echo overlap >> {o}\necho run >> {o}\nsleep 0.2\nrmdir {d}/running\n",
+            d = dir.display(),
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    let cfg = parse(&instance(
+        "VI_1",
+        51,
+        &format!(
+            " notify_master_rx_lower_pri \"/bin/sh {}\"",
+            script.display()
+        ),
+    ));
+    let n = Notifier::new(&cfg, NotifierOptions::default()).unwrap();
+    for _ in 0..300 {
+        assert!(n.hook(
+            "VI_1",
+            vrrp_agent::notify::Hook::MasterRxLowerPriority,
+            Vec::new()
+        ));
+    }
+    eventually("the burst to be run", || {
+        lines(&out).iter().any(|l| l == "run")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let l = lines(&out);
+    assert!(!l.iter().any(|x| x == "overlap"), "two runs at once: {l:?}");
+    let runs = l.iter().filter(|x| *x == "run").count();
+    assert!((1..=2).contains(&runs), "{runs} runs for one burst: {l:?}");
+    // The handles of finished runs are not kept.
+    assert!(n.pending_tasks() <= 2, "{} tasks kept", n.pending_tasks());
+    n.shutdown().await;
+}

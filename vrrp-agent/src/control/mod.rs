@@ -119,6 +119,8 @@ pub struct InstanceStatus {
     pub heartbeat_paths: Vec<HeartbeatPathInfo>,
     /// Heartbeat adverts that restarted our master-down timer as a backup.
     pub heartbeat_restarts: u64,
+    /// VIPs put back after something else removed them while we were MASTER.
+    pub vips_restored: u64,
     /// Peers dropped from `peers` to make room (the table is bounded: spoofed sources).
     pub peers_evicted: u64,
 }

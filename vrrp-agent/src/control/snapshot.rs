@@ -109,6 +109,7 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
             split_brain_alarm: inst.split_brain.active(),
             split_brain_episodes: inst.split_brain.episodes,
             vip_conflicts: inst.conflicts,
+            vips_restored: inst.vips_restored,
             timer_wakeups: inst.timer_wakeups,
             kernel_watch: inst.cover.is_some(),
             master_silent_reports: inst.silent_reports,

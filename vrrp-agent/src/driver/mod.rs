@@ -308,6 +308,10 @@ impl Driver {
         let mut tick = crate::io::ticker::Ticker::new(TICK).context("the housekeeping timer")?;
         let mut timer = crate::io::ticker::Deadline::new().context("the election timer")?;
         let mut links = self.netlink.link_events().context("watching links")?;
+        let mut addrs = self
+            .netlink
+            .address_events()
+            .context("watching addresses")?;
         // Refresh the link state after subscribing, so no change is lost in between.
         self.refresh_links().await;
         self.feed(NodeInput::Start).await;
@@ -335,6 +339,9 @@ impl Driver {
                     Some(ev) => self.on_link(ev).await,
                     None => bail!("the netlink link watch ended"),
                 },
+                Some(gone) = addrs.next() => {
+                    self.feed(NodeInput::AddressRemoved { ifindex: gone.ifindex, addr: gone.addr }).await;
+                }
                 res = timer.fired() => {
                     res.context("the election timer")?;
                     self.on_timer(None).await;

@@ -470,6 +470,67 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// Subscribes to address removals (RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR) on a
+    /// connection of its own: a VIP taken away behind the agent's back (`ip addr flush`, a
+    /// second agent's start-up) is noticed and restored.
+    pub fn address_events(&self) -> Result<AddressEvents, NetlinkError> {
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| NetlinkError::NoRuntime)?;
+        let (conn, _handle, rx) = rtnetlink::new_multicast_connection(&[
+            rtnetlink::MulticastGroup::Ipv4Ifaddr,
+            rtnetlink::MulticastGroup::Ipv6Ifaddr,
+        ])
+        .map_err(NetlinkError::Connect)?;
+        Ok(AddressEvents {
+            rx,
+            conn: rt.spawn(conn),
+        })
+    }
+}
+
+/// An address removed from an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressRemoved {
+    pub ifindex: u32,
+    pub addr: IpAddr,
+}
+
+/// The stream returned by [`Netlink::address_events`].
+pub struct AddressEvents {
+    rx: Unsolicited,
+    conn: JoinHandle<()>,
+}
+
+impl Drop for AddressEvents {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+impl Stream for AddressEvents {
+    type Item = AddressRemoved;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<AddressRemoved>> {
+        loop {
+            match self.rx.poll_next_unpin(cx) {
+                Poll::Ready(Some((msg, _))) => {
+                    if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)) =
+                        msg.payload
+                        && let Some(a) = if_address(&m)
+                    {
+                        return Poll::Ready(Some(AddressRemoved {
+                            ifindex: m.header.index,
+                            addr: a.addr,
+                        }));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
 type Unsolicited = UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
 
 /// The stream returned by [`Netlink::link_events`].

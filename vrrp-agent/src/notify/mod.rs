@@ -241,6 +241,14 @@ pub struct Notifier {
     timeout: Duration,
     inner: Mutex<Inner>,
     bus: broadcast::Sender<SeqEvent>,
+    /// Hooks running now, each with the arguments of the one run still owed (coalesced).
+    hooks: Arc<Mutex<HookRuns>>,
+}
+
+type HookRuns = HashMap<(String, Hook), Option<Vec<String>>>;
+
+fn lock_hooks(m: &Mutex<HookRuns>) -> MutexGuard<'_, HookRuns> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -293,6 +301,7 @@ impl Notifier {
                 fifo: fifo_tx,
             }),
             bus: broadcast::channel(256).0,
+            hooks: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -322,6 +331,7 @@ impl Notifier {
                 _ => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     let h = tokio::spawn(run_queue(scripts.clone(), rx, self.timeout));
+                    inner.tasks.retain(|t| !t.is_finished());
                     inner.tasks.push(h);
                     inner.queues.insert(key, tx.clone());
                     tx
@@ -349,21 +359,51 @@ impl Notifier {
         if scripts.for_hook(hook).is_none() {
             return false;
         }
+        // Never two runs of one hook at once (a lower-priority advert every interval, a
+        // flood of them): a call while it runs leaves one more run, with the latest
+        // arguments, for when it ends.
+        let key = (instance.to_string(), hook);
+        {
+            let mut hooks = lock_hooks(&self.hooks);
+            if let Some(pending) = hooks.get_mut(&key) {
+                *pending = Some(extra);
+                return true;
+            }
+            hooks.insert(key.clone(), None);
+        }
         let timeout = self.timeout;
-        let name = instance.to_string();
+        let hooks = self.hooks.clone();
         let h = tokio::spawn(async move {
-            if let Some(s) = scripts.for_hook(hook) {
-                let ev = NotifyEvent {
-                    kind: NotifyKind::Instance,
-                    name,
-                    state: NotifyState::Master,
-                    priority: Priority(0),
-                };
-                run_one(s, &extra, &ev, timeout).await;
+            let mut extra = extra;
+            loop {
+                if let Some(s) = scripts.for_hook(hook) {
+                    let ev = NotifyEvent {
+                        kind: NotifyKind::Instance,
+                        name: key.0.clone(),
+                        state: NotifyState::Master,
+                        priority: Priority(0),
+                    };
+                    run_one(s, &extra, &ev, timeout).await;
+                }
+                let mut hooks = lock_hooks(&hooks);
+                match hooks.get_mut(&key).and_then(Option::take) {
+                    Some(next) => extra = next,
+                    None => {
+                        hooks.remove(&key);
+                        return;
+                    }
+                }
             }
         });
-        lock(&self.inner).tasks.push(h);
+        let mut inner = lock(&self.inner);
+        inner.tasks.retain(|t| !t.is_finished());
+        inner.tasks.push(h);
         true
+    }
+
+    /// Script and hook tasks still held (finished ones are reaped on the next call).
+    pub fn pending_tasks(&self) -> usize {
+        lock(&self.inner).tasks.len()
     }
 
     /// The same events, in order, with their sequence numbers (for the control socket).
@@ -387,7 +427,7 @@ impl Notifier {
 }
 
 /// Event hooks of an instance, beside its state notifications.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Hook {
     /// keepalived `notify_master_rx_lower_pri`: MASTER heard a lower priority advert.
     MasterRxLowerPriority,

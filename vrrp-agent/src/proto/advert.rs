@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use super::types::{Centisecs, Priority, Version, Vrid};
 
 /// VRRPv2 authentication (RFC 3768 §5.3.6). VRRPv3 has none (RFC 9568 §9.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Auth {
     None,
     /// Simple text password, NUL-padded to the 8 bytes it occupies on the wire.
@@ -13,7 +13,7 @@ pub enum Auth {
 }
 
 /// A VRRP advertisement, version and family independent.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Advert {
     pub version: Version,
     pub vrid: Vrid,

@@ -42,7 +42,7 @@ pub const VRRP_V2_AUTH_AH: u8 = 2;
 pub const TOS_INTERNETWORK_CONTROL: u8 = 0xc0;
 
 /// Which bytes the VRRP checksum covers (see the module documentation for v2 and IPv6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ChecksumForm {
     /// The VRRP message preceded by the IP pseudo-header (IPv4: RFC 768-style src, dst, zero,
     /// protocol 112, VRRP length; IPv6: RFC 8200 §8.1). keepalived/FRR default for v3 IPv4; the
@@ -66,7 +66,7 @@ impl ChecksumForm {
 }
 
 /// What the IP layer tells us about a received VRRP message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct RxMeta {
     pub src: IpAddr,
     pub dst: IpAddr,
@@ -75,7 +75,7 @@ pub struct RxMeta {
 }
 
 /// A VRRP message that passed every configuration-independent receive check.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Decoded {
     pub advert: Advert,
     /// The checksum form the message used.
@@ -83,7 +83,9 @@ pub struct Decoded {
 }
 
 /// Why a received packet was discarded: one variant per receive check.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, thiserror::Error)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, thiserror::Error,
+)]
 pub enum DecodeError {
     // --- IP layer (decode_ip / split_ip) ---
     /// Fewer bytes than the IP header needs (fixed part, options, or the total length field).
@@ -206,7 +208,9 @@ impl DecodeError {
 }
 
 /// Why an [`Advert`] cannot be emitted.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, thiserror::Error)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, thiserror::Error,
+)]
 pub enum EncodeError {
     /// RFC 9568 §5.2.5: at least one address.
     #[error("an advert needs at least one address")]

@@ -5,8 +5,18 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 /// Virtual Router Identifier, 1..=255 (RFC 9568 §5.2.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "u8")]
 pub struct Vrid(u8);
+
+impl TryFrom<u8> for Vrid {
+    type Error = &'static str;
+    fn try_from(v: u8) -> Result<Self, Self::Error> {
+        Self::new(v).ok_or("VRID 0")
+    }
+}
 
 impl Vrid {
     pub const fn new(v: u8) -> Option<Self> {
@@ -25,7 +35,9 @@ impl fmt::Display for Vrid {
 
 /// Router priority (RFC 9568 §5.2.4): 255 is the address owner, 0 means "master is leaving",
 /// 1..=254 are backups' values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Priority(pub u8);
 
 impl Priority {
@@ -44,7 +56,9 @@ impl fmt::Display for Priority {
 
 /// A duration in centiseconds, the unit of VRRPv3's 12-bit Max Advertise Interval
 /// (RFC 9568 §5.2.7). VRRPv2's 8-bit seconds field converts into it (×100).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Centisecs(pub u16);
 
 impl Centisecs {
@@ -69,7 +83,7 @@ impl fmt::Display for Centisecs {
 }
 
 /// The protocol version an instance speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Version {
     /// RFC 3768: IPv4 only, seconds, optional simple password.
     V2,
@@ -87,7 +101,9 @@ impl Version {
 }
 
 /// Address family of a virtual router.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Family {
     V4,
     V6,

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::advert::{Advert, Auth};
 use super::types::{Centisecs, Family, Priority, Version, Vrid};
@@ -27,7 +27,7 @@ pub const DEFAULT_DOWN_TIMER_ADVERTS: u8 = 3;
 ///
 /// keepalived derives it from the priority when it is not configured (`vrrp_complete_instance`:
 /// owner → MASTER, else BACKUP); [`InitialState::for_priority`] gives that default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum InitialState {
     Backup,
     Master,
@@ -46,7 +46,7 @@ impl InitialState {
 
 /// The configuration of one virtual router, already resolved from keepalived.conf (global
 /// defaults and `vrrp_strict` applied by the config layer).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VrConfig {
     pub vrid: Vrid,
     pub version: Version,
@@ -219,7 +219,7 @@ pub enum ConfigError {
 }
 
 /// States: RFC 9568 §6.4 plus keepalived's FAULT and a terminal Stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum State {
     Initialize,
     Backup,
@@ -231,7 +231,7 @@ pub enum State {
 }
 
 /// Why a transition happened (logs, status, notify scripts).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Reason {
     /// Initialize → Backup.
     Startup,
@@ -277,7 +277,7 @@ pub enum Reason {
 }
 
 /// What a sync-group member did (for [`Reason::SyncGroup`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SyncEvent {
     /// The member became MASTER (keepalived `vrrp_sync_master`).
     Master,
@@ -349,7 +349,7 @@ pub enum AnnounceKind {
     LowerPriority,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     /// RFC 9568 §6.4.1 Startup event.
     Startup,
@@ -393,6 +393,7 @@ pub enum Input {
     /// `at` (its timestamp). Re-processed as that advert received at `at`.
     AdvertSeenAt {
         src: IpAddr,
+        #[serde(with = "super::clock::ms")]
         at: Instant,
     },
     /// keepalived `vrrp_sync_group`: we are a member of `group` with `peers` (the other members).

@@ -57,7 +57,7 @@ pub struct Plan {
 }
 
 /// A write to one interface's program.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum DpOp {
     /// Peers first, then the slot (the allowlist is in force once the flag is).
     SetSlot {
@@ -76,6 +76,24 @@ pub enum DpOp {
         ifindex: u32,
         vip: IpAddr,
     },
+}
+
+/// In transcripts: what the slot tells the program (the timer is the driver's).
+impl serde::Serialize for Slot {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Slot", 4)?;
+        st.serialize_field("flags", &self.cfg.flags)?;
+        st.serialize_field("interval_cs", &self.cfg.interval_cs)?;
+        let pass = (self.cfg.flags & VRID_F_AUTH_PASS != 0).then(|| {
+            String::from_utf8_lossy(&self.cfg.auth_pass)
+                .trim_end_matches('\0')
+                .to_string()
+        });
+        st.serialize_field("auth_pass", &pass)?;
+        st.serialize_field("peers", &self.peers)?;
+        st.end()
+    }
 }
 
 pub fn plan<'a>(contribs: impl IntoIterator<Item = Contribution<'a>>) -> Plan {

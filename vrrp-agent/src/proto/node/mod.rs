@@ -64,7 +64,7 @@ pub struct VipBinding {
 }
 
 /// One instance, resolved by the driver (interface index, source address, VIP interfaces).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceSpec {
     pub name: String,
     pub iface: String,
@@ -90,7 +90,7 @@ pub struct InstanceSpec {
 }
 
 /// Everything the node runs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeConfig {
     pub ifaces: Vec<IfaceSpec>,
     pub instances: Vec<InstanceSpec>,
@@ -112,7 +112,9 @@ pub struct KernelSlot {
 /// A VRID slot of an interface's program: `(ifindex, ipv6, vrid)`.
 pub type SlotKey = (u32, bool, u8);
 
-#[derive(Clone, Debug)]
+/// Everything the node is told. (De)serializable for transcripts; what only the kernel can
+/// say (its slots, its timer cover, the driver's early wake-up) is left out of them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum NodeInput {
     /// Before anything starts: clear what a crashed run may have left (VIPs bound, virtual MAC
     /// filters, the kernel ARP/NA filter). RFC 9568 §6.4.1: Initialize owns no address.
@@ -129,18 +131,22 @@ pub enum NodeInput {
     /// The kernel timer watching a backup's master ran out.
     MasterSilent {
         key: SlotKey,
+        #[serde(skip)]
         slot: KernelSlot,
     },
     /// The driver's timer fired (or the housekeeping tick, with `early`: instances sleeping on
     /// a kernel timer whose backstop is due by then are taken now). `slots` holds the kernel
     /// reads [`Node::kernel_reads`] asked for.
     Timer {
+        #[serde(skip)]
         early: Option<Instant>,
+        #[serde(skip)]
         slots: Vec<(SlotKey, KernelSlot)>,
     },
     /// The answer to [`Action::Watch`]: whether the driver may sleep on the kernel timer.
     Cover {
         id: InstanceId,
+        #[serde(skip)]
         cover: Option<wake::Cover>,
     },
     /// Another MAC claims one of our VIPs (seen by XDP).
@@ -159,6 +165,12 @@ pub enum NodeInput {
         priority: Priority,
         fault: bool,
         reasons: Vec<String>,
+    },
+    /// An address went from an interface (netlink): if it is a VIP we hold, someone took it
+    /// behind our back (`ip addr flush`, another program) and it is restored.
+    AddressRemoved {
+        ifindex: u32,
+        addr: IpAddr,
     },
     /// XDP_TX fails on an interface: the kernel answers ARP/ND there from now on.
     XdpTxFailing {
@@ -217,7 +229,7 @@ pub struct Armed {
     pub vips: Vec<(u32, IpAddr, u8)>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Action {
     /// Send the instance's advert: [`Node::adverts`] has its bytes.
     SendAdvert {
@@ -301,6 +313,8 @@ pub struct Instance {
     /// The router asked for XDP ownership of its VIPs (MASTER).
     pub wants_ownership: bool,
     pub conflicts: u64,
+    /// VIPs restored after someone else removed them while we were MASTER.
+    pub vips_restored: u64,
     pub split_brain: split_brain::SplitBrain,
     pub peers: peers::PeerTable,
     pub paths: Vec<heartbeat::PathState>,
@@ -327,6 +341,7 @@ impl Instance {
             silent_reports: 0,
             wants_ownership: false,
             conflicts: 0,
+            vips_restored: 0,
             split_brain: split_brain::SplitBrain::default(),
             peers: peers::PeerTable::default(),
             transitions: BTreeMap::new(),
@@ -889,6 +904,29 @@ impl Node {
                 fault,
                 reasons,
             } => self.on_tracking(now, &instance, priority, fault, reasons),
+            NodeInput::AddressRemoved { ifindex, addr } => {
+                for (id, inst) in &mut self.instances {
+                    if !inst.installed {
+                        continue;
+                    }
+                    let gone: Vec<VipBinding> = inst
+                        .spec
+                        .vips
+                        .iter()
+                        .filter(|v| v.ifindex == ifindex && v.spec.addr == addr)
+                        .cloned()
+                        .collect();
+                    if gone.is_empty() {
+                        continue;
+                    }
+                    inst.vips_restored += 1;
+                    warn!(instance = %inst.spec.name, vip = %addr, "a VIP we hold as MASTER was removed behind our back: restoring it");
+                    self.actions.push_back(Action::InstallVips {
+                        id: *id,
+                        vips: gone,
+                    });
+                }
+            }
             NodeInput::XdpTxFailing { ifindex } => {
                 if let Some(i) = self.ifaces.get_mut(&ifindex)
                     && i.xdp_answers

@@ -357,3 +357,37 @@ fn a_heartbeat_advert_reaches_only_its_instance_and_path() {
     // Heartbeat adverts are liveness only: no peer entry on the primary path.
     assert!(inst.peers.is_empty());
 }
+
+#[test]
+fn a_vip_removed_behind_a_masters_back_is_restored_and_other_addresses_are_not() {
+    let t0 = clock();
+    let (mut n, _) = started(
+        cfg(
+            vec![
+                master(spec("VI_1", 51, "192.0.2.3")),
+                spec("VI_2", 52, "192.0.2.4"),
+            ],
+            &[],
+        ),
+        t0,
+    );
+    assert_eq!(state(&n, "VI_2"), State::Master, "alone on the segment");
+    for vip in ["192.0.2.3", "192.0.2.9"] {
+        n.handle(
+            t0 + Duration::from_secs(6),
+            NodeInput::AddressRemoved {
+                ifindex: IF,
+                addr: vip.parse().unwrap(),
+            },
+        );
+    }
+    let acts = drain(&mut n);
+    let restored: Vec<_> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::InstallVips { vips, .. } => Some(vips[0].spec.addr.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restored, ["192.0.2.3"]);
+}
