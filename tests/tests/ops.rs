@@ -440,7 +440,8 @@ fn a_refused_second_start_changes_nothing_and_a_removed_vip_comes_back() {
     let s = status_json(&lab, "lb02");
     assert!(
         s["instances"][0]["vips_restored"].as_u64() >= Some(1),
-        "{s}"
+        "{s}\n{}",
+        lab.log("lb02")
     );
 
     // A start that fails after the lock (metrics port taken) leaves no filter and no VIP.

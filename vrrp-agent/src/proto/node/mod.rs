@@ -925,6 +925,7 @@ impl Node {
                         id: *id,
                         vips: gone,
                     });
+                    self.actions.push_back(Action::Publish);
                 }
             }
             NodeInput::XdpTxFailing { ifindex } => {

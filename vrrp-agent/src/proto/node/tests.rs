@@ -390,4 +390,7 @@ fn a_vip_removed_behind_a_masters_back_is_restored_and_other_addresses_are_not()
         })
         .collect();
     assert_eq!(restored, ["192.0.2.3"]);
+    assert!(acts.contains(&Action::Publish));
+    let restored: u64 = n.instances().map(|(_, i)| i.vips_restored).sum();
+    assert_eq!(restored, 1);
 }
