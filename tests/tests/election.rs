@@ -134,8 +134,15 @@ fn failover_on_sigkill_of_the_master() {
         .expect("VIP on lb01");
     // The guardian sent priority 0 for the killed agent: lb01 took over after its skew time,
     // not a master-down interval, and the guardian unbound lb02's VIP.
-    let log = n.lab.log("lb01");
-    assert!(log.contains("priority 0 received from 192.0.2.2"), "{log}");
+    let st = n.lab.status_json("lb01").expect("status");
+    let i = &st["instances"][0];
+    assert_eq!(i["transitions"]["priority_zero_received"], 1, "{st}");
+    assert!(
+        i["last_transition"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("priority 0 received from 192.0.2.2")),
+        "{st}"
+    );
     n.lab
         .wait_owner(VIP, &["lb01"], T)
         .expect("VIP unbound on the killed agent's node");
@@ -259,10 +266,10 @@ fn handover_command_moves_the_vip_and_does_not_preempt_back() {
         .wait_state("lb02", "VI_1", "BACKUP", T)
         .expect("lb02 backup");
     n.lab.wait_owner(VIP, &["lb01"], T).expect("VIP on lb01");
-    let log = n.lab.log("lb02");
-    assert!(
-        log.contains("handed over: new master 192.0.2.1 heard"),
-        "{log}"
+    let st = n.lab.status_json("lb02").expect("status");
+    assert_eq!(
+        st["instances"][0]["transitions"]["handed_over"], 1,
+        "lb02 did not hand over: {st}"
     );
     // Yielded: lb02 (100) accepts lb01 (50) as master instead of preempting.
     n.lab
@@ -937,18 +944,14 @@ fn flood_leaves_election_unchanged(test: &str, extra: &[&str]) {
         n.lab.all_logs()
     );
     if !extra.contains(&"--no-xdp") {
-        // The XDP program dropped them: its counters (logged on SIGUSR1) show the drops.
-        n.lab.signal("lb02", Signal::SIGUSR1).expect("usr1 lb02");
-        n.lab
-            .wait_log("lb02", "counters=", T)
-            .expect("data plane status");
-        let log = n.lab.log("lb02");
-        let status = log
-            .lines()
-            .rfind(|l| l.contains("counters="))
-            .unwrap_or_default();
-        for c in ["bad_ttl=", "bad_checksum=", "unknown_vrid="] {
-            assert!(status.contains(c), "no {c} drops counted by XDP: {status}");
+        // The XDP program dropped them: its counters (in the status) show the drops.
+        let st = n.lab.status_json("lb02").expect("status");
+        let counters = &st["dataplanes"][0]["counters"];
+        for c in ["bad_ttl", "bad_checksum", "unknown_vrid"] {
+            assert!(
+                counters[c].as_u64() > Some(0),
+                "no {c} drops counted by XDP: {counters}"
+            );
         }
     }
     // Still a working pair: the master's graceful stop hands over.
@@ -1086,9 +1089,6 @@ fn split_brain_alarm_and_fence_run_once_per_episode() {
         .wait_state("lb01", "VI_1", "MASTER", T)
         .expect("lb01 master during the partition");
     n.lab
-        .wait_log("lb02", "SPLIT BRAIN", T)
-        .expect("lb02 raises the alarm");
-    n.lab
         .wait_until("lb02's status shows the alarm", T, || {
             let st = n.lab.status_json("lb02")?;
             Ok(st["instances"][0]["split_brain_alarm"] == true)
@@ -1130,7 +1130,6 @@ fn split_brain_alarm_and_fence_run_once_per_episode() {
         .expect("alarm clears");
     let st = n.lab.status_json("lb02").expect("status");
     assert_eq!(st["instances"][0]["split_brain_episodes"], 1, "{st}");
-    assert!(n.lab.log("lb02").contains("split brain over"));
     let fenced = std::fs::read_to_string(&fence).unwrap_or_default();
     assert_eq!(fenced.lines().count(), 1, "{fenced}");
 }

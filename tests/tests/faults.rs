@@ -574,7 +574,10 @@ fn partition_heal(mode: Mode, cut: Cut, equal_priority: bool) {
     if mode == Mode::Xdp && matches!(cut, Cut::Bridge) {
         // The master's XDP program sees the other node's gratuitous ARP for its VIP.
         n.lab
-            .wait_log(master, "another node claims our VIP while we are MASTER", T)
+            .wait_until("the master to count the claim on its VIP", T, || {
+                let st = n.lab.status_json(master)?;
+                Ok(st["instances"][0]["vip_conflicts"].as_u64() > Some(0))
+            })
             .expect("split brain reported");
     }
     // The split brain holds for a while (several master down intervals): no flapping.

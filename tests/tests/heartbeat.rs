@@ -247,10 +247,12 @@ fn guardian_priority_zero_goes_over_the_heartbeat_path() {
     n.lab
         .wait_state("lb01", "VI_1", "MASTER", T)
         .expect("lb01 master");
-    let log = n.lab.log("lb01");
+    let st = n.lab.status_json("lb01").expect("status");
     assert!(
-        log.contains("priority 0 received from 198.51.100.2"),
-        "{log}"
+        st["instances"][0]["last_transition"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("priority 0 received from 198.51.100.2")),
+        "{st}"
     );
     n.lab
         .wait_owner(VIP, &["lb01"], T)

@@ -797,10 +797,17 @@ fn sync_group_members_move_together() {
     lab.wait_owner(VIP, &["lb01"], WAIT).expect(".3 on lb01");
     lab.wait_owner("192.0.2.4", &["lb01"], WAIT)
         .expect(".4 on lb01");
+    let st = lab.status_json("lb02").expect("status");
+    let follower = st["instances"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["name"] == "VI_2"))
+        .cloned()
+        .unwrap_or_default();
     assert!(
-        lab.log("lb02").contains("sync group G"),
-        "the follower's transition does not name the group:\n{}",
-        lab.log("lb02")
+        follower["last_transition"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("sync group G")),
+        "the follower's transition does not name the group: {st}"
     );
 
     // Recovery: both come back to lb02 (100 > 90).
