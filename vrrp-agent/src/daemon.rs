@@ -344,17 +344,14 @@ fn sync_groups(cfg: &Config) -> SyncGroups {
 
 fn spawn_tracker(cfg: &Config) -> (Tracker, mpsc::Receiver<TrackEvent>) {
     Tracker::spawn_with(
-        cfg,
-        TrackerOptions {
-            builtin_checks: cfg.checks.clone(),
-            ..TrackerOptions::default()
-        },
+        &config::TrackSpec::from_config(cfg),
+        TrackerOptions::default(),
     )
 }
 
 fn notifier(cfg: &Config) -> Result<Notifier> {
     Notifier::new(
-        cfg,
+        &config::NotifySpec::from_config(cfg),
         NotifierOptions {
             fifo: cfg.global.notify_fifo.clone(),
             json_fifo: cfg.global.notify_json.clone(),
