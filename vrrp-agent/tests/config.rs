@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use vrrp_agent::config::{self, ConfigError, InitialState, Loaded, XdpMode};
+use vrrp_agent::config::{
+    self, BuiltinCheck, BuiltinKind, ConfigError, HttpCheck, InitialState, Loaded, XdpMode,
+};
 use vrrp_agent::proto::{Auth, Centisecs, Family, Priority, Version};
-use vrrp_agent::track::{BuiltinCheck, BuiltinKind, HttpCheck};
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

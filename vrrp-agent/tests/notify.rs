@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vrrp_agent::config::{self, Config};
+use vrrp_agent::config::{self, NotifySpec};
 use vrrp_agent::notify::{Notifier, NotifierOptions, NotifyEvent, NotifyKind, NotifyState};
 use vrrp_agent::proto::Priority;
 use vrrp_agent::proto::vr::State;
@@ -34,9 +34,10 @@ fn instance(name: &str, vrid: u8, body: &str) -> String {
     )
 }
 
-fn parse(text: &str) -> Config {
+/// What the notifier takes from the configuration in `text`.
+fn parse(text: &str) -> NotifySpec {
     match config::parse_str(text, "t.conf") {
-        Ok(l) => l.config,
+        Ok(l) => NotifySpec::from_config(&l.config),
         Err(e) => panic!("config: {e}\n{text}"),
     }
 }

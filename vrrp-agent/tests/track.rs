@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::Receiver;
 use tokio_rustls::TlsAcceptor;
-use vrrp_agent::config::{self, Config, Span, TrackRef, Weight};
+use vrrp_agent::config::{self, Config, Span, TrackRef, TrackSpec, Weight};
 use vrrp_agent::proto::Priority;
 use vrrp_agent::track::builtin::probe;
 use vrrp_agent::track::{
@@ -135,7 +135,7 @@ async fn script_toggles_after_rise_and_fall() {
     let s = script(&d, "chk", &format!("test -e {}\n", flag.display()));
     let mut cfg = config(&s, "track_script {\n chk weight -20\n}");
     fast(&mut cfg, 50, 2000, 2, 2);
-    let (t, mut rx) = Tracker::spawn_with(&cfg, opts());
+    let (t, mut rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), opts());
     // Initial value: unknown script, weight -20 → nothing subtracted.
     until(&mut rx, "initial 100", prio(100, false)).await;
     eventually("first success", || t.checks()[0].up).await;
@@ -163,7 +163,7 @@ async fn weight_zero_script_waits_for_first_result_then_faults() {
     let s = script(&d, "chk", "exit 3\n");
     let mut cfg = config(&s, "track_script {\n chk\n}");
     fast(&mut cfg, 100, 2000, 1, 1);
-    let (t, mut rx) = Tracker::spawn_with(&cfg, opts());
+    let (t, mut rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), opts());
     // The first event already carries the script's result (no "unknown" event before it).
     let ev = until(&mut rx, "first event", |e| e.instance == "VI_1").await;
     assert!(ev.tracked.fault, "{ev:?}");
@@ -188,7 +188,7 @@ async fn hanging_script_is_killed_at_timeout_and_fails() {
     );
     let mut cfg = config(&s, "track_script {\n hang weight -30\n}");
     fast(&mut cfg, 5000, 300, 1, 1);
-    let (t, mut rx) = Tracker::spawn_with(&cfg, opts());
+    let (t, mut rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), opts());
     until(&mut rx, "timed out = failed", prio(70, false)).await;
     let c = t.checks();
     assert_eq!(c[0].last_result, "timed out");
@@ -219,7 +219,7 @@ async fn runs_never_overlap() {
     );
     let mut cfg = config(&s, "track_script {\n slow weight 10\n}");
     fast(&mut cfg, 50, 5000, 1, 1);
-    let (t, mut rx) = Tracker::spawn_with(&cfg, opts());
+    let (t, mut rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), opts());
     until(&mut rx, "up", prio(110, false)).await;
     eventually("four runs", || t.checks()[0].runs >= 4).await;
     t.stop().await;
@@ -238,7 +238,7 @@ async fn stop_kills_running_scripts() {
     );
     let mut cfg = config(&s, "track_script {\n hang weight 5\n}");
     fast(&mut cfg, 1000, 60_000, 1, 1);
-    let (t, _rx) = Tracker::spawn_with(&cfg, opts());
+    let (t, _rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), opts());
     eventually("script started", || {
         std::fs::read_to_string(&pid).is_ok_and(|s| !s.trim().is_empty())
     })
@@ -254,11 +254,8 @@ fn with_builtin(check: BuiltinCheck, weight: Option<i16>) -> (Config, TrackerOpt
     cfg.instances[0]
         .track_scripts
         .push(track_ref(&check.name, weight));
-    let o = TrackerOptions {
-        builtin_checks: vec![check],
-        ..opts()
-    };
-    (cfg, o)
+    cfg.checks.push(check);
+    (cfg, opts())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,7 +277,7 @@ async fn tcp_check_up_and_down() {
         reverse: false,
     };
     let (cfg, o) = with_builtin(c, None);
-    let (t, mut rx) = Tracker::spawn_with(&cfg, o);
+    let (t, mut rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), o);
     until(&mut rx, "initial", prio(100, false)).await;
     eventually("connected", || t.checks()[0].up).await;
     assert_eq!(t.checks()[0].kind, CheckKind::Tcp);
@@ -384,7 +381,7 @@ async fn http_check_status_and_body() {
     c.timeout = Duration::from_secs(2);
     // Weight 0: a failed check faults the instance.
     let (cfg, o) = with_builtin(c, None);
-    let (t, mut rx) = Tracker::spawn_with(&cfg, o);
+    let (t, mut rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), o);
     until(&mut rx, "up", prio(100, false)).await;
     assert_eq!(t.checks()[0].last_result, "HTTP 200");
     assert_eq!(t.checks()[0].kind, CheckKind::Http);
@@ -422,7 +419,7 @@ async fn https_check_status_body_and_server_gone() {
     c.interval = Duration::from_millis(50);
     c.timeout = Duration::from_secs(2);
     let (cfg, o) = with_builtin(c, None);
-    let (t, mut rx) = Tracker::spawn_with(&cfg, o);
+    let (t, mut rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), o);
     until(&mut rx, "up", prio(100, false)).await;
     assert_eq!(t.checks()[0].last_result, "HTTPS 200");
     assert_eq!(t.checks()[0].kind, CheckKind::Http);
@@ -508,7 +505,7 @@ async fn track_file_value_changes() {
         ),
         "track_file {\n tf\n}",
     );
-    let (t, mut rx) = Tracker::spawn_with(&cfg, opts());
+    let (t, mut rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), opts());
     until(&mut rx, "initial", prio(100, false)).await;
     std::fs::write(&f, "10\n").unwrap();
     until(&mut rx, "value 10 × 2", prio(120, false)).await;
@@ -528,7 +525,7 @@ async fn track_interface_link_changes() {
         "",
         "track_interface {\n vrxdp-nonexist\n vrxdp-other weight -15\n}",
     );
-    let (t, mut rx) = Tracker::spawn_with(&cfg, opts());
+    let (t, mut rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), opts());
     // Both absent: down. Unweighted → FAULT; weight -15 subtracts.
     until(&mut rx, "initial", prio(85, true)).await;
     t.link_changed("vrxdp-nonexist", true);
@@ -551,7 +548,7 @@ async fn track_process_quorum() {
         "vrrp_track_process tp {\n process vrxdp_tproc\n weight 0\n}",
         "track_process {\n tp\n}",
     );
-    let (t, mut rx) = Tracker::spawn_with(&cfg, opts());
+    let (t, mut rx) = Tracker::spawn_with(&TrackSpec::from_config(&cfg), opts());
     until(&mut rx, "not running: fault", prio(100, true)).await;
     let mut child = std::process::Command::new(&bin)
         .arg("1000")

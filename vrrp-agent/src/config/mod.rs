@@ -16,9 +16,11 @@
 //! interface IF  unicast_src_ip A  unicast_peer { A ... } }`, a redundant heartbeat path
 //! ([`Heartbeat`], `parse::heartbeat`).
 
+mod checks;
 mod glob;
 mod lexer;
 mod parse;
+mod specs;
 mod tree;
 mod types;
 
@@ -26,6 +28,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use checks::{BuiltinCheck, BuiltinKind, HttpCheck, UrlError};
+pub use specs::{NotifySpec, TrackSpec, TrackedInstance};
 pub use types::*;
 
 /// Where something was written: file, 1-based line and 1-based column (in characters).

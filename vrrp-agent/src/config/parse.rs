@@ -12,9 +12,8 @@ use std::time::Duration;
 use super::lexer::Tok;
 use super::tree::{Block, Stmt};
 use super::types::*;
-use super::{ConfigError, Diagnostic, Span};
+use super::{BuiltinCheck, BuiltinKind, ConfigError, Diagnostic, HttpCheck, Span, UrlError};
 use crate::proto::{Auth, Centisecs, Family, Priority, Version, Vrid};
-use crate::track::{BuiltinCheck, BuiltinKind, HttpCheck, UrlError};
 
 type Res<T> = Result<T, ConfigError>;
 

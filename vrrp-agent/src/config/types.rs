@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::Span;
+use super::{BuiltinCheck, Span};
 use crate::proto::{Auth, Centisecs, Family, Priority, Version, Vrid};
 
 /// The whole configuration, in file order.
@@ -18,7 +18,7 @@ pub struct Config {
     pub sync_groups: Vec<SyncGroup>,
     /// `vrrp_xdp_check NAME { tcp ADDR:PORT | http_get { ... } ... }`: built-in checks that
     /// need no shell, referenced from `track_script` like a `vrrp_script`.
-    pub checks: Vec<crate::track::BuiltinCheck>,
+    pub checks: Vec<BuiltinCheck>,
 }
 
 /// `global_defs`, VRRP part. Defaults are keepalived's (keepalived/core/global_data.c).

@@ -96,7 +96,7 @@ type TrackKey = (
     Vec<config::VrrpScript>,
     Vec<config::TrackFile>,
     Vec<config::TrackProcess>,
-    Vec<crate::track::BuiltinCheck>,
+    Vec<config::BuiltinCheck>,
     Vec<(String, crate::proto::Priority, Vec<Vec<config::TrackRef>>)>,
 );
 
@@ -141,17 +141,14 @@ fn track_key(cfg: &Config) -> TrackKey {
 
 fn spawn_tracker(cfg: &Config) -> (Tracker, mpsc::Receiver<TrackEvent>) {
     Tracker::spawn_with(
-        cfg,
-        TrackerOptions {
-            builtin_checks: cfg.checks.clone(),
-            ..TrackerOptions::default()
-        },
+        &config::TrackSpec::from_config(cfg),
+        TrackerOptions::default(),
     )
 }
 
 fn notifier(cfg: &Config) -> Result<Notifier> {
     Notifier::new(
-        cfg,
+        &config::NotifySpec::from_config(cfg),
         NotifierOptions {
             fifo: cfg.global.notify_fifo.clone(),
             json_fifo: cfg.global.notify_json.clone(),

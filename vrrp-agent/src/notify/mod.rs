@@ -30,7 +30,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::config::{Command, Config, Notify};
+use crate::config::{Command, Notify, NotifySpec, ScriptUser};
 use crate::proto::Priority;
 use crate::proto::vr::State;
 use crate::track::exec::{self, Ids};
@@ -173,7 +173,7 @@ struct Scripts {
 }
 
 impl Scripts {
-    fn new(n: &Notify, default_user: Option<&crate::config::ScriptUser>) -> Self {
+    fn new(n: &Notify, default_user: Option<&ScriptUser>) -> Self {
         let s = |c: &Option<Command>| {
             c.as_ref().map(|c| Script {
                 argv: c.argv.clone(),
@@ -258,19 +258,19 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 impl Notifier {
     /// Build from the instances' and sync groups' `notify*` settings; opens (creating if
     /// needed) the FIFOs. Must be called inside a tokio runtime.
-    pub fn new(cfg: &Config, opts: NotifierOptions) -> Result<Self, NotifyError> {
-        let default_user = cfg.global.script_user.as_ref();
+    pub fn new(spec: &NotifySpec, opts: NotifierOptions) -> Result<Self, NotifyError> {
+        let default_user = spec.script_user.as_ref();
         let mut scripts = HashMap::new();
-        for i in &cfg.instances {
-            let s = Scripts::new(&i.notify, default_user);
+        for (name, notify) in &spec.instances {
+            let s = Scripts::new(notify, default_user);
             if !s.is_empty() {
-                scripts.insert((NotifyKind::Instance, i.name.clone()), Arc::new(s));
+                scripts.insert((NotifyKind::Instance, name.clone()), Arc::new(s));
             }
         }
-        for g in &cfg.sync_groups {
-            let s = Scripts::new(&g.notify, default_user);
+        for (name, notify) in &spec.groups {
+            let s = Scripts::new(notify, default_user);
             if !s.is_empty() {
-                scripts.insert((NotifyKind::Group, g.name.clone()), Arc::new(s));
+                scripts.insert((NotifyKind::Group, name.clone()), Arc::new(s));
             }
         }
         let mut sinks = Vec::new();

@@ -25,7 +25,7 @@ use tokio::time::MissedTickBehavior;
 pub use builtin::{BuiltinCheck, BuiltinKind, HttpCheck, ProbeError, UrlError};
 pub use calc::{Contribution, Entry, Hysteresis, ObjKind, ObjState, PriorityCalc, Tracked};
 
-use crate::config::{Config, TrackFile, TrackProcess, VrrpScript, Weight};
+use crate::config::{TrackFile, TrackProcess, TrackSpec, VrrpScript, Weight};
 use exec::Ids;
 
 /// Sent when an instance's effective priority or fault changes, and once at start. An
@@ -63,8 +63,6 @@ pub struct CheckStatus {
 /// Knobs for [`Tracker::spawn_with`].
 #[derive(Clone, Debug)]
 pub struct TrackerOptions {
-    /// Checks from `vrrp_xdp_check` blocks (referenced from `track_script`).
-    pub builtin_checks: Vec<BuiltinCheck>,
     /// How often tracked files are re-read (keepalived uses inotify: near-immediate).
     pub file_poll: Duration,
     /// How often /proc is scanned for tracked processes.
@@ -76,7 +74,6 @@ pub struct TrackerOptions {
 impl Default for TrackerOptions {
     fn default() -> Self {
         Self {
-            builtin_checks: Vec::new(),
             file_poll: Duration::from_millis(500),
             process_poll: Duration::from_secs(1),
             proc_root: PathBuf::from("/proc"),
@@ -122,15 +119,18 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Start tracking for `cfg` with default options. Must be called inside a tokio runtime.
-    pub fn spawn(cfg: &Config) -> (Self, mpsc::Receiver<TrackEvent>) {
-        Self::spawn_with(cfg, TrackerOptions::default())
+    /// Start tracking for `spec` with default options. Must be called inside a tokio runtime.
+    pub fn spawn(spec: &TrackSpec) -> (Self, mpsc::Receiver<TrackEvent>) {
+        Self::spawn_with(spec, TrackerOptions::default())
     }
 
-    pub fn spawn_with(cfg: &Config, opts: TrackerOptions) -> (Self, mpsc::Receiver<TrackEvent>) {
+    pub fn spawn_with(
+        spec: &TrackSpec,
+        opts: TrackerOptions,
+    ) -> (Self, mpsc::Receiver<TrackEvent>) {
         let mut reg = Registry::default();
         let mut insts = Vec::new();
-        for inst in &cfg.instances {
+        for inst in &spec.instances {
             let mut calc = PriorityCalc::new(inst.priority);
             let mut ids = Vec::new();
             let mut add = |kind, name: &str, w: Weight, calc: &mut PriorityCalc| {
@@ -142,7 +142,7 @@ impl Tracker {
                     reverse: w.reverse,
                 });
             };
-            for r in &inst.track_interfaces {
+            for r in &inst.interfaces {
                 // A track_interface without weight faults the instance when down.
                 let w = r.weight.unwrap_or(Weight {
                     value: 0,
@@ -150,14 +150,14 @@ impl Tracker {
                 });
                 add(ObjKind::Interface, &r.name, w, &mut calc);
             }
-            for r in &inst.track_scripts {
-                let default = cfg
+            for r in &inst.scripts {
+                let default = spec
                     .scripts
                     .iter()
                     .find(|s| s.name == r.name)
                     .map(|s| s.weight)
                     .or_else(|| {
-                        opts.builtin_checks
+                        spec.checks
                             .iter()
                             .find(|c| c.name == r.name)
                             .map(|c| c.weight)
@@ -170,8 +170,8 @@ impl Tracker {
                     ),
                 }
             }
-            for r in &inst.track_files {
-                match cfg.track_files.iter().find(|f| f.name == r.name) {
+            for r in &inst.files {
+                match spec.files.iter().find(|f| f.name == r.name) {
                     Some(f) => add(
                         ObjKind::File,
                         &r.name,
@@ -184,8 +184,8 @@ impl Tracker {
                     ),
                 }
             }
-            for r in &inst.track_processes {
-                match cfg.track_processes.iter().find(|p| p.name == r.name) {
+            for r in &inst.processes {
+                match spec.processes.iter().find(|p| p.name == r.name) {
                     Some(p) => add(
                         ObjKind::Process,
                         &r.name,
@@ -213,7 +213,7 @@ impl Tracker {
         let mut interfaces = HashMap::new();
         let mut files = Vec::new();
         let mut procs = Vec::new();
-        let default_user = cfg.global.script_user.as_ref();
+        let default_user = spec.script_user.as_ref();
 
         for (id, obj) in reg.objs.iter_mut().enumerate() {
             match obj.kind {
@@ -223,7 +223,7 @@ impl Tracker {
                 }
                 ObjKind::Script => {
                     let slot = push_status(&checks, &obj.name, CheckKind::Script);
-                    let spec = if let Some(s) = cfg.scripts.iter().find(|s| s.name == obj.name) {
+                    let run = if let Some(s) = spec.scripts.iter().find(|s| s.name == obj.name) {
                         let ids = s
                             .command
                             .user
@@ -231,8 +231,7 @@ impl Tracker {
                             .or(default_user)
                             .map(|u| exec::resolve_user(u).map_err(|e| e.to_string()));
                         RunSpec::Script(s.clone(), ids)
-                    } else if let Some(c) = opts.builtin_checks.iter().find(|c| c.name == obj.name)
-                    {
+                    } else if let Some(c) = spec.checks.iter().find(|c| c.name == obj.name) {
                         lock(&checks)[slot].kind = match c.kind {
                             BuiltinKind::Tcp { .. } => CheckKind::Tcp,
                             BuiltinKind::Http(_) => CheckKind::Http,
@@ -241,9 +240,9 @@ impl Tracker {
                     } else {
                         continue;
                     };
-                    obj.state = spec.hysteresis().state();
+                    obj.state = run.hysteresis().state();
                     tasks.push(tokio::spawn(check_loop(
-                        spec,
+                        run,
                         id,
                         utx.clone(),
                         checks.clone(),
@@ -251,7 +250,7 @@ impl Tracker {
                     )));
                 }
                 ObjKind::File => {
-                    if let Some(f) = cfg.track_files.iter().find(|f| f.name == obj.name) {
+                    if let Some(f) = spec.files.iter().find(|f| f.name == obj.name) {
                         if let Some(init) = f.init_file
                             && let Err(e) = file::apply_init(&f.path, init)
                         {
@@ -272,7 +271,7 @@ impl Tracker {
                     }
                 }
                 ObjKind::Process => {
-                    if let Some(p) = cfg.track_processes.iter().find(|p| p.name == obj.name) {
+                    if let Some(p) = spec.processes.iter().find(|p| p.name == obj.name) {
                         let slot = push_status(&checks, &obj.name, CheckKind::Process);
                         procs.push((p.clone(), id, slot));
                     }
