@@ -62,3 +62,25 @@ impl fmt::Display for Reason {
         }
     }
 }
+
+impl Reason {
+    /// A stable label for metrics and the status' transition counts.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Reason::Startup => "startup",
+            Reason::Owner => "owner",
+            Reason::InitialMaster { .. } => "initial_master",
+            Reason::MasterDown { .. } => "master_down",
+            Reason::PriorityZeroReceived { .. } => "priority_zero_received",
+            Reason::Preempt { .. } => "preempt",
+            Reason::HigherPriority { .. } => "higher_priority",
+            Reason::LinkDown => "link_down",
+            Reason::LinkUp => "link_up",
+            Reason::TrackFailed => "track_failed",
+            Reason::TrackRecovered => "track_recovered",
+            Reason::Shutdown => "shutdown",
+            Reason::HandedOver { .. } => "handed_over",
+            Reason::SyncGroup { .. } => "sync_group",
+        }
+    }
+}
