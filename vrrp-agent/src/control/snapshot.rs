@@ -191,7 +191,7 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
                 d.arp_replies = c[vrrp_common::event::counter::ARP_REPLIED as usize];
                 d.ns_replies = c[vrrp_common::event::counter::NS_REPLIED as usize];
             }
-            d.liveness_errors = s.io.liveness_errors;
+            d.liveness_errors = s.io.liveness.count;
             d.foreign_vrids = iface
                 .foreign
                 .iter()

@@ -20,24 +20,35 @@ use crate::wake;
 pub struct IoStats {
     /// Per instance and heartbeat path: (adverts sent, send errors, failing now).
     pub heartbeat: BTreeMap<(InstanceId, usize), (u64, u64, bool)>,
-    /// Failed writes of the dead-man stamp (answers stop if it goes stale), and when one was
-    /// last logged.
-    pub liveness_errors: u64,
-    liveness_logged: Option<Instant>,
-    /// Failed advert sends, and when one was last logged.
-    pub send_errors: u64,
-    send_logged: Option<Instant>,
+    /// Failed writes of the dead-man stamp (answers stop if it goes stale).
+    pub liveness: Throttle,
+    /// Failed advert sends.
+    pub send: Throttle,
+}
+
+/// An error that can repeat every advert: every one is counted, one in [`LOG_EVERY`] logged.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    pub count: u64,
+    logged: Option<Instant>,
 }
 
 /// One log line per this long for an error that can repeat every advert.
 const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn due(last: &mut Option<Instant>, t: Instant) -> bool {
-    if last.is_none_or(|l| t.saturating_duration_since(l) >= LOG_EVERY) {
-        *last = Some(t);
-        return true;
+impl Throttle {
+    /// Counts one failure at `t`; whether to log it.
+    pub fn failed(&mut self, t: Instant) -> bool {
+        self.count += 1;
+        if self
+            .logged
+            .is_none_or(|l| t.saturating_duration_since(l) >= LOG_EVERY)
+        {
+            self.logged = Some(t);
+            return true;
+        }
+        false
     }
-    false
 }
 
 impl Driver {
@@ -54,11 +65,9 @@ impl Driver {
             Action::RefreshLiveness { ifindex, bound } => {
                 if let Some(dp) = self.res.dataplane(ifindex)
                     && let Err(e) = dp.refresh_liveness(bound)
+                    && self.io.liveness.failed(now())
                 {
-                    self.io.liveness_errors += 1;
-                    if due(&mut self.io.liveness_logged, now()) {
-                        error!(ifindex, error = %e, failures = self.io.liveness_errors, "cannot refresh the XDP liveness stamp: the dead-man gate will silence ARP/ND answers for our VIPs");
-                    }
+                    error!(ifindex, error = %e, failures = self.io.liveness.count, "cannot refresh the XDP liveness stamp: the dead-man gate will silence ARP/ND answers for our VIPs");
                 }
             }
             Action::Watch {
@@ -188,11 +197,10 @@ impl Driver {
                 failed = Some((*dst, e.to_string()));
             }
         }
-        if let Some((dst, e)) = failed {
-            self.io.send_errors += 1;
-            if due(&mut self.io.send_logged, now()) {
-                warn!(instance = %self.id_name(id), %dst, error = %e, failures = self.io.send_errors, "cannot send advert");
-            }
+        if let Some((dst, e)) = failed
+            && self.io.send.failed(now())
+        {
+            warn!(instance = %self.id_name(id), %dst, error = %e, failures = self.io.send.count, "cannot send advert");
         }
         if self
             .node
@@ -414,5 +422,32 @@ fn vmac_arp_announce(iface: &str) {
         Err(e) => {
             warn!(%iface, error = %e, "use_vmac: cannot set arp_announce = 2: clients may learn the interface MAC for a VIP")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The fake clock's one real reading.
+    #[expect(clippy::disallowed_methods, reason = "the base of the fake clock")]
+    fn clock() -> Instant {
+        Instant::now()
+    }
+
+    /// issue 13: a failed liveness write was dropped with `let _`: the dead-man gate then
+    /// silenced ARP replies with no log line. Every failure is counted now, and logged once
+    /// per five seconds.
+    #[test]
+    fn every_failure_is_counted_and_logged_once_per_interval() {
+        let t0 = clock();
+        let mut t = Throttle::default();
+        assert!(t.failed(t0));
+        assert!(!t.failed(t0 + Duration::from_secs(1)));
+        assert!(!t.failed(t0 + Duration::from_secs(4)));
+        assert!(t.failed(t0 + Duration::from_secs(5)));
+        assert_eq!(t.count, 4);
     }
 }
