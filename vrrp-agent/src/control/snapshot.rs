@@ -58,6 +58,7 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
             ("owner_ignores_adverts", c.dropped_owner),
             ("unknown_unicast_source", c.dropped_unknown_unicast_src),
             ("own_address", c.dropped_own_address),
+            ("address_list_mismatch", c.dropped_address_list),
         ] {
             if v > 0 {
                 drops.insert(k.to_string(), v);

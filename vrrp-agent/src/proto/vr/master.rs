@@ -11,6 +11,10 @@ use super::{
     VirtualRouter,
 };
 
+/// The least time between two gratuitous ARP / NA bursts for losing adverts (local policy:
+/// keepalived sends one per advert).
+pub const LOWER_PRIO_ANNOUNCE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl VirtualRouter {
     /// RFC 9568 §6.4.2 (Master_Down_Timer fires) / §6.4.1 (owner): send an advert, announce,
     /// start the Adver_Timer. Order from keepalived `vrrp_state_master_tx`: the advert first so
@@ -105,7 +109,14 @@ impl VirtualRouter {
                 self.send_advert(ours);
                 self.deadline = Some(later(now, self.cfg.interval.as_duration()));
             }
-            if self.cfg.garp_lower_prio {
+            // One burst per LOWER_PRIO_ANNOUNCE_EVERY at most: a stream (or flood) of losing
+            // adverts must not become a stream of gratuitous ARP bursts.
+            let due = self.lower_prio_announced.is_none_or(|t| {
+                now.saturating_duration_since(t)
+                    >= LOWER_PRIO_ANNOUNCE_EVERY.max(self.cfg.interval.as_duration())
+            });
+            if self.cfg.garp_lower_prio && due {
+                self.lower_prio_announced = Some(now);
                 self.emit(Output::Announce {
                     kind: AnnounceKind::LowerPriority,
                 });

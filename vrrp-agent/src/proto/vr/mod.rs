@@ -43,6 +43,7 @@ use super::advert::{Advert, Auth};
 use super::types::{Centisecs, Family, Priority, Version, Vrid};
 
 pub use config::{ConfigError, DEFAULT_DOWN_TIMER_ADVERTS, InitialState, VrConfig};
+pub use master::LOWER_PRIO_ANNOUNCE_EVERY;
 pub use sync_group::{SyncEvent, SyncStatus};
 pub use timers::{master_down_interval, skew_time};
 pub use types::{
@@ -101,6 +102,9 @@ pub struct VirtualRouter {
     last_transition: Option<TransitionRecord>,
     /// Another master heard on a heartbeat path during this Master episode.
     heartbeat_conflict: Option<HeartbeatConflict>,
+    /// When the last lower-priority announce burst went (at most one per
+    /// [`LOWER_PRIO_ANNOUNCE_EVERY`]).
+    lower_prio_announced: Option<Instant>,
     counters: Counters,
     out: VecDeque<Output>,
 }
@@ -134,6 +138,7 @@ impl VirtualRouter {
             heard: BTreeMap::new(),
             last_transition: None,
             heartbeat_conflict: None,
+            lower_prio_announced: None,
             counters: Counters::default(),
             out: VecDeque::new(),
         })

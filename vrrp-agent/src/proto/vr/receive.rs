@@ -76,6 +76,13 @@ impl VirtualRouter {
                 });
             }
         }
+        if self.cfg.version == Version::V2
+            && adv.priority != Priority::OWNER
+            && !same_set(&adv.addresses, &self.cfg.addresses)
+        {
+            self.counters.dropped_address_list += 1;
+            return Err(DropReason::AddressListMismatch);
+        }
         if src == self.cfg.primary {
             self.counters.dropped_own_address += 1;
             return Err(DropReason::OwnAddress);

@@ -704,6 +704,33 @@ fn ipv6_tie_break_is_unsigned_128_bit() {
     assert_eq!(addr_cmp(big, A), Some(Ordering::Greater));
 }
 
+/// issue 18 item 42: each losing advert fired a whole gratuitous ARP burst, unbounded. One
+/// burst per second at most now; the re-advert itself still answers every one.
+#[test]
+fn lower_priority_announce_bursts_are_rate_limited() {
+    let mut o = master(100);
+    let t = o.next().unwrap_or_default();
+    let mut bursts = 0;
+    let mut adverts = 0;
+    for k in 0..20 {
+        for out in o.rx(t + ms(50 * k), A, advert_from(&v3(50, A), 50)) {
+            match out {
+                Output::Announce {
+                    kind: AnnounceKind::LowerPriority,
+                } => bursts += 1,
+                Output::SendAdvert { .. } => adverts += 1,
+                _ => {}
+            }
+        }
+    }
+    // 20 losing adverts over 950 ms: one burst, every re-advert.
+    assert_eq!((bursts, adverts), (1, 20));
+    let out = o.rx(t + ms(1000), A, advert_from(&v3(50, A), 50));
+    assert!(out.contains(&Output::Announce {
+        kind: AnnounceKind::LowerPriority
+    }));
+}
+
 #[test]
 fn master_lower_priority_quiet_options() {
     let mut c = v3(100, B);

@@ -89,6 +89,9 @@ pub enum DropReason {
     UnknownUnicastSource,
     /// Our own primary address as source: a loop.
     OwnAddress,
+    /// RFC 3768 §7.1: a VRRPv2 advert not from the address owner whose address list differs
+    /// from ours MUST be dropped (one cluster cannot depose another by VRID collision).
+    AddressListMismatch,
 }
 
 /// Accepted, but worth a log line (RFC 9568 §7.1 "MUST log"; keepalived logs and processes).
@@ -289,6 +292,8 @@ pub struct Counters {
     pub dropped_owner: u64,
     pub dropped_unknown_unicast_src: u64,
     pub dropped_own_address: u64,
+    /// RFC 3768 §7.1: a VRRPv2 advert from a non-owner whose address list differs from ours.
+    pub dropped_address_list: u64,
     pub address_list_mismatch: u64,
     pub interval_mismatch: u64,
     /// Lower priority adverts discarded in Backup to preempt (RFC 9568 §6.4.2).
