@@ -84,3 +84,21 @@ impl Reason {
         }
     }
 }
+
+impl super::vr::DropReason {
+    /// A stable label for logs, counters and metrics.
+    pub fn label(&self) -> &'static str {
+        use super::vr::DropReason as D;
+        match self {
+            D::VridMismatch { .. } => "vrid_mismatch",
+            D::VersionMismatch { .. } => "version_mismatch",
+            D::FamilyMismatch => "family_mismatch",
+            D::AuthMismatch => "auth_mismatch",
+            D::IntervalMismatch { .. } => "interval_mismatch",
+            D::OwnerIgnoresAdverts => "owner_ignores_adverts",
+            D::UnknownUnicastSource => "unknown_unicast_source",
+            D::OwnAddress => "own_address",
+            D::AddressListMismatch => "address_list_mismatch",
+        }
+    }
+}

@@ -227,7 +227,19 @@ impl Node {
                 );
             }
             Output::Dropped { src, reason } => {
-                debug!(instance = %name, %src, ?reason, "advert dropped");
+                // At warn, once per reason and sender every WARN_EVERY; the router counts each.
+                // The table is bounded: past it (a spoofed flood) only the counters move.
+                let key = (reason.label(), src);
+                let log = match inst.discards_logged.get(&key) {
+                    Some(at) => now.saturating_duration_since(*at) >= WARN_EVERY,
+                    None => inst.discards_logged.len() < DISCARD_LOG_PEERS,
+                };
+                if log {
+                    inst.discards_logged.insert(key, now);
+                    warn!(instance = %name, %src, reason = reason.label(), detail = ?reason, "advert dropped (logged at most every 10 s per reason and sender)");
+                } else {
+                    debug!(instance = %name, %src, ?reason, "advert dropped");
+                }
             }
             Output::Warning { src, warning } => {
                 // Once per WARN_EVERY per instance: a flood of such adverts is counted by the

@@ -322,6 +322,8 @@ pub struct Instance {
     advert_cache: Option<AdvertCache>,
     /// Rate limit of the "advert does not match" warning: when it was last logged.
     warned_at: Option<Instant>,
+    /// Rate limit of the receive-discard warnings, per (reason, sender).
+    discards_logged: BTreeMap<(&'static str, IpAddr), Instant>,
 }
 
 impl Instance {
@@ -347,6 +349,7 @@ impl Instance {
             transitions: BTreeMap::new(),
             advert_cache: None,
             warned_at: None,
+            discards_logged: BTreeMap::new(),
         })
     }
 
@@ -503,6 +506,9 @@ pub fn advert_source(st: &AdvertState, ipv6: bool) -> IpAddr {
 /// Minimum spacing of the per-instance "advert does not match our configuration" warning: a
 /// flood of such adverts must not flood the log.
 const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// (reason, sender) pairs whose discards are logged per instance; others are only counted.
+const DISCARD_LOG_PEERS: usize = 32;
 
 impl Node {
     /// A node running `cfg`; nothing happens before [`NodeInput::Prepare`] and

@@ -116,6 +116,13 @@ impl VirtualRouter {
             self.counters.address_list_mismatch += 1;
             found.push(RxWarning::AddressListMismatch);
         }
+        if adv.priority == Priority::OWNER && self.effective == Priority::OWNER {
+            self.counters.another_owner += 1;
+            found.push(RxWarning::AnotherOwner);
+        } else if adv.priority == self.effective && adv.priority != Priority::RELEASE {
+            self.counters.equal_priority += 1;
+            found.push(RxWarning::EqualPriority);
+        }
         // Log once per distinct advert (keepalived rate-limits these logs the same way).
         let new = self
             .last_rx

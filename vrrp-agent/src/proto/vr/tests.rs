@@ -270,7 +270,16 @@ fn backup_resets_on_higher_or_equal() {
     let mut o = One::started(v3(100, A));
     for (i, p) in [(1u64, 200u8), (2, 100), (3, 150)] {
         let t = ms(i * 1000);
-        assert_eq!(o.rx(t, B, adv(p)), vec![]);
+        // Our own priority is decided by the address tie-break: said once (item 53).
+        let said = if p == 100 {
+            vec![Output::Warning {
+                src: B,
+                warning: RxWarning::EqualPriority,
+            }]
+        } else {
+            vec![]
+        };
+        assert_eq!(o.rx(t, B, adv(p)), said);
         assert_eq!(o.next(), Some(t + us(3_609_375)));
     }
     assert_eq!(o.vr.counters().adverts_rx, 3);
@@ -571,6 +580,22 @@ fn address_list_mismatch_is_logged_and_processed() {
     assert_eq!(o.vr.counters().address_list_mismatch, 1);
 }
 
+/// RFC 9568 erratum 8298 / item 53: an owner that hears another owner says so.
+#[test]
+fn an_owner_hearing_another_owner_warns() {
+    let mut o = One::started(v3(255, A));
+    assert_eq!(o.vr.state(), State::Master);
+    let out = o.rx(ms(100), C, advert_from(&v3(255, C), 255));
+    assert!(
+        out.contains(&Output::Warning {
+            src: C,
+            warning: RxWarning::AnotherOwner
+        }),
+        "{out:?}"
+    );
+    assert_eq!(o.vr.counters().another_owner, 1);
+}
+
 #[test]
 fn owner_ignore_adverts() {
     let mut c = v3(255, A);
@@ -666,6 +691,10 @@ fn master_equal_priority_tie_break() {
     assert_eq!(
         out,
         vec![
+            Output::Warning {
+                src: A,
+                warning: RxWarning::EqualPriority
+            },
             Output::SendAdvert {
                 priority: Priority(100)
             },
@@ -681,7 +710,7 @@ fn master_equal_priority_tie_break() {
     assert_eq!(o.vr.state(), State::Master);
     let out = o.rx(t, C, advert_from(&v3(100, C), 100));
     assert!(matches!(
-        out.first(),
+        out.get(1),
         Some(Output::Transition {
             to: State::Backup,
             reason: Reason::HigherPriority { src: C, .. },

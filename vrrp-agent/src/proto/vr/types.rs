@@ -102,6 +102,12 @@ pub enum RxWarning {
     AddressListMismatch,
     /// VRRPv3 interval differs from ours: keepalived logs and learns it (RFC 9568 §6.4.2).
     IntervalMismatch { ours: Centisecs, theirs: Centisecs },
+    /// RFC 9568 erratum 8298 / item 53: we are the address owner (priority 255) and another
+    /// router advertises 255 too: two owners of one VRID is a misconfiguration.
+    AnotherOwner,
+    /// Another router advertises our own priority: the election falls to the primary
+    /// address tie-break (RFC 9568 §6.4.3), which is rarely what was meant.
+    EqualPriority,
 }
 
 /// What an `Announce` is for; the I/O shell picks the repeat count (keepalived's
@@ -294,6 +300,10 @@ pub struct Counters {
     pub dropped_own_address: u64,
     /// RFC 3768 §7.1: a VRRPv2 advert from a non-owner whose address list differs from ours.
     pub dropped_address_list: u64,
+    /// Adverts of another priority-255 router while we own the addresses.
+    pub another_owner: u64,
+    /// Adverts at our own effective priority (decided by the address tie-break).
+    pub equal_priority: u64,
     pub address_list_mismatch: u64,
     pub interval_mismatch: u64,
     /// Lower priority adverts discarded in Backup to preempt (RFC 9568 §6.4.2).
