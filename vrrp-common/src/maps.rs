@@ -137,7 +137,10 @@ const _: () = assert!(size_of::<VridConfig>() == 24);
 
 /// The kernel's `struct bpf_timer` (uapi/linux/bpf.h): opaque, 16 bytes, 8-aligned. The
 /// verifier finds it in a map value by this BTF name, so the name must stay `bpf_timer`.
-#[allow(non_camel_case_types)]
+#[allow(
+    non_camel_case_types,
+    reason = "the verifier looks the type up by this BTF name"
+)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct bpf_timer {
@@ -356,8 +359,8 @@ const _: () = assert!(size_of::<OwnedVip>() == 8);
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY (all below): repr(C), no implicit padding (sizes asserted above), every bit
-    // pattern is a valid value.
+    // SAFETY: repr(C), no implicit padding (sizes asserted above), every bit pattern is a
+    // valid value. The same holds for each type below.
     unsafe impl aya::Pod for super::VridConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::AdvertState {}

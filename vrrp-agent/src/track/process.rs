@@ -16,7 +16,7 @@ pub struct ProcInfo {
 }
 
 /// Whether `p` matches: without parameters keepalived compares `comm` (pgrep without -f);
-/// with parameters it compares the full command line, argv[0] and then the exact parameters
+/// with parameters it compares the full command line, `argv[0]` and then the exact parameters
 /// (`PARAM_MATCH_EXACT`, the default once parameters are given).
 pub fn matches(t: &TrackProcess, p: &ProcInfo) -> bool {
     if t.params.is_empty() {
