@@ -88,6 +88,7 @@ fn sample() -> Snapshot {
                 priority: 100,
                 interval_ms: 1000,
                 last_seen_ago_ms: 300,
+                checksum_form: None,
             }],
             split_brain_alarm: true,
             split_brain_episodes: 2,
@@ -117,6 +118,7 @@ fn sample() -> Snapshot {
             heartbeat_restarts: 0,
             peers_evicted: 0,
             vips_restored: 0,
+            checksum_form_mismatches: 0,
         },
         InstanceStatus {
             name: "VI_6".into(),

@@ -119,6 +119,8 @@ pub struct InstanceStatus {
     pub heartbeat_paths: Vec<HeartbeatPathInfo>,
     /// Heartbeat adverts that restarted our master-down timer as a backup.
     pub heartbeat_restarts: u64,
+    /// Adverts whose VRRPv3 checksum form differs from the one we send.
+    pub checksum_form_mismatches: u64,
     /// VIPs put back after something else removed them while we were MASTER.
     pub vips_restored: u64,
     /// Peers dropped from `peers` to make room (the table is bounded: spoofed sources).
@@ -165,6 +167,9 @@ pub struct PeerInfo {
     pub priority: u8,
     pub interval_ms: u64,
     pub last_seen_ago_ms: u64,
+    /// The checksum form of its last advert passed up: "pseudo_header" (keepalived, FRR) or
+    /// "rfc9568" (VRRP message only, strict RFC 9568 routers), when known.
+    pub checksum_form: Option<String>,
 }
 
 /// The receive path of one interface.

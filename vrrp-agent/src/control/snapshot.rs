@@ -111,6 +111,7 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
             split_brain_episodes: inst.split_brain.episodes,
             vip_conflicts: inst.conflicts,
             vips_restored: inst.vips_restored,
+            checksum_form_mismatches: inst.form_mismatches,
             timer_wakeups: inst.timer_wakeups,
             kernel_watch: inst.cover.is_some(),
             master_silent_reports: inst.silent_reports,
@@ -159,6 +160,13 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
                     priority: p.priority.get(),
                     interval_ms: u64::from(p.interval.get()) * 10,
                     last_seen_ago_ms: ms(t.saturating_duration_since(p.last_seen)),
+                    checksum_form: p.form.map(|f| {
+                        match f {
+                            crate::proto::codec::ChecksumForm::WithPseudoHeader => "pseudo_header",
+                            crate::proto::codec::ChecksumForm::WithoutPseudoHeader => "rfc9568",
+                        }
+                        .to_string()
+                    }),
                 })
                 .collect(),
             peers_evicted: inst.peers.evictions(),

@@ -69,7 +69,8 @@ pub(crate) struct Rx {
     pub ifindex: u32,
     pub family: Family,
     pub src: IpAddr,
-    pub result: Result<Advert, codec::DecodeError>,
+    /// With the checksum form the sender used.
+    pub result: Result<(Advert, codec::ChecksumForm), codec::DecodeError>,
 }
 
 /// What the socket readers and the XDP event readers hand to the main task.
@@ -335,12 +336,19 @@ impl Driver {
 
     async fn on_incoming(&mut self, inc: Incoming) {
         let input = match inc {
-            Incoming::Advert(rx) => NodeInput::Advert {
-                ifindex: rx.ifindex,
-                family: rx.family,
-                src: rx.src,
-                result: rx.result,
-            },
+            Incoming::Advert(rx) => {
+                let (result, form) = match rx.result {
+                    Ok((a, form)) => (Ok(a), Some(form)),
+                    Err(e) => (Err(e), None),
+                };
+                NodeInput::Advert {
+                    ifindex: rx.ifindex,
+                    family: rx.family,
+                    src: rx.src,
+                    result,
+                    form,
+                }
+            }
             Incoming::Conflict { ifindex, vip, mac } => NodeInput::VipClaimed { ifindex, vip, mac },
             Incoming::MasterSilent(key) => NodeInput::MasterSilent {
                 key,

@@ -281,7 +281,7 @@ fn spawn_dataplane_reader(
                         ifindex,
                         family: crate::proto::node::family(meta.src),
                         src: meta.src,
-                        result: Ok(d.advert),
+                        result: Ok((d.advert, d.checksum)),
                     }),
                     Err(e) => {
                         debug!(ifindex, error = %e, "undecodable advert from the data plane");
@@ -328,7 +328,7 @@ fn spawn_reader(sock: Arc<AdvertSocket>, tx: mpsc::Sender<Incoming>) -> JoinHand
                 dst: r.dst,
                 ttl: r.ttl,
             };
-            let result = codec::decode(&meta, r.payload(&buf)).map(|d| d.advert);
+            let result = codec::decode(&meta, r.payload(&buf)).map(|d| (d.advert, d.checksum));
             let rx = Rx {
                 ifindex: sock.ifindex(),
                 family: sock.family(),

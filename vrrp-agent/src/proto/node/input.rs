@@ -41,6 +41,7 @@ impl Node {
         family: Family,
         src: IpAddr,
         result: Result<Advert, DecodeError>,
+        form: Option<ChecksumForm>,
     ) {
         // No instance runs on a heartbeat interface (the config refuses it).
         if self
@@ -86,8 +87,21 @@ impl Node {
                     priority: advert.priority,
                     interval: advert.interval,
                     last_seen: now,
+                    form,
                 },
             );
+            // VRRPv3 over IPv4 has two checksum forms; a strict RFC 9568 peer refuses the
+            // pseudo-header one we (like keepalived and FRR) send by default while we accept
+            // its form: two masters and no word. Said once per peer, counted always.
+            let ours = i.spec.form.effective(i.spec.vr.version, i.spec.vr.family);
+            if let Some(theirs) = form
+                && theirs.effective(i.spec.vr.version, i.spec.vr.family) != ours
+            {
+                i.form_mismatches += 1;
+                if i.form_warned.len() < peers::PEERS_MAX && i.form_warned.insert(src) {
+                    warn!(instance = %i.spec.name, %src, theirs = ?theirs, ours = ?ours, "this peer uses the other VRRPv3 checksum form: it may drop our adverts (two masters); set v3_checksum_as_v2 to match it");
+                }
+            }
         }
         self.feed(id, now, Input::Advert { src, advert });
     }

@@ -127,6 +127,9 @@ pub enum NodeInput {
         family: Family,
         src: IpAddr,
         result: Result<Advert, DecodeError>,
+        /// The checksum form the sender used (RFC 9568 §5.2.8 or the pseudo-header one).
+        #[serde(default)]
+        form: Option<ChecksumForm>,
     },
     /// The kernel timer watching a backup's master ran out.
     MasterSilent {
@@ -322,6 +325,9 @@ pub struct Instance {
     advert_cache: Option<AdvertCache>,
     /// Rate limit of the "advert does not match" warning: when it was last logged.
     warned_at: Option<Instant>,
+    /// Adverts whose checksum form differs from ours, and the peers warned about it.
+    pub form_mismatches: u64,
+    form_warned: BTreeSet<IpAddr>,
     /// Rate limit of the receive-discard warnings, per (reason, sender).
     discards_logged: BTreeMap<(&'static str, IpAddr), Instant>,
 }
@@ -350,6 +356,8 @@ impl Instance {
             advert_cache: None,
             warned_at: None,
             discards_logged: BTreeMap::new(),
+            form_mismatches: 0,
+            form_warned: BTreeSet::new(),
         })
     }
 
@@ -894,7 +902,8 @@ impl Node {
                 family,
                 src,
                 result,
-            } => self.on_advert(now, ifindex, family, src, result),
+                form,
+            } => self.on_advert(now, ifindex, family, src, result, form),
             NodeInput::MasterSilent { key, slot } => self.on_master_silent(now, key, slot),
             NodeInput::Timer { early, slots } => self.on_timer(now, early, &slots),
             NodeInput::Cover { id, cover } => {

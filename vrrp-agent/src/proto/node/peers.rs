@@ -16,6 +16,8 @@ pub struct Peer {
     pub priority: Priority,
     pub interval: Centisecs,
     pub last_seen: Instant,
+    /// The checksum form of its last advert (unknown from the data plane's absorbed ones).
+    pub form: Option<crate::proto::codec::ChecksumForm>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -79,6 +81,7 @@ mod tests {
             priority: Priority(100),
             interval: Centisecs(100),
             last_seen: at,
+            form: None,
         };
         for i in 0..10_000u32 {
             let at = t0 + Duration::from_micros(u64::from(i));

@@ -165,6 +165,7 @@ fn a_malformed_advert_is_counted_once_per_interface() {
         t0,
         NodeInput::Advert {
             ifindex: IF,
+            form: None,
             family: Family::V4,
             src: "192.0.2.9".parse().unwrap(),
             result: Err(DecodeError::BadTtl { ttl: 1 }),
@@ -225,6 +226,7 @@ fn a_flood_of_spoofed_sources_is_bounded_and_changes_no_state() {
             t0 + Duration::from_secs(6),
             NodeInput::Advert {
                 ifindex: IF,
+                form: None,
                 family: Family::V4,
                 src,
                 result: Ok(Advert {
@@ -346,6 +348,7 @@ fn a_heartbeat_advert_reaches_only_its_instance_and_path() {
             t0,
             NodeInput::Advert {
                 ifindex: 20,
+                form: None,
                 family: Family::V4,
                 src: src.parse().unwrap(),
                 result: Ok(advert.clone()),
@@ -393,4 +396,36 @@ fn a_vip_removed_behind_a_masters_back_is_restored_and_other_addresses_are_not()
     assert!(acts.contains(&Action::Publish));
     let restored: u64 = n.instances().map(|(_, i)| i.vips_restored).sum();
     assert_eq!(restored, 1);
+}
+
+#[test]
+fn a_peer_in_the_other_checksum_form_is_warned_once_and_counted() {
+    // issue 18 item 1: the raw-socket path threw the form away; a strict RFC 9568 peer that
+    // refuses our pseudo-header form while we accept its form makes two masters silently.
+    let t0 = clock();
+    let (mut n, _) = started(cfg(vec![spec("VI_1", 51, "192.0.2.3")], &[]), t0);
+    for k in 0..3 {
+        n.handle(
+            t0 + Duration::from_millis(100 * k),
+            NodeInput::Advert {
+                ifindex: IF,
+                family: Family::V4,
+                src: "192.0.2.7".parse().unwrap(),
+                form: Some(ChecksumForm::WithoutPseudoHeader),
+                result: Ok(Advert {
+                    version: Version::V3,
+                    vrid: Vrid::new(51).unwrap(),
+                    priority: Priority(200),
+                    interval: Centisecs(100),
+                    addresses: vec!["192.0.2.3".parse().unwrap()],
+                    auth: Auth::None,
+                }),
+            },
+        );
+    }
+    let (_, inst) = n.instances().next().unwrap();
+    assert_eq!(inst.form_mismatches, 3);
+    assert_eq!(inst.form_warned.len(), 1);
+    let (_, p) = inst.peers.iter().next().unwrap();
+    assert_eq!(p.form, Some(ChecksumForm::WithoutPseudoHeader));
 }
