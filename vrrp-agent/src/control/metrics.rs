@@ -160,6 +160,28 @@ pub fn render_metrics(snap: &Snapshot) -> String {
             i.vip_conflicts,
         );
     }
+    for (name, help, get) in [
+        (
+            "vrrp_vips_restored_total",
+            "VIPs put back after something else removed them while master.",
+            (|i: &super::InstanceStatus| i.vips_restored) as fn(&super::InstanceStatus) -> u64,
+        ),
+        (
+            "vrrp_peers_evicted_total",
+            "Peers dropped from the bounded peer table to make room (spoofed sources).",
+            |i| i.peers_evicted,
+        ),
+        (
+            "vrrp_checksum_form_mismatches_total",
+            "Adverts in the other VRRPv3 checksum form than the one we send.",
+            |i| i.checksum_form_mismatches,
+        ),
+    ] {
+        w.family(name, "counter", help);
+        for i in insts {
+            w.sample(name, &[("instance", &i.name)], get(i));
+        }
+    }
 
     w.family(
         "vrrp_transitions_total",
