@@ -174,6 +174,9 @@ impl Lexer<'_> {
                 self.warn(span, msg);
                 continue;
             }
+            if let Some(w) = crate::security::check_config_file(&path) {
+                self.warn(span, w);
+            }
             let bytes = match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) => {

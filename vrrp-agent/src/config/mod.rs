@@ -99,7 +99,8 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Read `path` (and what it includes) as keepalived does.
+/// Read `path` (and what it includes) as keepalived does; the warnings include the security
+/// findings about the files read and the commands configured (`crate::security`).
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let text = std::fs::read(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
@@ -109,7 +110,22 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     // keepalived chdir()s into the directory of each file it opens (lib/parser.c
     // open_conf_file), so relative includes resolve against the including file's directory.
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    run(&text, &path.display().to_string(), Some(&dir))
+    let name = path.display().to_string();
+    let mut loaded = run(&text, &name, Some(&dir))?;
+    // Read from disk, so the files and the commands are real: judge who may change them.
+    if let Some(w) = crate::security::check_config_file(path) {
+        loaded.warnings.insert(
+            0,
+            Diagnostic {
+                span: Span::new(&name, 0, 0),
+                message: w,
+            },
+        );
+    }
+    loaded
+        .warnings
+        .extend(crate::security::audit(&loaded.config, &name));
+    Ok(loaded)
 }
 
 /// Parse configuration text; `name` is used in locations, and relative `include`s resolve
