@@ -5,8 +5,8 @@
 //!
 //! Needs root (a user is created for it and removed by a guard; scripts are run as that
 //! user). Not root: skipped with a message, unless `VRRP_LAB=1` (set by `cargo xtask test`),
-//! where it fails. Everything is in one test so that no other test's fork holds a script open
-//! for writing while it is exec'd (ETXTBSY).
+//! where it fails. The tests run one at a time (`SERIAL`) so that no other test's fork holds
+//! a script open for writing while it is exec'd (ETXTBSY).
 
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
@@ -17,6 +17,10 @@ use vrrp_agent::config::{self, Config};
 use vrrp_agent::notify::{NotifierOptions, NotifyEvent, NotifyKind, NotifyState};
 use vrrp_agent::proto::Priority;
 use vrrp_agent::track::{Tracker, TrackerOptions};
+
+/// One test at a time: a fork by one test while another writes the script it then execs
+/// would make that exec fail (ETXTBSY).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn root_ready() -> bool {
     let root = nix::unistd::geteuid().is_root();
@@ -154,6 +158,7 @@ async fn script_security_refuses_writable_paths_and_runs_scripts_as_the_configur
     if !root_ready() {
         return;
     }
+    let _serial = SERIAL.lock().await;
     let user = TestUser::create();
     let dir = Dir(std::env::temp_dir().join(format!("vrrp-sec-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
@@ -318,4 +323,35 @@ async fn script_security_refuses_writable_paths_and_runs_scripts_as_the_configur
         );
         assert!(text.contains(&w), "{w}: {text}");
     }
+}
+
+/// issue 16, defect 7: `vrrp-agent status` by a user who may not open the control socket
+/// said "connect to PATH (is vrrp-agent running?)"; it says permission denied.
+#[test]
+fn status_says_permission_denied_when_it_is() {
+    if !root_ready() {
+        return;
+    }
+    let _serial = SERIAL.blocking_lock();
+    let dir = Dir(std::env::temp_dir().join(format!("vrrp-sec-status-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0).expect("mkdir");
+    chmod(&dir.0, 0o755);
+    let sock = dir.0.join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    chmod(&sock, 0o600);
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_vrrp-agent"))
+        .args(["status", "--socket"])
+        .arg(&sock)
+        .output()
+        .expect("setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("connect to {}: permission denied", sock.display())),
+        "{err}"
+    );
+    assert!(!err.contains("is vrrp-agent running"), "{err}");
 }

@@ -177,8 +177,15 @@ impl Lexer<'_> {
             if let Some(w) = crate::security::check_config_file(&path) {
                 self.warn(span, w);
             }
-            let bytes = match std::fs::read(&path) {
+            let bytes = match super::read_bounded(&path) {
                 Ok(b) => b,
+                // A truncated include would be a different configuration: never skipped.
+                Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                    return Err(ConfigError::at(
+                        span,
+                        format!("include {}: {e}", path.display()),
+                    ));
+                }
                 Err(e) => {
                     let msg = format!("include {}: {e}", path.display());
                     if strict {
