@@ -6,5 +6,6 @@ pub mod driver;
 pub mod io;
 pub mod notify;
 pub mod proto;
+pub mod security;
 pub mod track;
 pub mod wake;

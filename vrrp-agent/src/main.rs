@@ -214,7 +214,7 @@ fn client(cmd: &Cmd) -> Result<()> {
             Cmd::Status { json, socket } => {
                 let snap = control::request_status(socket)
                     .await
-                    .map_err(|e| anyhow::anyhow!("{e} (is vrrp-agent running?)"))?;
+                    .map_err(client_error)?;
                 if *json {
                     println!("{}", control::render_json(&snap));
                 } else {
@@ -222,7 +222,9 @@ fn client(cmd: &Cmd) -> Result<()> {
                 }
             }
             Cmd::Reload { socket } => {
-                let r = control::client_request(socket, "reload").await?;
+                let r = control::client_request(socket, "reload")
+                    .await
+                    .map_err(client_error)?;
                 println!("{}", control::parse_reply(&r)?);
             }
             Cmd::Handover { instance, socket } => {
@@ -230,7 +232,9 @@ fn client(cmd: &Cmd) -> Result<()> {
                     Some(i) => format!("handover {i}"),
                     None => "handover".to_string(),
                 };
-                let r = control::client_request(socket, &req).await?;
+                let r = control::client_request(socket, &req)
+                    .await
+                    .map_err(client_error)?;
                 println!("{}", control::parse_reply(&r)?);
             }
             // Run before the client (it has no runtime of its own to share).
@@ -238,6 +242,24 @@ fn client(cmd: &Cmd) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// A control-socket client's error, with what the operator can do about the usual ones.
+fn client_error(e: vrrp_agent::control::ControlError) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let vrrp_agent::control::ControlError::Io { source, .. } = &e else {
+        return e.into();
+    };
+    match source.kind() {
+        ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "{e}: permission denied (the control socket is mode 0600, for the agent's user: \
+             run this as root)"
+        ),
+        ErrorKind::NotFound | ErrorKind::ConnectionRefused => {
+            anyhow::anyhow!("{e}: {source} (is vrrp-agent running?)")
+        }
+        _ => e.into(),
+    }
 }
 
 fn run(cli: Cli) -> Result<()> {

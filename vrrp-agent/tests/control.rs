@@ -799,6 +799,99 @@ async fn metrics_survive_garbage() {
     assert!(body.contains("vrrp_agent_info"));
 }
 
+/// issue 16, defect 7: 16 connections that send nothing held every slot, and each scrape was
+/// refused until they timed out (10 s). Now the oldest idle one makes room.
+#[tokio::test]
+async fn metrics_serve_a_scrape_while_idle_connections_hold_every_slot() {
+    let (addr, _tx) = start_metrics().await;
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Let the server accept them all before the scrape arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let (code, _, body) = http(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert_eq!(code, 200);
+        assert!(body.contains("vrrp_agent_info"));
+    }
+    // The oldest idle connection was the one closed for it.
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), idle[0].read(&mut buf))
+        .await
+        .expect("the oldest idle connection is still open")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}
+
+/// A connection that never sends its request head is closed (the slot is not held for the
+/// whole 10 s exchange limit).
+#[tokio::test]
+async fn metrics_close_a_connection_that_sends_nothing() {
+    let (addr, _tx) = start_metrics().await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(8), s.read(&mut buf))
+        .await
+        .expect("an idle connection held past its head timeout")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}
+
+/// Collects what a tracing subscriber writes.
+#[derive(Clone, Default)]
+struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// issue 16, defect 7: the endpoint has no authentication; binding beyond loopback says so.
+#[tokio::test]
+async fn metrics_on_a_non_loopback_address_warn_at_bind() {
+    let log = LogBuf::default();
+    let w = log.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .finish();
+    let _g = tracing::subscriber::set_default(sub);
+    let text = |log: &LogBuf| String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    drop(
+        MetricsServer::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap(),
+    );
+    drop(
+        MetricsServer::bind("[::1]:0".parse().unwrap())
+            .await
+            .unwrap(),
+    );
+    assert!(!text(&log).contains("WARN"), "{}", text(&log));
+    drop(
+        MetricsServer::bind("0.0.0.0:0".parse().unwrap())
+            .await
+            .unwrap(),
+    );
+    let got = text(&log);
+    assert!(got.contains("WARN"), "{got}");
+    assert!(
+        got.contains(
+            "metrics endpoint on 0.0.0.0:0, not a loopback address: it has no authentication"
+        ),
+        "{got}"
+    );
+}
+
 #[tokio::test]
 async fn metrics_stop_with_the_daemon() {
     let (tx, rx) = watch::channel(Snapshot::default());

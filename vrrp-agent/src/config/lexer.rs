@@ -174,8 +174,18 @@ impl Lexer<'_> {
                 self.warn(span, msg);
                 continue;
             }
-            let bytes = match std::fs::read(&path) {
+            if let Some(w) = crate::security::check_config_file(&path) {
+                self.warn(span, w);
+            }
+            let bytes = match super::read_bounded(&path) {
                 Ok(b) => b,
+                // A truncated include would be a different configuration: never skipped.
+                Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                    return Err(ConfigError::at(
+                        span,
+                        format!("include {}: {e}", path.display()),
+                    ));
+                }
                 Err(e) => {
                     let msg = format!("include {}: {e}", path.display());
                     if strict {

@@ -103,9 +103,10 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Read `path` (and what it includes) as keepalived does.
+/// Read `path` (and what it includes) as keepalived does; the warnings include the security
+/// findings about the files read and the commands configured (`crate::security`).
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read(path).map_err(|source| ConfigError::Io {
+    let text = read_bounded(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -113,7 +114,45 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     // keepalived chdir()s into the directory of each file it opens (lib/parser.c
     // open_conf_file), so relative includes resolve against the including file's directory.
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    run(&text, &path.display().to_string(), Some(&dir))
+    let name = path.display().to_string();
+    let mut loaded = run(&text, &name, Some(&dir))?;
+    // Read from disk, so the files and the commands are real: judge who may change them.
+    if let Some(w) = crate::security::check_config_file(path) {
+        loaded.warnings.insert(
+            0,
+            Diagnostic {
+                span: Span::new(&name, 0, 0),
+                message: w,
+            },
+        );
+    }
+    loaded
+        .warnings
+        .extend(crate::security::audit(&loaded.config, &name));
+    Ok(loaded)
+}
+
+/// The largest configuration file (each include too) read: far above any real
+/// keepalived.conf (a few kB per instance, 255 instances per VRID space), far below what would
+/// hurt the host (`-f /dev/zero`, a log given by mistake).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a whole configuration file, refusing one larger than [`MAX_FILE_BYTES`] (an error
+/// of kind `FileTooLarge` saying so). Reads at most one byte past the limit, whatever the
+/// file is (a device, a FIFO, a file still growing).
+pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+        ));
+    }
+    Ok(buf)
 }
 
 /// Parse configuration text; `name` is used in locations, and relative `include`s resolve

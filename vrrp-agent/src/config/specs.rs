@@ -17,6 +17,8 @@ pub struct TrackSpec {
     pub processes: Vec<TrackProcess>,
     /// `global_defs script_user`: runs scripts that name no user.
     pub script_user: Option<ScriptUser>,
+    /// `global_defs enable_script_security`.
+    pub enable_script_security: bool,
 }
 
 /// One instance's tracking references and its base priority.
@@ -50,6 +52,15 @@ impl TrackSpec {
             files: cfg.track_files.clone(),
             processes: cfg.track_processes.clone(),
             script_user: cfg.global.script_user.clone(),
+            enable_script_security: cfg.global.enable_script_security,
+        }
+    }
+
+    /// Who runs the scripts, and whether keepalived's script security applies.
+    pub fn policy(&self) -> crate::security::ScriptPolicy {
+        crate::security::ScriptPolicy {
+            enable_script_security: self.enable_script_security,
+            script_user: self.script_user.clone(),
         }
     }
 }
@@ -63,6 +74,8 @@ pub struct NotifySpec {
     pub groups: Vec<(String, Notify)>,
     /// `global_defs script_user`: runs commands that name no user.
     pub script_user: Option<ScriptUser>,
+    /// `global_defs enable_script_security`.
+    pub enable_script_security: bool,
 }
 
 impl NotifySpec {
@@ -79,6 +92,15 @@ impl NotifySpec {
                 .map(|g| (g.name.clone(), g.notify.clone()))
                 .collect(),
             script_user: cfg.global.script_user.clone(),
+            enable_script_security: cfg.global.enable_script_security,
+        }
+    }
+
+    /// Who runs the commands, and whether keepalived's script security applies.
+    pub fn policy(&self) -> crate::security::ScriptPolicy {
+        crate::security::ScriptPolicy {
+            enable_script_security: self.enable_script_security,
+            script_user: self.script_user.clone(),
         }
     }
 }

@@ -7,11 +7,12 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
@@ -24,7 +25,29 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const MAX_HEAD: usize = 8192;
 /// Whole request/response exchange, so a slow or silent client cannot hold a slot.
 const CONN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that sent no complete request head by then is closed: scrapers send theirs at
+/// once, so only idle or hostile clients wait that long.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_CONNECTIONS: usize = 16;
+
+/// Why binding `addr` deserves a warning, if it does: the endpoint has no authentication, so
+/// anything that can reach a non-loopback address reads the instances, peers and counters.
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "metrics endpoint on {addr}, not a loopback address: it has no authentication, so \
+             whoever reaches it reads the instances, peers and counters (bind 127.0.0.1 or \
+             [::1], or filter the port)"
+        )
+    })
+}
+
+/// One connection being served, oldest first in [`MetricsServer::run`]'s list.
+struct Conn {
+    task: tokio::task::AbortHandle,
+    /// Set once its request head has arrived: from then on it is being answered, not idle.
+    busy: Arc<AtomicBool>,
+}
 
 /// Renders the snapshot in the Prometheus text format.
 pub fn render_metrics(snap: &Snapshot) -> String {
@@ -457,6 +480,9 @@ impl MetricsServer {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ControlError::BindTcp { addr, source })?;
+        if let Some(w) = exposure_warning(addr) {
+            tracing::warn!("{w}");
+        }
         Ok(Self { listener })
     }
 
@@ -467,23 +493,40 @@ impl MetricsServer {
 
     /// Serves until the snapshot sender is dropped; open connections are aborted when this
     /// returns or its future is dropped.
+    ///
+    /// At most [`MAX_CONNECTIONS`] at once. When all are taken, a new connection replaces the
+    /// oldest one that has not sent its request yet, so idle connections (a client's pool, a
+    /// port scan, a hostile host) never keep a scrape out; only when every slot is answering a
+    /// request is the new one refused.
     pub async fn run(self, rx: watch::Receiver<Snapshot>) -> Result<(), ControlError> {
         let mut conns = JoinSet::new();
-        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut open: Vec<Conn> = Vec::new();
         let mut closed = rx.clone();
         loop {
             tokio::select! {
                 res = self.listener.accept() => match res {
-                    Ok((stream, _)) => match Arc::clone(&limit).try_acquire_owned() {
-                        Ok(permit) => {
-                            let rx = rx.clone();
-                            conns.spawn(async move {
-                                let _permit = permit;
-                                let _ = timeout(CONN_TIMEOUT, handle_conn(stream, &rx)).await;
-                            });
+                    Ok((stream, _)) => {
+                        open.retain(|c| !c.task.is_finished());
+                        if open.len() >= MAX_CONNECTIONS {
+                            match open.iter().position(|c| !c.busy.load(Ordering::Relaxed)) {
+                                Some(i) => {
+                                    open.remove(i).task.abort();
+                                    tracing::debug!("metrics: all slots taken, closing the oldest idle connection");
+                                }
+                                None => {
+                                    tracing::debug!("metrics: too many connections, refusing one");
+                                    continue;
+                                }
+                            }
                         }
-                        Err(_) => tracing::debug!("metrics: too many connections, refusing one"),
-                    },
+                        let rx = rx.clone();
+                        let busy = Arc::new(AtomicBool::new(false));
+                        let flag = Arc::clone(&busy);
+                        let task = conns.spawn(async move {
+                            let _ = timeout(CONN_TIMEOUT, handle_conn(stream, &rx, &flag)).await;
+                        });
+                        open.push(Conn { task, busy });
+                    }
                     Err(e) => {
                         tracing::warn!("metrics: accept: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -545,15 +588,21 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     }
 }
 
-async fn handle_conn(mut stream: TcpStream, rx: &watch::Receiver<Snapshot>) {
-    let response = match read_head(&mut stream).await {
-        Ok(Head::Complete(head)) => respond(&head, rx),
-        Ok(Head::TooLarge) => plain(
-            431,
-            "Request Header Fields Too Large",
-            "request too large\n",
-        ),
-        Ok(Head::Closed) | Err(_) => return,
+async fn handle_conn(mut stream: TcpStream, rx: &watch::Receiver<Snapshot>, busy: &AtomicBool) {
+    let response = match timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
+        Ok(Ok(Head::Complete(head))) => {
+            busy.store(true, Ordering::Relaxed);
+            respond(&head, rx)
+        }
+        Ok(Ok(Head::TooLarge)) => {
+            busy.store(true, Ordering::Relaxed);
+            plain(
+                431,
+                "Request Header Fields Too Large",
+                "request too large\n",
+            )
+        }
+        Ok(Ok(Head::Closed) | Err(_)) | Err(_) => return,
     };
     if stream.write_all(&response).await.is_err() {
         return;

@@ -160,7 +160,11 @@ pub fn run() -> anyhow::Result<()> {
         .and_then(|v| RealTime::from_env(&v))
         && let Err(e) = sched::make_realtime(rt)
     {
-        eprintln!("vrrp-agent guardian: {e}");
+        // A warning, as the agent's own fallback: priority 0 after a crash may then wait
+        // behind ordinary work on a busy host.
+        tracing::warn!(
+            "guardian: {e}: running SCHED_OTHER, so a busy host can delay the priority 0 advert"
+        );
     }
     // Everything the release needs is made ahead (runtime, sockets): after the agent dies only
     // the sends are left.

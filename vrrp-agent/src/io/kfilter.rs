@@ -14,7 +14,9 @@
 //! the next start, which first unbinds the stale VIPs.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
@@ -22,12 +24,35 @@ use tokio::io::AsyncWriteExt;
 /// The tables' name, in the `arp` and `ip6` families.
 pub const TABLE: &str = "vrrp_xdp";
 
+/// Where Debian (and most distributions) install nft: run by absolute path, never found
+/// through `PATH`, so a `PATH` of the agent's environment cannot pick what runs as root.
+pub const NFT_PATHS: [&str; 2] = ["/usr/sbin/nft", "/sbin/nft"];
+/// An nft run longer than this is killed: the agent waits for it at start, on the failover
+/// path's filter updates and at exit.
+pub const NFT_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Error)]
 pub enum FilterError {
-    #[error("cannot run nft (install nftables): {0}")]
-    Spawn(std::io::Error),
+    #[error("nft not found at {} (install nftables)", .0.join(" or "))]
+    Missing(Vec<String>),
+    #[error("cannot run {0}: {1}")]
+    Spawn(PathBuf, std::io::Error),
+    #[error("{} did not finish within {} ms and was killed", .0.display(), .1.as_millis())]
+    Timeout(PathBuf, Duration),
     #[error("nft rejected the rules: {0}")]
     Nft(String),
+}
+
+/// The first of `candidates` that is an executable regular file.
+pub fn find_nft(candidates: &[&str]) -> Result<PathBuf, FilterError> {
+    use std::os::unix::fs::PermissionsExt;
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(|| FilterError::Missing(candidates.iter().map(|c| c.to_string()).collect()))
 }
 
 /// The nft script that replaces our tables with ones dropping the kernel's replies for `vips`
@@ -70,21 +95,31 @@ pub fn clear_script() -> String {
 }
 
 async fn nft(script: &str) -> Result<(), FilterError> {
-    let mut child = tokio::process::Command::new("nft")
-        .args(["-f", "-"])
+    let prog = find_nft(&NFT_PATHS)?;
+    run(&prog, &["-f", "-"], script, NFT_TIMEOUT).await
+}
+
+/// Runs `prog args` with `input` on its stdin; killed (kill_on_drop) if it outlives
+/// `limit`, so a hung nft (a netlink lock, a stuck kernel) cannot stall the agent.
+async fn run(prog: &Path, args: &[&str], input: &str, limit: Duration) -> Result<(), FilterError> {
+    let spawn_err = |e| FilterError::Spawn(prog.to_path_buf(), e);
+    let mut child = tokio::process::Command::new(prog)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(FilterError::Spawn)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(FilterError::Spawn)?;
-    }
-    let out = child.wait_with_output().await.map_err(FilterError::Spawn)?;
+        .map_err(spawn_err)?;
+    let exchange = async {
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).await.map_err(spawn_err)?;
+        }
+        child.wait_with_output().await.map_err(spawn_err)
+    };
+    let out = tokio::time::timeout(limit, exchange)
+        .await
+        .map_err(|_| FilterError::Timeout(prog.to_path_buf(), limit))??;
     if out.status.success() {
         Ok(())
     } else {
@@ -107,6 +142,47 @@ pub async fn clear() -> Result<(), FilterError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nft_by_absolute_path_or_a_clear_error() {
+        assert_eq!(
+            find_nft(&["/nonexistent/nft", "/bin/sh"]).ok(),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        // A directory or a non-executable file is not nft.
+        let e = find_nft(&["/nonexistent/nft", "/etc/passwd", "/tmp"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "nft not found at /nonexistent/nft or /etc/passwd or /tmp (install nftables)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hung_nft_is_killed_at_its_timeout() {
+        let e = run(
+            Path::new("/bin/sleep"),
+            &["30"],
+            "",
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, FilterError::Timeout(..)), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/bin/sleep did not finish within 200 ms"),
+            "{e}"
+        );
+        let e = run(
+            Path::new("/bin/sh"),
+            &["-c", "echo bad rule >&2; exit 1"],
+            "",
+            NFT_TIMEOUT,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.to_string(), "nft rejected the rules: bad rule");
+    }
 
     #[test]
     fn script_lists_each_family() {

@@ -21,14 +21,32 @@ pub const GUARDIAN_ENV: &str = "VRRP_AGENT_GUARDIAN_RT";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedError {
-    #[error("setrlimit(RLIMIT_RTTIME, {us} µs): {source}")]
+    #[error(
+        "setrlimit(RLIMIT_RTTIME, {us} µs): {source}{}",
+        eperm(source, " (raising the hard limit needs CAP_SYS_RESOURCE)")
+    )]
     Rlimit { us: u64, source: io::Error },
     #[error("sigaction(SIGXCPU): {0}")]
     Handler(io::Error),
-    #[error("sched_setscheduler(SCHED_RR, priority {priority}): {source}")]
+    #[error(
+        "sched_setscheduler(SCHED_RR, priority {priority}): {source}{}",
+        eperm(
+            source,
+            " (needs CAP_SYS_NICE, or an RLIMIT_RTPRIO of at least the priority)"
+        )
+    )]
     Set { priority: u8, source: io::Error },
     #[error("real-time priority {0} is out of range 1..99")]
     Range(u8),
+}
+
+/// The capability hint for a refusal: under systemd a missing capability is the usual cause.
+fn eperm(e: &io::Error, hint: &'static str) -> &'static str {
+    if e.raw_os_error() == Some(libc::EPERM) {
+        hint
+    } else {
+        ""
+    }
 }
 
 /// What the process asked for, resolved from the configuration and the command line.

@@ -30,9 +30,10 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::config::{Command, Notify, NotifySpec, ScriptUser};
+use crate::config::{Command, Notify, NotifySpec};
 use crate::proto::Priority;
 use crate::proto::vr::State;
+use crate::security;
 use crate::track::exec::{self, Ids};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -173,26 +174,30 @@ struct Scripts {
 }
 
 impl Scripts {
-    fn new(n: &Notify, default_user: Option<&ScriptUser>) -> Self {
-        let s = |c: &Option<Command>| {
-            c.as_ref().map(|c| Script {
-                argv: c.argv.clone(),
-                ids: c
-                    .user
-                    .as_ref()
-                    .or(default_user)
-                    .map(|u| exec::resolve_user(u).map_err(|e| e.to_string())),
+    /// Each command vetted as keepalived does (`security::vet`): a refused one stays
+    /// configured but each event only logs why it does not run.
+    fn new(n: &Notify, policy: &security::ScriptPolicy) -> Self {
+        let s = |c: &Option<Command>, what: &str| {
+            c.as_ref().map(|c| match security::vet(policy, c, what) {
+                Ok(v) => Script {
+                    argv: v.argv,
+                    ids: v.ids.map(Ok),
+                },
+                Err(why) => Script {
+                    argv: c.argv.clone(),
+                    ids: Some(Err(why)),
+                },
             })
         };
         Self {
-            master: s(&n.master),
-            backup: s(&n.backup),
-            fault: s(&n.fault),
-            stop: s(&n.stop),
-            any: s(&n.any),
-            rx_lower: s(&n.master_rx_lower_pri),
-            split_brain: s(&n.split_brain),
-            fence: s(&n.fence),
+            master: s(&n.master, "notify_master"),
+            backup: s(&n.backup, "notify_backup"),
+            fault: s(&n.fault, "notify_fault"),
+            stop: s(&n.stop, "notify_stop"),
+            any: s(&n.any, "notify"),
+            rx_lower: s(&n.master_rx_lower_pri, "notify_master_rx_lower_pri"),
+            split_brain: s(&n.split_brain, "vrrp_xdp_notify_split_brain"),
+            fence: s(&n.fence, "vrrp_xdp_fence"),
         }
     }
 
@@ -259,16 +264,16 @@ impl Notifier {
     /// Build from the instances' and sync groups' `notify*` settings; opens (creating if
     /// needed) the FIFOs. Must be called inside a tokio runtime.
     pub fn new(spec: &NotifySpec, opts: NotifierOptions) -> Result<Self, NotifyError> {
-        let default_user = spec.script_user.as_ref();
+        let policy = spec.policy();
         let mut scripts = HashMap::new();
         for (name, notify) in &spec.instances {
-            let s = Scripts::new(notify, default_user);
+            let s = Scripts::new(notify, &policy);
             if !s.is_empty() {
                 scripts.insert((NotifyKind::Instance, name.clone()), Arc::new(s));
             }
         }
         for (name, notify) in &spec.groups {
-            let s = Scripts::new(notify, default_user);
+            let s = Scripts::new(notify, &policy);
             if !s.is_empty() {
                 scripts.insert((NotifyKind::Group, name.clone()), Arc::new(s));
             }

@@ -1,7 +1,8 @@
 //! Running an external command the way keepalived does (keepalived/core/notify.c
 //! `system_call_script`): direct exec of argv (no shell), optional uid/gid, its own process
 //! group so a timeout kills the whole tree, `IFS`/`LD_PRELOAD`/`LD_LIBRARY_PATH` removed,
-//! `PR_SET_PDEATHSIG` so scripts die with the agent.
+//! `PR_SET_PDEATHSIG` so scripts die with the agent. A script run as another user than root
+//! gets a minimal environment ([`minimal_env`]) instead of the agent's.
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -70,6 +71,46 @@ pub fn resolve_user(u: &ScriptUser) -> Result<Ids, ExecError> {
         uid: user.uid.as_raw(),
         gid: gid.as_raw(),
     })
+}
+
+/// Variables passed through from the agent to a script run as another user (locale, time).
+const PASSED_THROUGH: [&str; 3] = ["LANG", "LC_ALL", "TZ"];
+
+/// The environment of a script run as `uid`: `PATH` (the standard one), `HOME`, `USER`,
+/// `LOGNAME` and `SHELL` from its passwd entry, and [`PASSED_THROUGH`]. The passwd lookup is
+/// cached per uid (NSS may be slow; scripts run every interval).
+pub fn minimal_env(uid: u32) -> Vec<(String, String)> {
+    type Cache = std::sync::Mutex<std::collections::HashMap<u32, Vec<(String, String)>>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Cache::default);
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut env = cache
+        .entry(uid)
+        .or_insert_with(|| {
+            let mut env = vec![(
+                "PATH".to_string(),
+                crate::security::DEFAULT_PATH.to_string(),
+            )];
+            if let Ok(Some(u)) = User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+                env.push(("HOME".into(), u.dir.display().to_string()));
+                env.push(("USER".into(), u.name.clone()));
+                env.push(("LOGNAME".into(), u.name));
+                env.push(("SHELL".into(), u.shell.display().to_string()));
+            } else {
+                env.push(("HOME".into(), "/".into()));
+            }
+            env
+        })
+        .clone();
+    drop(cache);
+    for k in PASSED_THROUGH {
+        if let Ok(v) = std::env::var(k) {
+            env.push((k.to_string(), v));
+        }
+    }
+    env
 }
 
 /// How a run ended.
@@ -148,6 +189,11 @@ pub async fn run(
     if let Some(ids) = ids {
         cmd.gid(ids.gid);
         cmd.uid(ids.uid);
+        if ids.uid != 0 {
+            // The agent's environment is root's (and systemd's): a script dropped to another
+            // user gets only what a login would give it, so nothing of ours steers it.
+            cmd.env_clear().envs(minimal_env(ids.uid));
+        }
     }
     // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
     // async-signal-safe and touches no memory of the parent.

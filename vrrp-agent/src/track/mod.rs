@@ -26,6 +26,7 @@ pub use builtin::{BuiltinCheck, BuiltinKind, HttpCheck, ProbeError, UrlError};
 pub use calc::{Contribution, Entry, Hysteresis, ObjKind, ObjState, PriorityCalc, Tracked};
 
 use crate::config::{TrackFile, TrackProcess, TrackSpec, VrrpScript, Weight};
+use crate::security;
 use exec::Ids;
 
 /// Sent when an instance's effective priority or fault changes, and once at start. An
@@ -130,6 +131,17 @@ impl Tracker {
     ) -> (Self, mpsc::Receiver<TrackEvent>) {
         let mut reg = Registry::default();
         let mut insts = Vec::new();
+        // Who runs each script, or why it may not run (keepalived check_vrrp_script_security).
+        let policy = spec.policy();
+        let vetted: HashMap<&str, Result<security::Vetted, String>> = spec
+            .scripts
+            .iter()
+            .map(|s| {
+                let v = security::vet(&policy, &s.command, "vrrp_script");
+                (s.name.as_str(), v)
+            })
+            .collect();
+        let mut refused: Vec<(String, String)> = Vec::new();
         for inst in &spec.instances {
             let mut calc = PriorityCalc::new(inst.priority);
             let mut ids = Vec::new();
@@ -151,6 +163,14 @@ impl Tracker {
                 add(ObjKind::Interface, &r.name, w, &mut calc);
             }
             for r in &inst.scripts {
+                // A refused script is dropped from the instance, as keepalived does: its
+                // priority no longer depends on it (the config warnings say why).
+                if let Some(Err(why)) = vetted.get(r.name.as_str()) {
+                    if !refused.iter().any(|(n, _)| *n == r.name) {
+                        refused.push((r.name.clone(), why.clone()));
+                    }
+                    continue;
+                }
                 let default = spec
                     .scripts
                     .iter()
@@ -213,7 +233,10 @@ impl Tracker {
         let mut interfaces = HashMap::new();
         let mut files = Vec::new();
         let mut procs = Vec::new();
-        let default_user = spec.script_user.as_ref();
+        for (name, why) in &refused {
+            let slot = push_status(&checks, name, CheckKind::Script);
+            lock(&checks)[slot].last_result = format!("disabled: {why}");
+        }
 
         for (id, obj) in reg.objs.iter_mut().enumerate() {
             match obj.kind {
@@ -224,13 +247,16 @@ impl Tracker {
                 ObjKind::Script => {
                     let slot = push_status(&checks, &obj.name, CheckKind::Script);
                     let run = if let Some(s) = spec.scripts.iter().find(|s| s.name == obj.name) {
-                        let ids = s
-                            .command
-                            .user
-                            .as_ref()
-                            .or(default_user)
-                            .map(|u| exec::resolve_user(u).map_err(|e| e.to_string()));
-                        RunSpec::Script(s.clone(), ids)
+                        let mut s = s.clone();
+                        let ids = match vetted.get(s.name.as_str()) {
+                            Some(Ok(v)) => {
+                                s.command.argv.clone_from(&v.argv);
+                                v.ids.map(Ok)
+                            }
+                            Some(Err(why)) => Some(Err(why.clone())),
+                            None => None,
+                        };
+                        RunSpec::Script(s, ids)
                     } else if let Some(c) = spec.checks.iter().find(|c| c.name == obj.name) {
                         lock(&checks)[slot].kind = match c.kind {
                             BuiltinKind::Tcp { .. } => CheckKind::Tcp,
