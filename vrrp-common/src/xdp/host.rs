@@ -29,23 +29,27 @@ pub struct Silence {
     pub started_ns: u64,
 }
 
-/// The maps of one interface, the clock, and what the program did.
+/// The maps of one interface, the clock, and what the program did. The per-slot arrays hold
+/// only the slots written (absent ones read as zero, like a fresh array map): the fuzz target
+/// builds a plane per case and input.
 #[derive(Clone, Debug)]
 pub struct Plane {
     pub now_ns: u64,
     /// `CONFIG[0]`; `None` as if the lookup failed.
     pub config: Option<DataPlaneConfig>,
-    /// `VRID_CONFIG`, [`VRID_SLOTS`] entries.
-    pub vrids: Vec<VridConfig>,
+    /// `VRID_CONFIG`, by slot.
+    pub vrids: Vec<(u32, VridConfig)>,
     pub peers: Vec<PeerKey>,
     pub owned4: Vec<([u8; 4], OwnedVip)>,
     pub owned6: Vec<([u8; 16], OwnedVip)>,
     /// `DEATH[0].dead_ns != 0`.
     pub killed: bool,
-    pub adverts: Vec<AdvertState>,
-    pub others: Vec<AdvertState>,
+    /// `ADVERTS` and `OTHERS`, by slot.
+    pub adverts: Vec<(u32, AdvertState)>,
+    pub others: Vec<(u32, AdvertState)>,
     pub counters: Vec<u64>,
-    pub foreign: Vec<u64>,
+    /// `FOREIGN_VRIDS`, by slot.
+    pub foreign: Vec<(u32, u64)>,
     /// The ring refuses every reservation.
     pub ring_full: bool,
     pub events: Vec<Event>,
@@ -59,15 +63,15 @@ impl Default for Plane {
         Self {
             now_ns: 0,
             config: Some(DataPlaneConfig::default()),
-            vrids: vec![VridConfig::default(); VRID_SLOTS as usize],
+            vrids: Vec::new(),
             peers: Vec::new(),
             owned4: Vec::new(),
             owned6: Vec::new(),
             killed: false,
-            adverts: vec![AdvertState::default(); VRID_SLOTS as usize],
-            others: vec![AdvertState::default(); VRID_SLOTS as usize],
+            adverts: Vec::new(),
+            others: Vec::new(),
             counters: vec![0; counter::COUNT as usize],
-            foreign: vec![0; VRID_SLOTS as usize],
+            foreign: Vec::new(),
             ring_full: false,
             events: Vec::new(),
             timers: Vec::new(),
@@ -79,7 +83,22 @@ impl Default for Plane {
 impl Plane {
     /// `VRID_CONFIG[vrid_slot(ipv6, vrid)] = cfg`.
     pub fn set_vrid(&mut self, ipv6: bool, vrid: u8, cfg: VridConfig) {
-        self.vrids[vrid_slot(ipv6, vrid) as usize] = cfg;
+        *entry(&mut self.vrids, vrid_slot(ipv6, vrid)) = cfg;
+    }
+
+    /// `VRID_CONFIG[slot]`, to change in place.
+    pub fn vrid_mut(&mut self, slot: u32) -> &mut VridConfig {
+        entry(&mut self.vrids, slot)
+    }
+
+    /// `ADVERTS[slot]`.
+    pub fn advert(&self, slot: u32) -> AdvertState {
+        get(&self.adverts, slot)
+    }
+
+    /// `OTHERS[slot]`.
+    pub fn other(&self, slot: u32) -> AdvertState {
+        get(&self.others, slot)
     }
 
     /// The data-plane config, created if the lookup was made to fail.
@@ -104,7 +123,7 @@ impl Plane {
 
 impl DataPlane for Plane {
     fn vrid_config(&self, slot: u32) -> Option<VridConfig> {
-        self.vrids.get(slot as usize).copied()
+        in_range(slot).then(|| get(&self.vrids, slot))
     }
 
     fn config(&self) -> Option<DataPlaneConfig> {
@@ -135,9 +154,12 @@ impl DataPlane for Plane {
     }
 
     fn slots(&mut self, slot: u32) -> (Option<&mut AdvertState>, Option<&mut AdvertState>) {
+        if !in_range(slot) {
+            return (None, None);
+        }
         (
-            self.adverts.get_mut(slot as usize),
-            self.others.get_mut(slot as usize),
+            Some(entry(&mut self.adverts, slot)),
+            Some(entry(&mut self.others, slot)),
         )
     }
 
@@ -148,8 +170,8 @@ impl DataPlane for Plane {
     }
 
     fn count_foreign(&mut self, slot: u32) {
-        if let Some(n) = self.foreign.get_mut(slot as usize) {
-            *n += 1;
+        if in_range(slot) {
+            *entry(&mut self.foreign, slot) += 1;
         }
     }
 
@@ -207,4 +229,29 @@ impl DataPlane for Plane {
         self.frame.resize(len as usize, 0);
         true
     }
+}
+
+/// Whether an array map of [`VRID_SLOTS`] entries has `slot` (its lookup fails otherwise).
+fn in_range(slot: u32) -> bool {
+    slot < VRID_SLOTS
+}
+
+/// A slot's value, zero if never written.
+fn get<T: Copy + Default>(slots: &[(u32, T)], slot: u32) -> T {
+    slots
+        .iter()
+        .find(|(s, _)| *s == slot)
+        .map_or_else(T::default, |(_, v)| *v)
+}
+
+/// A slot's value to write, created zero.
+fn entry<T: Default>(slots: &mut Vec<(u32, T)>, slot: u32) -> &mut T {
+    let i = match slots.iter().position(|(s, _)| *s == slot) {
+        Some(i) => i,
+        None => {
+            slots.push((slot, T::default()));
+            slots.len() - 1
+        }
+    };
+    &mut slots[i].1
 }

@@ -114,7 +114,7 @@ fn unicast_peers_are_an_allowlist() {
         run_on(&mut p, &f).1,
         vec![(counter::DROP_PEER_NOT_ALLOWED, 1)]
     );
-    assert!(p.events.is_empty() && p.adverts[51].last_ns == 0);
+    assert!(p.events.is_empty() && p.advert(51).last_ns == 0);
     p.peers.push(peer(false, 51, MASTER));
     assert_eq!(
         run_on(&mut p, &f),
@@ -130,7 +130,7 @@ fn unicast_peers_are_an_allowlist() {
     assert_eq!(p.events.len(), 1);
     assert_eq!(p.events[0].kind, EVENT_ADVERT);
     assert_eq!(p.events[0].data, f[ETH_HLEN..]);
-    assert_eq!(p.adverts[51].src[..4], MASTER);
+    assert_eq!(p.advert(51).src[..4], MASTER);
     // Without the flag the list is not consulted.
     p.set_vrid(false, 51, v3(0));
     p.peers.clear();
@@ -240,8 +240,8 @@ fn the_masters_adverts_restart_its_timer_and_repeats_are_absorbed() {
             .1
             .contains(&(counter::ADVERT_ABSORBED, 1))
     );
-    assert_eq!(p.adverts[51].src[..4], MASTER);
-    assert_eq!(p.others[51].src[..4], [192, 0, 2, 7]);
+    assert_eq!(p.advert(51).src[..4], MASTER);
+    assert_eq!(p.other(51).src[..4], [192, 0, 2, 7]);
     assert_eq!(p.timers.len(), 2);
     // Priority 0, the master leaving: news, and no timer.
     assert!(
