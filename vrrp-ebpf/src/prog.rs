@@ -77,6 +77,7 @@ pub fn vrrp_xdp(ctx: XdpContext) -> u32 {
 }
 
 /// The frame of an `XdpContext`, read with the bounds checks the verifier wants to see.
+/// (Newtypes: `Packet`, `DataPlane` and `XdpContext` are all foreign to this crate.)
 struct Frame<'a>(&'a XdpContext);
 
 /// The maps and helpers, on behalf of one `XdpContext`.
