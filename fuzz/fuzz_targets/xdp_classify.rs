@@ -1,17 +1,23 @@
-//! The XDP program's decisions on arbitrary Ethernet frames, on the host.
+//! The XDP program on arbitrary Ethernet frames, on the host.
 //!
-//! The program itself only runs in the kernel, so this target re-traces its parsing
-//! (vrrp-ebpf/src/prog.rs: the same offsets, the same bounded reads) around the pure parts it
-//! shares with the host, `vrrp_common::verdict` (classify, auth_ok, csum_fold),
-//! `vrrp_common::maps` (observe, takes_slot) and `vrrp_common::respond` (the ARP and NA
-//! builders). It checks that:
+//! It runs `vrrp_common::xdp::run`, the very code vrrp-ebpf runs in the kernel, over
+//! `xdp::host::Plane` (the program's maps as plain data, its effects recorded). Each frame is
+//! tried as it is and with valid checksums, under the configurations the agent writes (an
+//! unknown VRID, VRRPv3, VRRPv2 with and without a password, unicast peers with the sender
+//! listed or not, the virtual MAC owned or not, the dead-man gate fresh, stale or tripped by
+//! a SIGKILL). It checks that:
 //! - nothing panics or reads out of bounds, whatever the frame says;
-//! - a drop is counted under a drop reason;
+//! - a drop is counted under exactly one drop reason;
 //! - an advert the program accepts (counts as valid and files into `ADVERTS`, which keeps a
-//!   master alive for the agent) is one the agent accepts too: the codec decodes it and the
-//!   configuration checks the data plane stands in for (version, password, v2 interval) pass.
-//!   Otherwise a malformed advert would change state that the agent would have refused;
-//! - the ARP replies and Neighbor Advertisements built are well formed (RFC 826, RFC 4861).
+//!   master alive for the agent) is reported whole and is one the agent accepts too: the
+//!   codec decodes it and the configuration checks the data plane stands in for (version,
+//!   password, v2 interval) pass. Otherwise a malformed advert would change state that the
+//!   agent would have refused;
+//! - with unicast peers, an advert from a sender not in `PEERS` is never accepted;
+//! - the destination MAC is rewritten to the interface's exactly when it is the virtual MAC
+//!   of a VRID we own, and nothing else of a frame that is not answered changes;
+//! - nothing is answered while the agent's liveness stamp is stale or it was killed;
+//! - the ARP replies and Neighbor Advertisements sent are well formed (RFC 826, RFC 4861).
 
 #![no_main]
 
@@ -20,103 +26,261 @@ use std::net::IpAddr;
 use libfuzzer_sys::fuzz_target;
 use vrrp_agent::proto::codec::decode_ip;
 use vrrp_agent::proto::{Auth, Centisecs, Version};
-use vrrp_common::event::counter;
+use vrrp_common::event::{EVENT_ADVERT, counter};
 use vrrp_common::maps::{
-    AdvertState, VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_V2, VridConfig, observe, takes_slot,
+    CFG_F_CONSUME_ADVERTS, OwnedVip, PeerKey, VRID_F_AUTH_PASS, VRID_F_CONFIGURED,
+    VRID_F_UNICAST_PEERS, VRID_F_V2, VRID_F_VMAC_OWNED, VridConfig, vrid_slot,
 };
 use vrrp_common::respond::{
-    ALL_NODES, ALL_NODES_MAC, Arp, NA_FRAME_LEN, NA_MSG_LEN, ND_FIXED_LEN, ND_HOP_LIMIT,
-    ND_OPT_SOURCE_LL, ND_OPT_TARGET_LL, arp_reply, is_solicited_node, is_unspecified,
-    neighbor_advert,
+    ALL_NODES, ALL_NODES_MAC, Arp, NA_FRAME_LEN, NA_MSG_LEN, ND_HOP_LIMIT, arp_reply,
+    is_solicited_node, is_unspecified, neighbor_advert,
 };
-use vrrp_common::verdict::{AdvertFields, auth_ok, classify, csum_fold};
+use vrrp_common::verdict::csum_fold;
 use vrrp_common::wire::{
-    ARP_LEN, ARPOP_REPLY, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ICMPV6_NA, ICMPV6_NS,
-    IPPROTO_ICMPV6, IPPROTO_VRRP, IPV4_MIN_HLEN, IPV6_HLEN, VRRP_HEADER_LEN,
+    ARP_LEN, ARPOP_REPLY, ETH_HLEN, ETH_P_ARP, ETH_P_IPV6, ICMPV6_NA, IPPROTO_ICMPV6, IPV6_HLEN,
+    vmac_vrid,
 };
-use vrrp_fuzz::fix_checksums;
+use vrrp_common::xdp::Action;
+use vrrp_common::xdp::host::Plane;
+use vrrp_fuzz::{fix_checksums, fix_icmpv6_checksum};
 
-/// The program's bounds (prog.rs).
-const MAX_OFF: usize = 0x3fff;
-const MAX_IPV4_HLEN: usize = 60;
-const MAX_VRRP_LEN: usize = VRRP_HEADER_LEN + 255 * 16;
-const MAX_ND_LEN: usize = 256;
-const MAX_ND_OPTIONS: usize = 4;
-
-/// The VIPs the model owns, and its MAC.
+/// The VIPs the data plane owns besides those the frame asks about, the MAC it answers with,
+/// and the interface's MAC.
 const VIP4: [u8; 4] = [192, 0, 2, 100];
 const VIP6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
 const MAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x33];
+const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const PASS: [u8; 8] = *b"1111\0\0\0\0";
 
-#[derive(Debug, PartialEq, Eq)]
-enum Outcome {
-    /// XDP_PASS untouched (includes "cannot parse": the program fails open).
-    Pass,
-    /// XDP_DROP, counted under this reason.
-    Drop(u32),
-    /// A valid advert of `ip_len` bytes of IP packet: counted valid, filed into ADVERTS.
-    Valid { ip_len: usize },
-    /// XDP_TX of this frame.
-    Tx(Vec<u8>),
-}
+/// The clock, and the dead-man bound the agent sets.
+const NOW: u64 = 1_000_000_000_000;
+const BOUND: u64 = 3_000_000_000;
 
 fuzz_target!(|frame: &[u8]| {
     check_frame(frame);
-    // The same frame with valid IPv4 header and VRRP checksums, to get past those checks.
+    // The same frame with valid IPv4 header, VRRP and ICMPv6 checksums, to get past them.
     if frame.len() > ETH_HLEN {
         let mut fixed = frame.to_vec();
         fix_checksums(&mut fixed[ETH_HLEN..]);
+        check_frame(&fixed);
+        let mut fixed = frame.to_vec();
+        fix_icmpv6_checksum(&mut fixed[ETH_HLEN..]);
         check_frame(&fixed);
     }
     builders(frame);
 });
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gate {
+    Fresh,
+    Stale,
+    Killed,
+}
+
+/// One data-plane state to run a frame against.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    cfg: VridConfig,
+    /// The frame's source is in `PEERS` for its virtual router.
+    listed: bool,
+    /// The VRID of the frame's destination, if a virtual MAC, is ours (`VRID_F_VMAC_OWNED`).
+    vmac_owned: bool,
+    /// The frame's ARP sender address is an owned VIP too (so a claim on it is a conflict).
+    own_sender: bool,
+    gate: Gate,
+}
+
 fn check_frame(frame: &[u8]) {
-    let (ipv6, vrid) = match be16(frame, 12) {
-        Some(ETH_P_IPV6) => (true, byte(frame, ETH_HLEN + IPV6_HLEN + 1).unwrap_or(0)),
-        _ => (false, advert_vrid_v4(frame).unwrap_or(0)),
-    };
-    for cfg in configs(vrid) {
-        let out = xdp(frame, &cfg).unwrap_or(Outcome::Pass);
-        match out {
-            Outcome::Drop(reason) => {
-                assert!(counter::is_drop(reason), "dropped under {reason}")
-            }
-            Outcome::Valid { ip_len } => agent_agrees(frame, ipv6, ip_len, &cfg),
-            Outcome::Tx(ref f) => assert!(f.len() >= 42, "short TX frame"),
-            Outcome::Pass => {}
-        }
+    let ipv6 = at::<2>(frame, 12) == Some(ETH_P_IPV6.to_be_bytes());
+    for case in cases(advert_vrid(frame, ipv6).unwrap_or(0)) {
+        check_case(frame, ipv6, &case);
     }
 }
 
-/// The VridConfigs the agent writes (daemon.rs): none for an unknown VRID (never for VRID 0),
-/// VRRPv3, VRRPv2 with its interval, with and without a password.
-fn configs(vrid: u8) -> Vec<VridConfig> {
-    let mut v = vec![VridConfig::default()];
+/// The VridConfigs the agent writes (driver): none for an unknown VRID (never for VRID 0),
+/// VRRPv3, VRRPv2 with its interval, with and without a password, unicast peers; and the
+/// other maps in the states that change what the program may do.
+fn cases(vrid: u8) -> Vec<Case> {
+    let base = Case {
+        cfg: VridConfig::default(),
+        listed: false,
+        vmac_owned: false,
+        own_sender: false,
+        gate: Gate::Fresh,
+    };
+    let mut v = vec![base];
     if vrid == 0 {
         return v;
     }
-    v.push(VridConfig {
+    let v3 = VridConfig {
         flags: VRID_F_CONFIGURED,
         ..Default::default()
-    });
+    };
+    let unicast = VridConfig {
+        flags: VRID_F_CONFIGURED | VRID_F_UNICAST_PEERS,
+        ..Default::default()
+    };
+    let mut cfgs = vec![(v3, false), (unicast, true), (unicast, false)];
     for (flags, pass) in [(0, [0; 8]), (VRID_F_AUTH_PASS, PASS)] {
-        v.push(VridConfig {
+        let v2 = VridConfig {
             flags: VRID_F_CONFIGURED | VRID_F_V2 | flags,
             interval_cs: 100,
             auth_pass: pass,
             ..Default::default()
+        };
+        cfgs.push((v2, false));
+    }
+    for (i, (cfg, listed)) in cfgs.into_iter().enumerate() {
+        v.push(Case {
+            cfg,
+            listed,
+            vmac_owned: i % 2 == 0,
+            own_sender: i % 2 == 1,
+            gate: Gate::Fresh,
+        });
+    }
+    for gate in [Gate::Stale, Gate::Killed] {
+        v.push(Case {
+            cfg: v3,
+            vmac_owned: true,
+            gate,
+            ..base
         });
     }
     v
 }
 
+/// The data plane of a case: VIPs owned for what the frame asks (ARP target, NS/NA target).
+fn plane(frame: &[u8], ipv6: bool, vrid: u8, src: Option<[u8; 16]>, case: &Case) -> Plane {
+    let mut p = Plane {
+        now_ns: NOW,
+        killed: case.gate == Gate::Killed,
+        ..Plane::default()
+    };
+    let c = p.config_mut();
+    c.flags = CFG_F_CONSUME_ADVERTS;
+    c.mac = OUR_MAC;
+    c.liveness_bound_ns = BOUND;
+    c.liveness_ns = match case.gate {
+        Gate::Stale => NOW - BOUND - 1,
+        _ => NOW - 1,
+    };
+    p.set_vrid(ipv6, vrid, case.cfg);
+    if case.listed
+        && let Some(addr) = src
+    {
+        p.peers.push(PeerKey {
+            slot: vrid_slot(ipv6, vrid),
+            addr,
+        });
+    }
+    if case.vmac_owned
+        && let Some((v6, id)) = at::<6>(frame, 0).and_then(|d| vmac_vrid(&d))
+    {
+        p.vrid_mut(vrid_slot(v6, id)).flags |= VRID_F_VMAC_OWNED;
+    }
+    let vip = |router: bool| OwnedVip {
+        vrid: 51,
+        flags: u8::from(router),
+        mac: MAC,
+    };
+    p.owned4.push((VIP4, vip(false)));
+    p.owned6.push((VIP6, vip(false)));
+    let arp = ETH_HLEN;
+    if let Some(tpa) = at::<4>(frame, arp + 24) {
+        p.owned4.push((tpa, vip(false)));
+    }
+    if case.own_sender
+        && let Some(spa) = at::<4>(frame, arp + 14)
+    {
+        p.owned4.push((spa, vip(false)));
+    }
+    if let Some(target) = at::<16>(frame, ETH_HLEN + IPV6_HLEN + 8) {
+        p.owned6.push((target, vip(case.own_sender)));
+    }
+    p
+}
+
+fn check_case(frame: &[u8], ipv6: bool, case: &Case) {
+    let vrid = advert_vrid(frame, ipv6).unwrap_or(0);
+    let src = source(frame, ipv6);
+    let mut p = plane(frame, ipv6, vrid, src, case);
+    let action = p.run(frame);
+    let n = |c: u32| p.counters[c as usize];
+    let drops: Vec<u32> = (0..counter::COUNT)
+        .filter(|&c| counter::is_drop(c) && n(c) != 0)
+        .collect();
+    let valid = n(counter::ADVERT_VALID) != 0;
+    if action == Action::Drop && !valid {
+        assert_eq!(drops.len(), 1, "a drop counts one reason: {drops:?}");
+        assert_eq!(n(drops[0]), 1);
+    } else {
+        assert!(drops.is_empty(), "{action:?} counted drops {drops:?}");
+    }
+    if valid {
+        assert!(
+            !(case.cfg.flags & VRID_F_UNICAST_PEERS != 0 && !case.listed),
+            "an advert from a sender not in PEERS was accepted"
+        );
+        // A fresh slot: the advert is news, reported whole.
+        let ev = p
+            .events
+            .iter()
+            .find(|e| e.kind == EVENT_ADVERT)
+            .expect("a valid advert is reported");
+        assert_eq!(ev.data.len(), ev.orig_len, "advert truncated");
+        assert_eq!(p.advert(vrid_slot(ipv6, vrid)).count, 1);
+        agent_agrees(&ev.data, ipv6, &case.cfg);
+    }
+    if case.gate != Gate::Fresh {
+        assert_ne!(action, Action::Tx, "answered past the dead-man gate");
+    }
+    let dst = at::<6>(frame, 0);
+    let rewrite = case.vmac_owned && dst.and_then(|d| vmac_vrid(&d)).is_some();
+    assert_eq!(n(counter::VMAC_TO_HOST), u64::from(rewrite));
+    match action {
+        Action::Tx => check_tx(frame, &p),
+        _ if rewrite => {
+            assert_eq!(p.frame[..6], OUR_MAC);
+            assert_eq!(p.frame[6..], frame[6..]);
+        }
+        _ => assert_eq!(p.frame, frame, "a frame not answered was changed"),
+    }
+}
+
+/// An answer: an ARP reply to an ARP request, or an NA to an NS.
+fn check_tx(frame: &[u8], p: &Plane) {
+    let out = &p.frame;
+    if at::<2>(frame, 12) == Some(ETH_P_ARP.to_be_bytes()) {
+        let body = at::<ARP_LEN>(frame, ETH_HLEN).expect("answered ARP has a body");
+        let a = Arp::parse(&body).expect("answered ARP parses");
+        check_arp_reply(&out[..ETH_HLEN + ARP_LEN], &a);
+        assert_eq!(out[ETH_HLEN + ARP_LEN..], frame[ETH_HLEN + ARP_LEN..]);
+        assert_eq!(p.counters[counter::ARP_REPLIED as usize], 1);
+    } else {
+        let na: [u8; NA_FRAME_LEN] = out[..].try_into().expect("an NA is exactly one NA long");
+        let eth_src = at::<6>(frame, 6).expect("Ethernet source");
+        let ns_src = at::<16>(frame, ETH_HLEN + 8).expect("IPv6 source");
+        let target = at::<16>(frame, ETH_HLEN + IPV6_HLEN + 8).expect("NS target");
+        check_na(&na, eth_src, target, ns_src);
+        assert_eq!(p.counters[counter::NS_REPLIED as usize], 1);
+    }
+}
+
+/// RFC 826: a reply to the requester, from us, saying the VIP is at MAC.
+fn check_arp_reply(reply: &[u8], a: &Arp) {
+    assert_eq!(&reply[0..6], &a.sha);
+    assert_eq!(&reply[6..12], &MAC);
+    assert_eq!(at::<2>(reply, 12), Some(ETH_P_ARP.to_be_bytes()));
+    let parsed = at::<ARP_LEN>(reply, ETH_HLEN).and_then(|b| Arp::parse(&b));
+    let parsed = parsed.expect("the reply parses as Ethernet/IPv4 ARP");
+    assert_eq!(parsed.op, ARPOP_REPLY);
+    assert_eq!((parsed.sha, parsed.spa), (MAC, a.tpa));
+    assert_eq!((parsed.tha, parsed.tpa), (a.sha, a.spa));
+}
+
 /// The program accepted the advert: the agent must accept it too.
-fn agent_agrees(frame: &[u8], ipv6: bool, ip_len: usize, cfg: &VridConfig) {
-    let packet = frame
-        .get(ETH_HLEN..ETH_HLEN + ip_len)
-        .expect("a valid advert lies inside the frame");
+fn agent_agrees(packet: &[u8], ipv6: bool, cfg: &VridConfig) {
     let (meta, decoded) = match decode_ip(packet) {
         Ok(d) => d,
         Err(e) => panic!(
@@ -153,297 +317,30 @@ fn agent_agrees(frame: &[u8], ipv6: bool, ip_len: usize, cfg: &VridConfig) {
     }
 }
 
-fn byte(f: &[u8], off: usize) -> Option<u8> {
-    f.get(off).copied()
-}
-
-fn be16(f: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(read::<2>(f, off)?))
-}
-
-fn read<const N: usize>(f: &[u8], off: usize) -> Option<[u8; N]> {
+/// `N` bytes of the frame at `off`, to set up the maps the frame would find (not to parse it:
+/// the program does that).
+fn at<const N: usize>(f: &[u8], off: usize) -> Option<[u8; N]> {
     f.get(off..off.checked_add(N)?)?.try_into().ok()
 }
 
-fn advert_vrid_v4(f: &[u8]) -> Option<u8> {
-    let ihl = usize::from(byte(f, ETH_HLEN)? & 0x0f) * 4;
-    byte(f, ETH_HLEN + ihl + 1)
-}
-
-// ------------------------------------------------------------------------------------------
-// The program, traced (prog.rs, function by function).
-
-fn xdp(f: &[u8], cfg: &VridConfig) -> Option<Outcome> {
-    match be16(f, 12)? {
-        ETH_P_IP => vrrp_v4(f, cfg),
-        ETH_P_IPV6 => ipv6(f, cfg),
-        ETH_P_ARP => arp(f),
-        _ => Some(Outcome::Pass),
-    }
-}
-
-fn captured(f: &[u8], off: usize) -> u16 {
-    u16::try_from(f.len().saturating_sub(off)).unwrap_or(u16::MAX)
-}
-
-fn header_fields(f: &[u8], off: usize) -> AdvertFields {
-    match read::<VRRP_HEADER_LEN>(f, off) {
-        Some(h) => AdvertFields {
-            version_type: h[0],
-            vrid: h[1],
-            priority: h[2],
-            count: h[3],
-            word2: u16::from_be_bytes([h[4], h[5]]),
-            ..AdvertFields::default()
-        },
-        None => AdvertFields::default(),
-    }
-}
-
-fn vrrp_v4(f: &[u8], cfg: &VridConfig) -> Option<Outcome> {
-    let ip = ETH_HLEN;
-    let vihl = byte(f, ip)?;
-    if byte(f, ip + 9)? != IPPROTO_VRRP {
-        return Some(Outcome::Pass);
-    }
-    let ihl = usize::from(vihl & 0x0f) * 4;
-    if vihl >> 4 != 4 || ihl < IPV4_MIN_HLEN {
-        return None;
-    }
-    let total = usize::from(be16(f, ip + 2)?);
-    let frag = be16(f, ip + 6)?;
-    let a = AdvertFields {
-        ipv6: false,
-        ttl: byte(f, ip + 8)?,
-        fragment: frag & 0x3fff != 0,
-        vrrp_len: total.saturating_sub(ihl) as u16,
-        captured_len: captured(f, ip + ihl),
-        ..header_fields(f, ip + ihl)
-    };
-    if csum_fold(sum16(f, ip, ihl, MAX_IPV4_HLEN / 2)?) != 0 {
-        return Some(Outcome::Drop(counter::DROP_BAD_IP_HEADER));
-    }
-    let addrs: [u8; 8] = read(f, ip + 12)?;
-    verdict(f, &a, cfg, ip + ihl, sum_words(&addrs), total)
-}
-
-fn ipv6(f: &[u8], cfg: &VridConfig) -> Option<Outcome> {
-    let ip = ETH_HLEN;
-    if byte(f, ip)? >> 4 != 6 {
-        return None;
-    }
-    match byte(f, ip + 6)? {
-        IPPROTO_VRRP => vrrp_v6(f, cfg),
-        IPPROTO_ICMPV6 => nd(f),
-        _ => Some(Outcome::Pass),
-    }
-}
-
-fn vrrp_v6(f: &[u8], cfg: &VridConfig) -> Option<Outcome> {
-    let ip = ETH_HLEN;
-    let a = AdvertFields {
-        ipv6: true,
-        ttl: byte(f, ip + 7)?,
-        fragment: false,
-        vrrp_len: be16(f, ip + 4)?,
-        captured_len: captured(f, ip + IPV6_HLEN),
-        ..header_fields(f, ip + IPV6_HLEN)
-    };
-    let addrs: [u8; 32] = read(f, ip + 8)?;
-    let total = IPV6_HLEN + usize::from(a.vrrp_len);
-    verdict(f, &a, cfg, ip + IPV6_HLEN, sum_words(&addrs), total)
-}
-
-fn verdict(
-    f: &[u8],
-    a: &AdvertFields,
-    cfg: &VridConfig,
-    vrrp: usize,
-    pseudo_addrs: u64,
-    ip_len: usize,
-) -> Option<Outcome> {
-    if let Err(reason) = classify(a, cfg) {
-        return Some(Outcome::Drop(reason));
-    }
-    let len = usize::from(a.vrrp_len);
-    if a.version() == 2 && cfg.flags & VRID_F_AUTH_PASS != 0 {
-        let at = vrrp + VRRP_HEADER_LEN + usize::from(a.count) * 4;
-        let data: [u8; 8] = read(f, at & MAX_OFF)?;
-        if !auth_ok(cfg, a.auth_type(), &data) {
-            return Some(Outcome::Drop(counter::DROP_AUTH));
-        }
-    }
-    let sum = sum16(f, vrrp, len, MAX_VRRP_LEN / 2)?;
-    let with_pseudo = sum + pseudo_addrs + len as u64 + u64::from(IPPROTO_VRRP);
-    let ok = if a.version() == 2 {
-        csum_fold(sum) == 0
-    } else if a.ipv6 {
-        csum_fold(with_pseudo) == 0
+/// The VRID byte of the VRRP header, if the frame is IP.
+fn advert_vrid(f: &[u8], ipv6: bool) -> Option<u8> {
+    let hlen = if ipv6 {
+        IPV6_HLEN
     } else {
-        csum_fold(with_pseudo) == 0 || csum_fold(sum) == 0
+        usize::from(at::<1>(f, ETH_HLEN)?[0] & 0x0f) * 4
     };
-    if !ok {
-        return Some(Outcome::Drop(counter::DROP_BAD_CHECKSUM));
-    }
-    deliver(a);
-    Some(Outcome::Valid { ip_len })
+    Some(at::<1>(f, ETH_HLEN + hlen + 1)?[0])
 }
 
-/// The slot logic on a few states (pure: only for panics).
-fn deliver(a: &AdvertFields) {
-    let advert = AdvertState {
-        priority: a.priority,
-        version: a.version(),
-        interval_cs: a.interval_cs(),
-        ..AdvertState::default()
-    };
-    for state in [
-        AdvertState::default(),
-        AdvertState {
-            last_ns: 1,
-            ..advert
-        },
-        AdvertState {
-            last_ns: u64::MAX,
-            priority: a.priority.wrapping_add(1),
-            interval_cs: u16::MAX,
-            ..advert
-        },
-    ] {
-        for now in [0, 1, u64::MAX] {
-            let _ = observe(&state, &advert, now);
-            let _ = takes_slot(&state, &advert, now);
-        }
+/// The IP source as `PeerKey` holds it (IPv4 in the first 4 bytes).
+fn source(f: &[u8], ipv6: bool) -> Option<[u8; 16]> {
+    if ipv6 {
+        return at::<16>(f, ETH_HLEN + 8);
     }
-}
-
-fn sum_words<const N: usize>(b: &[u8; N]) -> u64 {
-    b.chunks_exact(2)
-        .map(|w| u64::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum()
-}
-
-fn sum16(f: &[u8], off: usize, len: usize, maxw: usize) -> Option<u64> {
-    let mut sum = 0u64;
-    let words = len / 2;
-    let mut i = 0;
-    while i < maxw {
-        if i >= words {
-            break;
-        }
-        sum += u64::from(be16(f, (off + i * 2) & MAX_OFF)?);
-        i += 1;
-    }
-    if len % 2 == 1 {
-        let w = be16(f, (off + len - 2) & MAX_OFF)?;
-        sum += u64::from(w & 0xff) << 8;
-    }
-    Some(sum)
-}
-
-fn arp(f: &[u8]) -> Option<Outcome> {
-    let body: [u8; ARP_LEN] = read(f, ETH_HLEN)?;
-    let a = Arp::parse(&body)?;
-    if a.spa == VIP4 && a.sha != MAC {
-        return Some(Outcome::Pass); // conflict, reported
-    }
-    if !a.is_request() || a.is_gratuitous() || a.tpa != VIP4 {
-        return Some(Outcome::Pass);
-    }
-    let reply = arp_reply(&a, a.tpa, MAC);
-    // RFC 826: a reply to the requester, from us, saying the VIP is at MAC.
-    assert_eq!(&reply[0..6], &a.sha);
-    assert_eq!(&reply[6..12], &MAC);
-    assert_eq!(be16(&reply, 12), Some(ETH_P_ARP));
-    let parsed = read::<ARP_LEN>(&reply, ETH_HLEN).and_then(|b| Arp::parse(&b));
-    let parsed = parsed.expect("the reply parses as Ethernet/IPv4 ARP");
-    assert_eq!(parsed.op, ARPOP_REPLY);
-    assert_eq!((parsed.sha, parsed.spa), (MAC, VIP4));
-    assert_eq!((parsed.tha, parsed.tpa), (a.sha, a.spa));
-    let mut out = f.to_vec();
-    out.get_mut(..reply.len())?.copy_from_slice(&reply);
-    Some(Outcome::Tx(out))
-}
-
-enum LlOption {
-    Absent,
-    Found([u8; 6]),
-    Invalid,
-}
-
-fn ll_option(f: &[u8], start: usize, end: usize, want: u8) -> Option<LlOption> {
-    let mut off = start;
-    for _ in 0..MAX_ND_OPTIONS {
-        if off + 8 > end {
-            return Some(LlOption::Absent);
-        }
-        let o: [u8; 8] = read(f, off & MAX_OFF)?;
-        if o[1] == 0 {
-            return Some(LlOption::Invalid);
-        }
-        if o[0] == want {
-            return Some(LlOption::Found([o[2], o[3], o[4], o[5], o[6], o[7]]));
-        }
-        off += usize::from(o[1]) * 8;
-    }
-    Some(LlOption::Absent)
-}
-
-fn nd(f: &[u8]) -> Option<Outcome> {
-    let ip = ETH_HLEN;
-    let m = ip + IPV6_HLEN;
-    let hdr: [u8; IPV6_HLEN] = read(f, ip)?;
-    let fixed: [u8; ND_FIXED_LEN] = read(f, m)?;
-    let kind = fixed[0];
-    if kind != ICMPV6_NS && kind != ICMPV6_NA {
-        return Some(Outcome::Pass);
-    }
-    let plen = usize::from(u16::from_be_bytes([hdr[4], hdr[5]]));
-    if hdr[7] != ND_HOP_LIMIT || fixed[1] != 0 || !(ND_FIXED_LEN..=MAX_ND_LEN).contains(&plen) {
-        return Some(Outcome::Pass);
-    }
-    if usize::from(captured(f, m)) < plen {
-        return Some(Outcome::Pass);
-    }
-    let target: [u8; 16] = fixed[8..24].try_into().ok()?;
-    if target[0] == 0xff || target != VIP6 {
-        return Some(Outcome::Pass);
-    }
-    let addrs: [u8; 32] = hdr[8..40].try_into().ok()?;
-    let sum = sum_words(&addrs)
-        + plen as u64
-        + u64::from(IPPROTO_ICMPV6)
-        + sum16(f, m, plen, MAX_ND_LEN / 2)?;
-    if csum_fold(sum) != 0 {
-        return Some(Outcome::Pass);
-    }
-    let opts = m + ND_FIXED_LEN;
-    let end = m + plen;
-    if kind == ICMPV6_NA {
-        // Another node's link-layer address for our VIP is a conflict, reported; the stack
-        // gets the NA either way.
-        if let LlOption::Found(mac) = ll_option(f, opts, end, ND_OPT_TARGET_LL)? {
-            let _conflict = mac != MAC;
-        }
-        return Some(Outcome::Pass);
-    }
-    let src: [u8; 16] = hdr[8..24].try_into().ok()?;
-    if is_unspecified(&src) {
-        let dst: [u8; 16] = hdr[24..40].try_into().ok()?;
-        if !is_solicited_node(&dst) {
-            return Some(Outcome::Pass);
-        }
-        match ll_option(f, opts, end, ND_OPT_SOURCE_LL)? {
-            LlOption::Absent => {}
-            _ => return Some(Outcome::Pass),
-        }
-    } else if let LlOption::Invalid = ll_option(f, opts, end, ND_OPT_SOURCE_LL)? {
-        return Some(Outcome::Pass);
-    }
-    let eth_src: [u8; 6] = read(f, 6)?;
-    let na = neighbor_advert(eth_src, MAC, target, src, false);
-    check_na(&na, eth_src, target, src);
-    Some(Outcome::Tx(na.to_vec()))
+    let mut a = [0u8; 16];
+    a[..4].copy_from_slice(&at::<4>(f, ETH_HLEN + 12)?);
+    Some(a)
 }
 
 /// RFC 4861 §7.2.4: an NA from the VIP, to the soliciting node (all-nodes for DAD), with a
@@ -477,7 +374,7 @@ fn builders(f: &[u8]) {
     let body: [u8; ARP_LEN] = b[..ARP_LEN].try_into().unwrap_or([0; ARP_LEN]);
     if let Some(a) = Arp::parse(&body) {
         let _ = (a.is_request(), a.is_gratuitous());
-        let _ = arp_reply(&a, a.tpa, MAC);
+        check_arp_reply(&arp_reply(&a, a.tpa, MAC), &a);
     }
     let eth: [u8; 6] = b[0..6].try_into().unwrap_or_default();
     let vip: [u8; 16] = b[6..22].try_into().unwrap_or_default();

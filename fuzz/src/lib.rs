@@ -2,7 +2,8 @@
 //!
 //! Random bytes almost never carry a valid checksum, so a fuzzer stops at the checksum check
 //! and never reaches what lies behind it. [`fix_checksums`] rewrites the IPv4 header checksum
-//! and the VRRP checksum of an IP packet; the targets run each input as it is and fixed.
+//! and the VRRP checksum of an IP packet, [`fix_icmpv6_checksum`] the ICMPv6 one; the targets
+//! run each input as it is and fixed.
 
 /// RFC 1071 sum of big-endian words (an odd last byte padded with zero), unfolded.
 pub fn sum16(b: &[u8]) -> u64 {
@@ -63,4 +64,24 @@ pub fn fix_checksums(p: &mut [u8]) {
     }
     let c = fold(sum).to_be_bytes();
     msg[6..8].copy_from_slice(&c);
+}
+
+/// Rewrites the ICMPv6 checksum of the IPv6 packet `p` (no Ethernet header) over the
+/// pseudo-header (RFC 4443 §2.3), so that Neighbor Discovery gets past its checksum check.
+/// Anything else is left alone.
+pub fn fix_icmpv6_checksum(p: &mut [u8]) {
+    if p.len() < 44 || p[0] >> 4 != 6 || p[6] != 58 {
+        return;
+    }
+    let plen = usize::from(u16::from_be_bytes([p[4], p[5]]));
+    let end = (40 + plen).min(p.len());
+    let pseudo = sum16(&p[8..40]) + plen as u64 + 58;
+    let msg = &mut p[40..end];
+    if msg.len() < 4 {
+        return;
+    }
+    msg[2] = 0;
+    msg[3] = 0;
+    let c = fold(sum16(msg) + pseudo).to_be_bytes();
+    msg[2..4].copy_from_slice(&c);
 }

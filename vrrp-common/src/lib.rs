@@ -4,8 +4,13 @@
 //! size assertion for every type that crosses the boundary.
 #![no_std]
 
+// The host model of the data plane (`xdp::host`) keeps its maps and records in `Vec`s.
+#[cfg(any(test, feature = "host"))]
+extern crate std;
+
 pub mod event;
 pub mod maps;
 pub mod respond;
 pub mod verdict;
 pub mod wire;
+pub mod xdp;

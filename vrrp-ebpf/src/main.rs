@@ -1,5 +1,6 @@
-//! The XDP program of vrrp-xdp: bounds-checked parsing at the entry point, the decisions in
-//! `vrrp_common` (`verdict`, `maps::observe`, `respond`; tested on the host). It validates
+//! The XDP program of vrrp-xdp: its maps, its effects (counters, the events ring, the silence
+//! timer, frame writes) and its entry points. Parsing and every decision are
+//! `vrrp_common::xdp`, which the host runs too (unit tests, the fuzz target). It validates
 //! VRRP adverts and absorbs or reports them, answers ARP and Neighbor Solicitations for owned
 //! VIPs with XDP_TX, and reports conflicting claims on them. It fails open: whatever it cannot
 //! parse is passed to the kernel stack untouched.
