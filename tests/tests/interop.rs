@@ -388,3 +388,84 @@ fn capture_of_our_adverts_is_well_formed() {
         .expect("read capture");
     assert!(malformed.is_empty(), "malformed packets: {malformed:?}");
 }
+
+/// issue 18 item 3: keepalived running other VRIDs on the same interfaces as the agent (the
+/// cut-over of the migration guide). The agent's XDP program dropped adverts for VRIDs it does
+/// not run, so the backup's keepalived never heard its master and took the VIP too. It passes
+/// them now (still counted as unknown_vrid).
+#[test]
+fn keepalived_and_the_agent_side_by_side_on_one_interface() {
+    let mut n = net("interop-side");
+    let (lb01, lb02) = (n.lb01.clone(), n.lb02.clone());
+    let ours = |state: &str, prio: u8| Instance {
+        version: 3,
+        advert_int: "0.5".into(),
+        auth_pass: None,
+        ..Instance::seed(state, prio)
+    };
+    let theirs = |state: &str, prio: u8| Instance {
+        name: "VI_2".into(),
+        vrid: 52,
+        vips: vec!["192.0.2.4/24 dev eth0".into()],
+        ..ours(state, prio)
+    };
+    n.lab
+        .agent_conf(
+            &lb02,
+            "agent02",
+            &keepalived_conf("lb02", &[ours("MASTER", 100)]),
+            &[],
+        )
+        .expect("agent lb02");
+    n.lab
+        .keepalived(
+            &lb02,
+            "ka02",
+            &keepalived_conf("lb02", &[theirs("MASTER", 100)]),
+        )
+        .expect("keepalived lb02");
+    n.lab
+        .wait_owner("192.0.2.4", &["lb02"], T)
+        .expect("keepalived on lb02 binds .4");
+    n.lab
+        .agent_conf(
+            &lb01,
+            "agent01",
+            &keepalived_conf("lb01", &[ours("BACKUP", 50)]),
+            &[],
+        )
+        .expect("agent lb01");
+    n.lab
+        .keepalived(
+            &lb01,
+            "ka01",
+            &keepalived_conf("lb01", &[theirs("BACKUP", 50)]),
+        )
+        .expect("keepalived lb01");
+    n.lab
+        .wait_state("agent01", "VI_1", "BACKUP", T)
+        .expect("agent lb01 backup");
+    n.lab
+        .wait_log("ka01", "Entering BACKUP STATE", T)
+        .expect("keepalived lb01 backup");
+    // Longer than either master-down interval: each backup hears its own master.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(n.lab.vip_owner(VIP), ["lb02"], "{}", n.lab.all_logs());
+    assert_eq!(
+        n.lab.vip_owner("192.0.2.4"),
+        ["lb02"],
+        "keepalived on lb01 did not hear its master through the agent's XDP program\n{}",
+        n.lab.all_logs()
+    );
+    assert!(
+        !n.lab.log("ka01").contains("Entering MASTER STATE"),
+        "{}",
+        n.lab.log("ka01")
+    );
+    let st = n.lab.status_json("agent01").expect("status");
+    assert!(
+        st["dataplanes"][0]["counters"]["unknown_vrid"].as_u64() > Some(0),
+        "VRID 52 not counted: {st}"
+    );
+    n.lab.stays("agent01", "VI_1", "BACKUP", Duration::ZERO);
+}

@@ -294,7 +294,10 @@ fn verdict<P: Packet + ?Sized, D: DataPlane>(
     if let Err(reason) = classify(f, &cfg) {
         dp.count(reason);
         if reason == counter::DROP_UNKNOWN_VRID {
+            // Not ours: another VRRP daemon on this interface (keepalived running other VRIDs
+            // during a cut-over) and tcpdump must still see it. Counted, then passed on.
             dp.count_foreign(slot);
+            return Some(Action::Pass);
         }
         return Some(Action::Drop);
     }

@@ -153,8 +153,18 @@ impl Resources {
             let name = &r.links[&ifindex].name;
             let s = AdvertSocket::open(name, ifindex, src, first && multicast)
                 .with_context(|| format!("advert socket on {name} from {src}"))?;
+            // Where XDP consumes the adverts the socket only sends: what the program passes on
+            // (other VRIDs, for keepalived and tcpdump) must not wake us.
+            let xdp = self
+                .ifaces
+                .get(&ifindex)
+                .is_some_and(|i| i.dataplane.is_some());
+            if xdp {
+                s.ignore_input()
+                    .with_context(|| format!("advert socket on {name}"))?;
+            }
             let s = Arc::new(s);
-            let reader = first.then(|| spawn_reader(s.clone(), self.tx.clone()));
+            let reader = (first && !xdp).then(|| spawn_reader(s.clone(), self.tx.clone()));
             self.socks.insert(
                 (ifindex, src),
                 Sock {

@@ -250,6 +250,23 @@ impl AdvertSocket {
         })
     }
 
+    /// Receives nothing from now on (a socket filter that drops every packet in the kernel):
+    /// where XDP consumes our adverts, the socket only sends, and what XDP passes on (other
+    /// VRIDs) must not wake the agent.
+    pub fn ignore_input(&self) -> Result<(), SocketError> {
+        // BPF_RET | BPF_K with k = 0: keep zero bytes of every packet.
+        let drop_all = [socket2::SockFilter::new(0x06, 0, 0, 0)];
+        self.fd
+            .get_ref()
+            .attach_filter(&drop_all)
+            .map_err(|source| SocketError::Setup {
+                family: self.family,
+                ifname: self.ifname.clone(),
+                op: "SO_ATTACH_FILTER (drop all input)",
+                source,
+            })
+    }
+
     pub fn family(&self) -> Family {
         self.family
     }
