@@ -533,6 +533,17 @@ fn a_refused_second_start_changes_nothing_and_a_removed_vip_comes_back() {
         lab.log("lb02")
     );
 
+    // The kernel filter removed behind the master's back: restored too (checked every 5 s).
+    lab.sh(&lb02.ns, "nft delete table arp vrrp_xdp")
+        .expect("nft delete");
+    assert!(!filter(&lab));
+    lab.wait_until("the kernel filter to be restored", WAIT, || {
+        Ok(filter(&lab))
+    })
+    .expect("filter restored");
+    let s = status_json(&lab, "lb02");
+    assert!(s["kernel_filter_restored"].as_u64() >= Some(1), "{s}");
+
     // A start that fails after the lock (metrics port taken) leaves no filter and no VIP.
     let lb03 = lab.host("lb03", &["192.0.2.5/24"]).expect("lb03");
     let busy = in_netns(&lb03.ns, || {

@@ -49,6 +49,8 @@ pub struct Snapshot {
     pub scheduling: String,
     pub instances: Vec<InstanceStatus>,
     pub dataplanes: Vec<DataPlaneStatus>,
+    /// Times the kernel ARP/NA filter was found removed behind our back and put back.
+    pub kernel_filter_restored: u64,
     pub checks: Vec<CheckStatus>,
 }
 

@@ -45,6 +45,7 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
     snap.router_id = s.router_id.clone();
     snap.config_file = s.config_file.clone();
     snap.scheduling = s.scheduling.clone();
+    snap.kernel_filter_restored = s.io.filter_restored;
     for (id, inst) in s.node.instances() {
         let st = inst.vr.status(t);
         let c = &st.counters;

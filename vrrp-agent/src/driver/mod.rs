@@ -95,6 +95,10 @@ fn now() -> Instant {
 /// The driver's housekeeping period (dead-man stamp, XDP_TX watch, status).
 const TICK: Duration = Duration::from_secs(1);
 
+/// How often (in ticks) the kernel ARP/NA filter is checked for removal behind our back: each
+/// check runs `nft` twice.
+const FILTER_CHECK_TICKS: u64 = 5;
+
 /// The driver's state: the node, what it holds open, and the I/O actors around it.
 pub(crate) struct Driver {
     node: Node,
@@ -115,8 +119,10 @@ pub(crate) struct Driver {
     router_id: Option<String>,
     started_unix: f64,
     scheduling: String,
-    /// The kernel ARP/NA filter was installed by us (remove it on exit).
-    kfilter_installed: bool,
+    /// The VIPs of the kernel ARP/NA filter we installed (removed on exit), if any.
+    kfilter: Option<Vec<IpAddr>>,
+    /// Housekeeping ticks, for what is checked less often than every second.
+    ticks: u64,
 }
 
 /// Runs the agent until SIGTERM/SIGINT, then releases everything.
@@ -162,7 +168,8 @@ pub async fn run(opts: Options) -> Result<()> {
         router_id: opts.config.global.router_id.clone(),
         started_unix: crate::control::unix_now(),
         scheduling: String::new(),
-        kfilter_installed: false,
+        kfilter: None,
+        ticks: 0,
     };
     let r = d
         .serve(
@@ -302,6 +309,10 @@ impl Driver {
                         );
                     }
                     self.data_plane_watch().await;
+                    self.ticks += 1;
+                    if self.ticks.is_multiple_of(FILTER_CHECK_TICKS) {
+                        self.check_kernel_filter().await;
+                    }
                     self.feed(NodeInput::Tick).await;
                     // Backstops due before the next tick are taken now: one wake-up, not two.
                     self.on_timer(Some(now() + TICK)).await;
@@ -505,6 +516,28 @@ impl Driver {
         }
     }
 
+    /// The kernel ARP/NA filter removed behind our back (`nft flush ruleset`, another
+    /// program): put back, with a warning, or a crash would leave the kernel answering.
+    async fn check_kernel_filter(&mut self) {
+        let Some(vips) = self.kfilter.clone().filter(|v| !v.is_empty()) else {
+            return;
+        };
+        match kfilter::present().await {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(
+                    table = kfilter::TABLE,
+                    "the kernel ARP/NA filter was removed behind our back: restoring it"
+                );
+                self.io.filter_restored += 1;
+                if let Err(e) = kfilter::install(&vips).await {
+                    warn!(error = %e, "cannot restore the kernel ARP/NA filter");
+                }
+            }
+            Err(e) => debug!(error = %e, "cannot check the kernel ARP/NA filter"),
+        }
+    }
+
     fn snapshot_now(&self) -> Snapshot {
         control::snapshot::build(&control::snapshot::Sources {
             node: &self.node,
@@ -537,12 +570,11 @@ impl Driver {
 
     async fn shutdown(&mut self) {
         self.feed(NodeInput::Shutdown).await;
-        if self.kfilter_installed
+        if self.kfilter.take().is_some()
             && let Err(e) = kfilter::clear().await
         {
             warn!(error = %e, "cannot remove the kernel ARP/NA filter");
         }
-        self.kfilter_installed = false;
         if let Some(g) = self.guardian.take() {
             g.goodbye();
         }

@@ -24,6 +24,8 @@ pub struct IoStats {
     pub liveness: Throttle,
     /// Failed advert sends.
     pub send: Throttle,
+    /// Times the kernel ARP/NA filter was found removed and put back.
+    pub filter_restored: u64,
 }
 
 /// An error that can repeat every advert: every one is counted, one in [`LOG_EVERY`] logged.
@@ -348,7 +350,7 @@ impl Driver {
         };
         match r {
             Ok(()) => {
-                self.kfilter_installed = !want.is_empty();
+                self.kfilter = (!want.is_empty()).then(|| want.clone());
                 if !want.is_empty() {
                     info!(
                         vips = want.len(),

@@ -129,6 +129,19 @@ async fn run(prog: &Path, args: &[&str], input: &str, limit: Duration) -> Result
     }
 }
 
+/// Whether both of our tables are in place (`nft list table` of each).
+pub async fn present() -> Result<bool, FilterError> {
+    let prog = find_nft(&NFT_PATHS)?;
+    for family in ["arp", "ip6"] {
+        match run(&prog, &["list", "table", family, TABLE], "", NFT_TIMEOUT).await {
+            Ok(()) => {}
+            Err(FilterError::Nft(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
 /// Installs (replaces) the filter for exactly `vips`.
 pub async fn install(vips: &[IpAddr]) -> Result<(), FilterError> {
     nft(&script(vips)).await
