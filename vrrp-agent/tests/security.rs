@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use vrrp_agent::config::{self, Config};
+use vrrp_agent::config::{self, Config, NotifySpec, TrackSpec};
 use vrrp_agent::notify::{NotifierOptions, NotifyEvent, NotifyKind, NotifyState};
 use vrrp_agent::proto::Priority;
 use vrrp_agent::track::{Tracker, TrackerOptions};
@@ -125,11 +125,20 @@ fn opts() -> TrackerOptions {
     }
 }
 
-/// Run the config's track script and notify_master once; what each wrote (None: not run).
-async fn run_both(cfg: &Config, out: &Path) -> (Option<String>, Option<String>) {
-    let (t, _rx) = Tracker::spawn_with(&vrrp_agent::config::TrackSpec::from_config(cfg), opts());
+/// What [`run_both`] saw: what the track script and notify_master wrote (None: not run), the
+/// checks' status and VI_1's tracked priority and fault.
+struct Ran {
+    track: Option<String>,
+    notify: Option<String>,
+    checks: Vec<vrrp_agent::track::CheckStatus>,
+    tracked: Option<(u8, bool)>,
+}
+
+/// Run the config's track script and notify_master once.
+async fn run_both(cfg: &Config, out: &Path) -> Ran {
+    let (t, _rx) = Tracker::spawn_with(&TrackSpec::from_config(cfg), opts());
     let n = vrrp_agent::notify::Notifier::new(
-        &vrrp_agent::config::NotifySpec::from_config(cfg),
+        &NotifySpec::from_config(cfg),
         NotifierOptions::default(),
     )
     .expect("notifier");
@@ -150,11 +159,19 @@ async fn run_both(cfg: &Config, out: &Path) -> (Option<String>, Option<String>) 
     })
     .await;
     let checks = t.checks();
+    let tracked = t
+        .current()
+        .into_iter()
+        .find(|e| e.instance == "VI_1")
+        .map(|e| (e.tracked.priority.0, e.tracked.fault));
     t.stop().await;
     let read = |p: PathBuf| std::fs::read_to_string(p).ok();
-    let r = (read(track), read(out.with_extension("notify")));
-    eprintln!("checks: {checks:?}");
-    r
+    Ran {
+        track: read(track),
+        notify: read(out.with_extension("notify")),
+        checks,
+        tracked,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,9 +226,19 @@ async fn script_security_refuses_writable_paths_and_runs_scripts_as_the_configur
         text.contains("Unsafe permissions found for script"),
         "{text}"
     );
-    let (track, notify) = run_both(&cfg, &out).await;
-    assert_eq!(track, None, "the refused track script ran");
-    assert_eq!(notify, None, "the refused notify script ran");
+    let ran = run_both(&cfg, &out).await;
+    assert_eq!(ran.track, None, "the refused track script ran");
+    assert_eq!(ran.notify, None, "the refused notify script ran");
+    // keepalived drops a refused track script from the instance: its weight no longer counts,
+    // and the status says why.
+    assert_eq!(ran.tracked, Some((100, false)), "{:?}", ran.checks);
+    assert!(
+        ran.checks.iter().any(|c| c.name == "chk"
+            && c.last_result
+                .starts_with("disabled: Unsafe permissions found")),
+        "{:?}",
+        ran.checks
+    );
 
     // 2. No enable_script_security, script_user (global) and `user` (per script): runs as that
     // user, with a minimal environment; the path is not judged (not run as root), and the
@@ -239,8 +266,8 @@ async fn script_security_refuses_writable_paths_and_runs_scripts_as_the_configur
         !warnings.iter().any(|w| w.contains("Unsafe")),
         "{warnings:#?}"
     );
-    let (track, notify) = run_both(&cfg, &out).await;
-    for (what, got) in [("track", track), ("notify", notify)] {
+    let ran = run_both(&cfg, &out).await;
+    for (what, got) in [("track", ran.track), ("notify", ran.notify)] {
         let got = got.unwrap_or_else(|| panic!("the {what} script did not run"));
         let mut lines = got.lines();
         assert_eq!(
@@ -286,8 +313,10 @@ async fn script_security_refuses_writable_paths_and_runs_scripts_as_the_configur
             )),
             "{warnings:#?}"
         );
-        let (track, _) = run_both(&cfg, &out).await;
-        let track = track.expect("the track script did not run");
+        let track = run_both(&cfg, &out)
+            .await
+            .track
+            .expect("the track script did not run");
         assert_eq!(track.lines().next(), Some("0"), "{track}");
     } else {
         eprintln!("part 3 skipped: user keepalived_script exists on this host");
