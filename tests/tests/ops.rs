@@ -573,3 +573,83 @@ fn a_refused_second_start_changes_nothing_and_a_removed_vip_comes_back() {
     assert!(!lab.has_addr(&lb03, "192.0.2.3").expect("addr"));
     drop(busy);
 }
+
+/// Whether an XDP program is attached to `dev` in `ns`.
+fn has_xdp(lab: &Lab, ns: &str, dev: &str) -> bool {
+    lab.ip(ns, &format!("-d link show dev {dev}"))
+        .map(|out| out.contains("prog/xdp"))
+        .unwrap_or(false)
+}
+
+/// issue 13 defects: a reload that dropped an interface kept its socket and XDP program, and a
+/// reload attached XDP to a new interface before the file was accepted (a refused file then
+/// left it attached). Now what no instance uses is released, and a refused file acquires
+/// nothing.
+#[test]
+fn a_reload_releases_an_unused_interface_and_a_refused_one_attaches_nothing() {
+    require_lab();
+    let mut lab = Lab::new("ops-release").expect("lab");
+    let lb = lab.host("lb02", &["192.0.2.2/24"]).expect("lb02");
+    // A second interface inside the host: a veth pair whose peer stays in the namespace.
+    lab.ip(&lb.ns, "link add eth1 type veth peer name eth1p")
+        .expect("veth");
+    lab.ip(&lb.ns, "link set eth1p up").expect("up");
+    lab.ip(&lb.ns, "link set eth1 up").expect("up");
+    lab.ip(&lb.ns, "addr add 198.51.100.1/24 dev eth1")
+        .expect("addr");
+    let second = |vips: &str| {
+        format!(
+            "vrrp_instance VI_2 {{\n    state MASTER\n    interface eth1\n    virtual_router_id 60\n    priority 100\n    advert_int 0.1\n    version 3\n{vips}}}\n"
+        )
+    };
+    let one = keepalived_conf("lb02", &[fast("MASTER", 100)]);
+    let both = format!(
+        "{one}{}",
+        second("    virtual_ipaddress {\n        198.51.100.10/24\n    }\n")
+    );
+    lab.agent_conf(&lb, "lb02", &both, &[]).expect("agent");
+    lab.wait_state("lb02", "VI_2", "MASTER", WAIT)
+        .expect("VI_2 master");
+    assert!(has_xdp(&lab, &lb.ns, "eth1"), "no XDP on eth1 at start");
+    let reload = |lab: &Lab| {
+        std::process::Command::new(agent_bin())
+            .args(["reload", "--socket"])
+            .arg(lab.path("lb02.sock"))
+            .output()
+            .expect("vrrp-agent reload")
+    };
+
+    // VI_2 goes: eth1's program and socket go with it.
+    lab.write_file("lb02.conf", &one).expect("write");
+    let out = reload(&lab);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab.wait_until("eth1's XDP program to be detached", WAIT, || {
+        Ok(!has_xdp(&lab, &lb.ns, "eth1"))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.log("lb02")));
+    let s = status_json(&lab, "lb02");
+    assert_eq!(s["instances"].as_array().map(Vec::len), Some(1), "{s}");
+    assert!(
+        s["dataplanes"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|d| d["interface"] != "eth1")),
+        "{s}"
+    );
+
+    // A file the routers refuse (VI_2 with no address) is refused whole, and eth1 gets no
+    // program on the way.
+    lab.write_file("lb02.conf", &format!("{one}{}", second("")))
+        .expect("write");
+    let out = reload(&lab);
+    assert!(!out.status.success(), "a broken file was accepted");
+    assert!(
+        !has_xdp(&lab, &lb.ns, "eth1"),
+        "a refused reload attached XDP to eth1\n{}",
+        lab.log("lb02")
+    );
+    lab.stays("lb02", "VI_1", "MASTER", Duration::ZERO);
+}
