@@ -379,18 +379,11 @@ fn systemd_unit_commands_are_accepted_by_the_agent() {
         (2, 10),
         "the election thread is not SCHED_RR 10 under the unit's capabilities {caps:?}: {log}"
     );
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).expect("children");
-    let guardian: u32 = children
-        .split_whitespace()
-        .next()
-        .expect("a guardian child")
-        .parse()
-        .expect("pid");
-    lab.wait_until("the guardian to be SCHED_RR", WAIT, || {
-        Ok(sched_of(guardian) == (2, 10))
-    })
-    .expect("guardian real-time under the unit's capabilities");
+    guardian_is_realtime(
+        &lab,
+        pid,
+        "guardian real-time under the unit's capabilities",
+    );
     assert!(
         !log.contains("running SCHED_OTHER"),
         "a scheduling fallback under the unit: {log}"
@@ -417,6 +410,22 @@ fn systemd_unit_commands_are_accepted_by_the_agent() {
 }
 
 /// (policy, rt_priority) of a thread from /proc/PID/stat (fields 41 and 40).
+/// The agent `pid`'s guardian (its child) becomes SCHED_RR 10 after its exec.
+fn guardian_is_realtime(lab: &Lab, pid: u32, what: &str) {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).expect("children");
+    let guardian: u32 = children
+        .split_whitespace()
+        .next()
+        .expect("a guardian child")
+        .parse()
+        .expect("pid");
+    lab.wait_until("the guardian to be SCHED_RR", WAIT, || {
+        Ok(sched_of(guardian) == (2, 10))
+    })
+    .expect(what);
+}
+
 fn sched_of(pid: u32) -> (u32, u32) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     let tail = &stat[stat.rfind(')').expect("comm") + 2..];
@@ -459,18 +468,7 @@ fn the_election_runs_real_time_and_its_guardian_too_unless_told_not_to() {
     let p2 = lab.pid("lb02").expect("lb02 pid");
     assert_eq!(sched_of(p2), (2, 10), "lb02: SCHED_RR 10 by default");
     // The guardian (the agent's child) takes the same priority after its exec.
-    let children =
-        std::fs::read_to_string(format!("/proc/{p2}/task/{p2}/children")).expect("children");
-    let guardian: u32 = children
-        .split_whitespace()
-        .next()
-        .expect("a guardian child")
-        .parse()
-        .expect("pid");
-    lab.wait_until("the guardian to be SCHED_RR", WAIT, || {
-        Ok(sched_of(guardian) == (2, 10))
-    })
-    .expect("guardian real-time");
+    guardian_is_realtime(&lab, p2, "guardian real-time");
     let p1 = lab.pid("lb01").expect("lb01 pid");
     assert_eq!(
         sched_of(p1),

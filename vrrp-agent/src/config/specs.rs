@@ -1,10 +1,9 @@
 //! What the tracker and the notifier need from a configuration, and nothing else: they take
 //! these instead of the whole [`Config`], so neither depends on the rest of it.
 
-use super::{
-    BuiltinCheck, Config, Notify, ScriptUser, TrackFile, TrackProcess, TrackRef, VrrpScript,
-};
+use super::{BuiltinCheck, Config, Notify, TrackFile, TrackProcess, TrackRef, VrrpScript};
 use crate::proto::Priority;
+use crate::security::ScriptPolicy;
 
 /// Input of `track::Tracker`: the checks and which instance tracks what.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -15,10 +14,8 @@ pub struct TrackSpec {
     pub checks: Vec<BuiltinCheck>,
     pub files: Vec<TrackFile>,
     pub processes: Vec<TrackProcess>,
-    /// `global_defs script_user`: runs scripts that name no user.
-    pub script_user: Option<ScriptUser>,
-    /// `global_defs enable_script_security`.
-    pub enable_script_security: bool,
+    /// Who runs the scripts (`script_user`) and whether `enable_script_security` applies.
+    pub policy: ScriptPolicy,
 }
 
 /// One instance's tracking references and its base priority.
@@ -51,16 +48,7 @@ impl TrackSpec {
             checks: cfg.checks.clone(),
             files: cfg.track_files.clone(),
             processes: cfg.track_processes.clone(),
-            script_user: cfg.global.script_user.clone(),
-            enable_script_security: cfg.global.enable_script_security,
-        }
-    }
-
-    /// Who runs the scripts, and whether keepalived's script security applies.
-    pub fn policy(&self) -> crate::security::ScriptPolicy {
-        crate::security::ScriptPolicy {
-            enable_script_security: self.enable_script_security,
-            script_user: self.script_user.clone(),
+            policy: ScriptPolicy::from_global(&cfg.global),
         }
     }
 }
@@ -72,10 +60,8 @@ pub struct NotifySpec {
     pub instances: Vec<(String, Notify)>,
     /// Sync group name and its commands.
     pub groups: Vec<(String, Notify)>,
-    /// `global_defs script_user`: runs commands that name no user.
-    pub script_user: Option<ScriptUser>,
-    /// `global_defs enable_script_security`.
-    pub enable_script_security: bool,
+    /// Who runs the scripts (`script_user`) and whether `enable_script_security` applies.
+    pub policy: ScriptPolicy,
 }
 
 impl NotifySpec {
@@ -91,16 +77,7 @@ impl NotifySpec {
                 .iter()
                 .map(|g| (g.name.clone(), g.notify.clone()))
                 .collect(),
-            script_user: cfg.global.script_user.clone(),
-            enable_script_security: cfg.global.enable_script_security,
-        }
-    }
-
-    /// Who runs the commands, and whether keepalived's script security applies.
-    pub fn policy(&self) -> crate::security::ScriptPolicy {
-        crate::security::ScriptPolicy {
-            enable_script_security: self.enable_script_security,
-            script_user: self.script_user.clone(),
+            policy: ScriptPolicy::from_global(&cfg.global),
         }
     }
 }

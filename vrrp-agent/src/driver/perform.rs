@@ -433,11 +433,7 @@ mod tests {
 
     use super::*;
 
-    /// The fake clock's one real reading.
-    #[expect(clippy::disallowed_methods, reason = "the base of the fake clock")]
-    fn clock() -> Instant {
-        Instant::now()
-    }
+    use crate::proto::clock::test_epoch as clock;
 
     /// issue 13: a failed liveness write was dropped with `let _`: the dead-man gate then
     /// silenced ARP replies with no log line. Every failure is counted now, and logged once

@@ -264,7 +264,7 @@ impl Notifier {
     /// Build from the instances' and sync groups' `notify*` settings; opens (creating if
     /// needed) the FIFOs. Must be called inside a tokio runtime.
     pub fn new(spec: &NotifySpec, opts: NotifierOptions) -> Result<Self, NotifyError> {
-        let policy = spec.policy();
+        let policy = spec.policy.clone();
         let mut scripts = HashMap::new();
         for (name, notify) in &spec.instances {
             let s = Scripts::new(notify, &policy);

@@ -37,3 +37,10 @@ pub mod ms {
         Ok(epoch + Duration::from_secs_f64(ms / 1000.0))
     }
 }
+
+/// The fake clock's one real reading, for unit tests: everything else is this plus a Duration.
+#[cfg(test)]
+#[expect(clippy::disallowed_methods, reason = "the base of the fake clock")]
+pub(crate) fn test_epoch() -> Instant {
+    Instant::now()
+}

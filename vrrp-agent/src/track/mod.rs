@@ -132,7 +132,7 @@ impl Tracker {
         let mut reg = Registry::default();
         let mut insts = Vec::new();
         // Who runs each script, or why it may not run (keepalived check_vrrp_script_security).
-        let policy = spec.policy();
+        let policy = spec.policy.clone();
         let vetted: HashMap<&str, Result<security::Vetted, String>> = spec
             .scripts
             .iter()

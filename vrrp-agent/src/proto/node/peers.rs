@@ -66,11 +66,7 @@ mod tests {
 
     use super::*;
 
-    /// The fake clock's one real reading.
-    #[expect(clippy::disallowed_methods, reason = "the base of the fake clock")]
-    fn clock() -> Instant {
-        Instant::now()
-    }
+    use crate::proto::clock::test_epoch as clock;
 
     #[test]
     fn spoofed_sources_cannot_grow_the_table_and_the_real_master_stays() {

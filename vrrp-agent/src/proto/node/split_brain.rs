@@ -83,11 +83,7 @@ impl SplitBrain {
 mod tests {
     use super::*;
 
-    /// The fake clock's one real reading.
-    #[expect(clippy::disallowed_methods, reason = "the base of the fake clock")]
-    fn clock() -> Instant {
-        Instant::now()
-    }
+    use crate::proto::clock::test_epoch as clock;
 
     fn master(t0: Instant) -> RouterView {
         RouterView {

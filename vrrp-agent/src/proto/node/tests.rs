@@ -10,11 +10,7 @@ use crate::proto::{Centisecs, Vrid};
 
 const IF: u32 = 7;
 
-/// The fake clock's one real reading.
-#[expect(clippy::disallowed_methods, reason = "the base of the fake clock")]
-fn clock() -> Instant {
-    Instant::now()
-}
+use crate::proto::clock::test_epoch as clock;
 
 pub(crate) fn spec(name: &str, vrid: u8, vip: &str) -> InstanceSpec {
     let vip: IpAddr = vip.parse().unwrap();
@@ -41,6 +37,18 @@ pub(crate) fn spec(name: &str, vrid: u8, vip: &str) -> InstanceSpec {
         garp_repeat: 5,
         garp_refresh_repeat: 1,
         tracks: false,
+    }
+}
+
+/// VRID 51's advert at `prio`, VIP 192.0.2.3.
+fn advert(prio: u8) -> Advert {
+    Advert {
+        version: Version::V3,
+        vrid: Vrid::new(51).unwrap(),
+        priority: Priority(prio),
+        interval: Centisecs(100),
+        addresses: vec!["192.0.2.3".parse().unwrap()],
+        auth: Auth::None,
     }
 }
 
@@ -229,14 +237,7 @@ fn a_flood_of_spoofed_sources_is_bounded_and_changes_no_state() {
                 form: None,
                 family: Family::V4,
                 src,
-                result: Ok(Advert {
-                    version: Version::V3,
-                    vrid: Vrid::new(51).unwrap(),
-                    priority: Priority(100),
-                    interval: Centisecs(100),
-                    addresses: vec!["192.0.2.3".parse().unwrap()],
-                    auth: Auth::None,
-                }),
+                result: Ok(advert(100)),
             },
         );
     }
@@ -335,14 +336,7 @@ fn a_heartbeat_advert_reaches_only_its_instance_and_path() {
         peers: vec!["198.51.100.2".parse().unwrap()],
     });
     let (mut n, _) = started(cfg(vec![a], &[]), t0);
-    let advert = Advert {
-        version: Version::V3,
-        vrid: Vrid::new(51).unwrap(),
-        priority: Priority(100),
-        interval: Centisecs(100),
-        addresses: vec!["192.0.2.3".parse().unwrap()],
-        auth: Auth::None,
-    };
+    let advert = advert(100);
     for src in ["198.51.100.2", "198.51.100.3"] {
         n.handle(
             t0,
@@ -412,14 +406,7 @@ fn a_peer_in_the_other_checksum_form_is_warned_once_and_counted() {
                 family: Family::V4,
                 src: "192.0.2.7".parse().unwrap(),
                 form: Some(ChecksumForm::WithoutPseudoHeader),
-                result: Ok(Advert {
-                    version: Version::V3,
-                    vrid: Vrid::new(51).unwrap(),
-                    priority: Priority(200),
-                    interval: Centisecs(100),
-                    addresses: vec!["192.0.2.3".parse().unwrap()],
-                    auth: Auth::None,
-                }),
+                result: Ok(advert(200)),
             },
         );
     }
