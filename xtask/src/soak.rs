@@ -10,6 +10,7 @@
 
 mod check;
 mod fault;
+mod leaks;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -192,11 +193,10 @@ pub fn run(agent: &Path, duration: Duration, seed: u64) -> Result<Report> {
         duration.as_secs(),
         agent.display()
     );
-    let links_before = check::bpf_link_ids();
+    let links_before = leaks::bpf_link_ids();
     let mut soak = Soak::new(seed)?;
     let tag = soak.lab.tag.clone();
     let dir = soak.lab.dir.clone();
-    let ns_inodes = soak.ns_inodes();
     let result = soak.drive(duration);
     let mut report = soak.report(duration);
     if let Err(e) = &result {
@@ -207,7 +207,7 @@ pub fn run(agent: &Path, duration: Duration, seed: u64) -> Result<Report> {
     drop(soak);
     report
         .leaks
-        .extend(check::after_lab(&tag, &dir, &links_before, &ns_inodes));
+        .extend(leaks::after_lab(&tag, &dir, &links_before));
     report.print();
     let path = report.write()?;
     println!("soak: report written to {}", path.display());
@@ -378,21 +378,9 @@ impl Soak {
         Ok(())
     }
 
-    fn ns_inodes(&self) -> Vec<u64> {
-        use std::os::unix::fs::MetadataExt;
-        let mut v: Vec<u64> = self
-            .nodes
-            .iter()
-            .filter_map(|n| std::fs::metadata(format!("/run/netns/{}", n.host.ns)).ok())
-            .map(|m| m.ino())
-            .collect();
-        v.sort_unstable();
-        v
-    }
-
     /// Stops every daemon the clean way and checks what they leave in their namespaces.
     fn shutdown(&mut self) -> Vec<String> {
-        let mut leaks = Vec::new();
+        let mut left = Vec::new();
         for n in 0..3 {
             let name = self.nodes[n].name.clone();
             if name.is_empty() {
@@ -400,13 +388,13 @@ impl Soak {
             }
             let _ = self.lab.signal(&name, nix::sys::signal::Signal::SIGTERM);
             if self.lab.wait_exit(&name, Duration::from_secs(15)).is_err() {
-                leaks.push(format!("{name} did not exit within 15 s of SIGTERM"));
+                left.push(format!("{name} did not exit within 15 s of SIGTERM"));
             }
         }
         std::thread::sleep(Duration::from_millis(500));
         for node in &self.nodes {
-            leaks.extend(check::node_leftovers(&self.lab, node));
+            left.extend(leaks::node_leftovers(&self.lab, node));
         }
-        leaks
+        left
     }
 }

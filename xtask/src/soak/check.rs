@@ -17,7 +17,7 @@
 //!   `FDS_GROWTH` from its first sample to its last.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::fault::{FaultRec, KINDS, Kind};
+use super::leaks::cmdline;
 use super::{INSTS, NODE_NAMES, Node, PERIOD, Soak};
 use crate::bench::probe::ProbeLog;
 
@@ -61,6 +62,8 @@ pub struct WorstGap {
     pub fault: usize,
     pub vip: &'static str,
     pub at_s: f64,
+    /// Who answered around it (as in violations).
+    pub window: String,
 }
 
 #[derive(Default, Debug, Serialize)]
@@ -105,17 +108,6 @@ fn rss_kb(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let l = s.lines().find(|l| l.starts_with("VmRSS:"))?;
     l.split_whitespace().nth(1)?.parse().ok()
-}
-
-pub fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| {
-            String::from_utf8_lossy(&c)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -349,20 +341,21 @@ impl Soak {
             } else {
                 format!("v{}_not_owner", inst.version)
             };
-            let e = r
+            let w = r
                 .worst_gap_ms
                 .entry(f.kind.key())
                 .or_default()
                 .entry(col)
                 .or_default();
-            e.gaps += 1;
-            if gap.as_secs_f64() * 1e3 >= e.ms {
-                *e = WorstGap {
+            w.gaps += 1;
+            if gap.as_secs_f64() * 1e3 >= w.ms {
+                *w = WorstGap {
                     ms: gap.as_secs_f64() * 1e3,
-                    gaps: e.gaps,
+                    gaps: w.gaps,
                     fault: f.index,
                     vip: inst.vip,
                     at_s: self.rel(log.sent[s]),
+                    window: timeline(log, bits, s, e),
                 };
             }
         }
@@ -473,8 +466,8 @@ impl Report {
         for (k, cols) in &self.worst_gap_ms {
             for (c, g) in cols {
                 println!(
-                    "  {k} {c}: {:.1} ms at fault #{} {} {:.1} s",
-                    g.ms, g.fault, g.vip, g.at_s
+                    "  {k} {c}: {:.1} ms at fault #{} {} {:.1} s: {}",
+                    g.ms, g.fault, g.vip, g.at_s, g.window
                 );
             }
         }
@@ -533,82 +526,4 @@ impl Report {
         std::fs::write(&path, serde_json::to_string_pretty(self)?)?;
         Ok(path)
     }
-}
-
-/// What a stopped daemon left in its namespace: processes, the agent's nft table, an XDP
-/// program on the interface.
-pub fn node_leftovers(lab: &vrrp_tests::Lab, node: &Node) -> Vec<String> {
-    let mut v = Vec::new();
-    let pids = vrrp_tests::ns_pids(&node.host.ns);
-    if !pids.is_empty() {
-        v.push(format!(
-            "{}: processes after the daemon stopped: {:?}",
-            node.host.name,
-            pids.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
-        ));
-    }
-    if node.keepalived {
-        return v;
-    }
-    if let Ok(t) = lab.sh(&node.host.ns, "nft list tables")
-        && t.contains("vrrp_xdp")
-    {
-        v.push(format!("{}: nft tables left: {t}", node.host.name));
-    }
-    if let Ok(l) = lab.ip(&node.host.ns, "-d link show dev eth0")
-        && l.contains("prog/xdp")
-    {
-        v.push(format!(
-            "{}: an XDP program is still attached: {l}",
-            node.host.name
-        ));
-    }
-    v
-}
-
-/// The ids of every BPF link on the machine (empty without bpftool).
-pub fn bpf_link_ids() -> Vec<Value> {
-    std::process::Command::new("bpftool")
-        .args(["-j", "link", "show"])
-        .output()
-        .ok()
-        .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default()
-}
-
-/// After the lab is dropped: no namespace of ours, no process running from the lab's
-/// directory, no BPF link created during the run in one of our namespaces.
-pub fn after_lab(tag: &str, dir: &Path, before: &[Value], ns_inodes: &[u64]) -> Vec<String> {
-    let mut v = Vec::new();
-    if let Ok(o) = std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-    {
-        for l in String::from_utf8_lossy(&o.stdout).lines() {
-            if l.starts_with(&format!("{tag}-")) {
-                v.push(format!("namespace left: {l}"));
-            }
-        }
-    }
-    let d = dir.display().to_string();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            if let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() {
-                let c = cmdline(pid);
-                if c.contains(&d) {
-                    v.push(format!("process left: {pid} {c}"));
-                }
-            }
-        }
-    }
-    let old: Vec<u64> = before.iter().filter_map(|l| l["id"].as_u64()).collect();
-    for l in bpf_link_ids() {
-        let id = l["id"].as_u64().unwrap_or(0);
-        let ino = l["netns_ino"].as_u64();
-        if !old.contains(&id) && ino.is_some_and(|i| ns_inodes.contains(&i)) {
-            v.push(format!("BPF link left: {l}"));
-        }
-    }
-    v
 }

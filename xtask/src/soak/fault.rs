@@ -361,7 +361,7 @@ impl Soak {
                 left.len(),
                 NODE_NAMES[n],
                 left.iter()
-                    .map(|p| super::check::cmdline(*p))
+                    .map(|p| super::leaks::cmdline(*p))
                     .collect::<Vec<_>>()
             ));
         }
