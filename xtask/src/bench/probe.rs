@@ -578,3 +578,52 @@ pub fn settled(log: &ProbeLog, owner: [u8; 6], span: Duration, period: Duration)
     let expected = (span.as_secs_f64() / period.as_secs_f64()) as usize;
     b - a >= expected / 2 && b > a && bit != 0 && (a..b).all(|i| log.answered[i] == bit)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbor_solicitation_is_well_formed() {
+        let mac = [2, 0, 0, 0, 0, 10];
+        let vip = Target::parse("2001:db8::42").unwrap();
+        let Target::V6(t) = vip else { panic!() };
+        let f = vip.frame(mac, 3);
+        assert_eq!(f.len(), 14 + 40 + 32);
+        assert_eq!(&f[0..6], &[0x33, 0x33, 0xff, 0, 0, 0x42]);
+        assert_eq!(
+            &f[38..54],
+            &[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0x42]
+        );
+        // The checksum verifies: pseudo-header plus message sums to zero.
+        let mut pseudo = f[22..54].to_vec();
+        pseudo.extend_from_slice(&32u32.to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, 58]);
+        pseudo.extend_from_slice(&f[54..]);
+        assert_eq!(csum(&pseudo, 0), 0);
+        assert_eq!(&f[62..78], &t);
+        // An advertisement back to residue 3's address names residue 3 and its sender.
+        let mut na = vec![0u8; 86];
+        na[0..6].copy_from_slice(&mac);
+        na[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        na[20] = 58;
+        na[38..54].copy_from_slice(&probe_ip6(3));
+        na[54] = 136;
+        na[62..78].copy_from_slice(&t);
+        assert_eq!(vip.reply(&na, mac), Some((3, [2, 0, 0, 0, 0, 1])));
+        na[54] = 135;
+        assert_eq!(vip.reply(&na, mac), None);
+    }
+
+    #[test]
+    fn arp_reply_names_its_residue() {
+        let mac = [2, 0, 0, 0, 0, 10];
+        let vip = Target::parse("192.0.2.41").unwrap();
+        let mut r = vip.frame([2, 0, 0, 0, 0, 1], 7);
+        r[20..22].copy_from_slice(&[0, 2]);
+        r[28..32].copy_from_slice(&[192, 0, 2, 41]);
+        r[32..38].copy_from_slice(&mac);
+        r[38..42].copy_from_slice(&[192, 0, 2, SEQ_BASE + 7]);
+        assert_eq!(vip.reply(&r, mac), Some((7, [2, 0, 0, 0, 0, 1])));
+    }
+}

@@ -244,21 +244,13 @@ impl Soak {
                     (t0, t0, false)
                 } else {
                     let _ = self.lab.wait_exit(&name, Duration::from_secs(5));
-                    pause(p.hold);
-                    self.wipe(n)?;
-                    let heal = Instant::now();
-                    self.start_daemon(n)?;
-                    (t0, heal, true)
+                    (t0, self.down_then_start(n, p.hold)?, true)
                 }
             }
             Kind::Crash => {
                 let t0 = vrrp_tests::crash_namespace(&host.ns)?;
                 let _ = self.lab.wait_exit(&name, Duration::from_secs(5));
-                pause(p.hold);
-                self.wipe(n)?;
-                let heal = Instant::now();
-                self.start_daemon(n)?;
-                (t0, heal, true)
+                (t0, self.down_then_start(n, p.hold)?, true)
             }
             Kind::Stop => {
                 let pid = Pid::from_raw(self.vrrp_pid(n).context("no VRRP process")? as i32);
@@ -335,13 +327,18 @@ impl Soak {
                     self.notes
                         .push(format!("{name} did not exit within 15 s of SIGTERM"));
                 }
-                pause(p.hold);
-                self.wipe(n)?;
-                let heal = Instant::now();
-                self.start_daemon(n)?;
-                (t0, heal, true)
+                (t0, self.down_then_start(n, p.hold)?, true)
             }
         })
+    }
+
+    /// Node `n` stays down for `hold`, then its daemon starts afresh; the instant of the start.
+    fn down_then_start(&mut self, n: usize, hold: Duration) -> Result<Instant> {
+        std::thread::sleep(hold);
+        self.wipe(n)?;
+        let heal = Instant::now();
+        self.start_daemon(n)?;
+        Ok(heal)
     }
 
     /// SIGKILLs whatever is left in node `n`'s namespace before a new start (a dead agent's
