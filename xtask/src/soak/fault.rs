@@ -412,10 +412,13 @@ impl Soak {
     /// instance it does not own hands that instance on, until the owners hold all of theirs
     /// (at most a few rounds: each hands the role to a higher-priority backup or the owner).
     /// keepalived cannot hand over: when it holds an agent's instance, the owner is restarted
-    /// (a fresh agent preempts, as it would after a reboot).
+    /// once (a fresh agent preempts, as it would after a reboot) and given the instance's
+    /// master-down interval to do so before the next round looks again.
     fn hand_back(&mut self) -> Result<()> {
+        let mut restarted = [false; 3];
         for _ in 0..3 {
             let mut moved = false;
+            let mut settle = Duration::from_millis(1500);
             for (k, i) in INSTS.iter().enumerate() {
                 let owner = i.owner();
                 let Some(holder) = self.answerer(k) else {
@@ -427,7 +430,8 @@ impl Soak {
                 moved = true;
                 if !self.nodes[holder].keepalived {
                     let _ = self.handover(holder, Some(i.name));
-                } else {
+                } else if !restarted[owner] {
+                    restarted[owner] = true;
                     let name = self.nodes[owner].name.clone();
                     self.lab.signal(&name, Signal::SIGTERM)?;
                     let _ = self.lab.wait_exit(&name, Duration::from_secs(15));
@@ -439,13 +443,13 @@ impl Soak {
                         i.name,
                         NODE_NAMES[owner]
                     ));
-                    std::thread::sleep(Duration::from_secs(2));
+                    settle = settle.max(i.master_down_max() + Duration::from_secs(2));
                 }
             }
             if !moved {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(settle);
         }
         Ok(())
     }
