@@ -193,6 +193,7 @@ pub fn run(agent: &Path, duration: Duration, seed: u64) -> Result<Report> {
         duration.as_secs(),
         agent.display()
     );
+    let _rt = Realtime::enter();
     let links_before = leaks::bpf_link_ids();
     let mut soak = Soak::new(seed)?;
     let tag = soak.lab.tag.clone();
@@ -215,6 +216,39 @@ pub fn run(agent: &Path, duration: Duration, seed: u64) -> Result<Report> {
         bail!("the soak stopped early: {e}");
     }
     Ok(report)
+}
+
+/// The controller thread shares the probe logs' mutexes with the real-time prober threads: if
+/// it were preempted while holding one (the machine is shared and busy), the probers would
+/// stall behind it and replies would be matched late, which reads as gaps that no client saw.
+/// So it runs real-time too, below the probers, for the run only; `SCHED_RESET_ON_FORK` keeps
+/// the daemons it starts (the agents, keepalived) on their own policy.
+struct Realtime;
+
+impl Realtime {
+    fn enter() -> Self {
+        Self::set(libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, 40);
+        Self
+    }
+
+    fn set(policy: i32, prio: i32) {
+        let p = libc::sched_param {
+            sched_priority: prio,
+        };
+        // SAFETY: p is valid; pid 0 is the calling thread.
+        if unsafe { libc::sched_setscheduler(0, policy, &p) } != 0 {
+            eprintln!(
+                "soak: cannot set the controller's scheduling ({}): gaps may include probe stalls",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+impl Drop for Realtime {
+    fn drop(&mut self) {
+        Self::set(libc::SCHED_OTHER, 0);
+    }
 }
 
 impl Soak {
