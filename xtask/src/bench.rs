@@ -12,7 +12,7 @@
 //! 5. Scale (bench/scale.rs): 255 instances on one interface, 100 ms adverts: CPU and RSS.
 
 mod failover;
-mod probe;
+pub mod probe;
 mod scale;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -733,8 +733,13 @@ fn blast(
 /// An AF_PACKET socket bound to `ifname` receiving incoming ARP (not our own), with a
 /// `rcvbuf`-byte buffer and a `timeout_us` receive timeout so loops can check their stop flag.
 fn arp_receiver(ifname: &str, rcvbuf: i32, timeout_us: i64) -> Result<OwnedFd> {
+    packet_receiver(ifname, 0x0806, rcvbuf, timeout_us)
+}
+
+/// [`arp_receiver`] for any ethertype (the prober's IPv6 side reads Neighbor Advertisements).
+fn packet_receiver(ifname: &str, ethertype: u16, rcvbuf: i32, timeout_us: i64) -> Result<OwnedFd> {
     let idx = ifindex(ifname)?;
-    let fd = packet_socket(0x0806)?;
+    let fd = packet_socket(ethertype)?;
     setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
     let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, rcvbuf);
     let tv = libc::timeval {
@@ -751,7 +756,7 @@ fn arp_receiver(ifname: &str, rcvbuf: i32, timeout_us: i64) -> Result<OwnedFd> {
             std::mem::size_of::<libc::timeval>() as u32,
         )
     };
-    let addr = sll(idx, 0x0806);
+    let addr = sll(idx, ethertype);
     // SAFETY: addr is a valid sockaddr_ll.
     let r = unsafe {
         libc::bind(

@@ -6,6 +6,7 @@ mod build;
 mod demo;
 mod deps;
 mod fuzz;
+mod soak;
 mod test;
 mod toolchain;
 mod util;
@@ -47,6 +48,10 @@ enum Cmd {
     /// Run the cargo-fuzz targets (codec, config parser, XDP verdict) for a bounded time each,
     /// installing cargo-fuzz if needed; fails on a crash and names its input.
     Fuzz(fuzz::FuzzOpts),
+    /// The randomized fault soak: two agents and keepalived, every VIP probed every 1 ms,
+    /// faults drawn from a seeded PRNG, invariants checked (one owner, bounded gaps,
+    /// convergence, no leaks); report as JSON under `target/soak/`.
+    Soak(soak::SoakOpts),
     /// Install the Debian packages the lab tests and the demo use (keepalived, tshark, ...).
     Deps,
 }
@@ -62,6 +67,7 @@ fn main() -> Result<()> {
         Cmd::Demo(opts) => demo::main(&opts),
         Cmd::Bench(opts) => bench::main(&opts),
         Cmd::Fuzz(opts) => fuzz::main(&opts),
+        Cmd::Soak(opts) => soak::main(&opts),
         Cmd::Deps => deps::ensure_debian_packages(deps::TEST_PACKAGES),
     }
 }

@@ -11,6 +11,7 @@ use clap::Args;
 use crate::build::{self, BuildOpts};
 use crate::deps;
 use crate::fuzz;
+use crate::soak;
 use crate::util::{self, run};
 
 #[derive(Args, Debug)]
@@ -25,6 +26,9 @@ pub struct TestOpts {
     /// them.
     #[arg(long, default_value_t = 15, value_name = "SECS")]
     pub fuzz_secs: u64,
+    /// Seconds of the randomized fault soak (`cargo xtask soak`, one test); 0 skips it.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub soak_secs: u64,
     /// Passed to the test binaries (a name filter, `--nocapture`, ...).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -87,6 +91,9 @@ pub fn main(opts: &TestOpts) -> Result<()> {
         &env,
         &opts.args,
     )?;
+    if opts.soak_secs > 0 {
+        soak_once(&mut tally, &agent, opts.soak_secs);
+    }
     if opts.fuzz_secs > 0 {
         fuzz_all(&mut tally, opts.fuzz_secs)?;
     }
@@ -94,6 +101,29 @@ pub fn main(opts: &TestOpts) -> Result<()> {
         eprintln!("xtask: {} test(s) were ignored", tally.ignored);
     }
     finish(&tally)
+}
+
+/// The soak for `secs` seconds with a fresh seed: one passed or failed test.
+fn soak_once(tally: &mut Tally, agent: &std::path::Path, secs: u64) {
+    let seed = soak::random_seed();
+    match soak::run(agent, std::time::Duration::from_secs(secs), seed) {
+        // keepalived's violations are the report's baseline, not a failure of ours.
+        Ok(r) if r.ours() == 0 => {
+            println!("soak ({secs} s, seed {seed}) ... ok");
+            tally.passed += 1;
+        }
+        Ok(r) => {
+            println!(
+                "soak ({secs} s, seed {seed}) ... FAILED: {} violation(s) of vrrp-agent",
+                r.ours()
+            );
+            tally.failed += 1;
+        }
+        Err(e) => {
+            println!("soak ({secs} s, seed {seed}) ... FAILED: {e:#}");
+            tally.failed += 1;
+        }
+    }
 }
 
 /// Every fuzz target for `secs` seconds; one passed or failed test each.

@@ -1,5 +1,6 @@
-//! The client's view of the VIP: one ARP who-has every millisecond from a client namespace,
-//! and who answered each one.
+//! The client's view of a VIP: one ARP who-has (IPv4) or Neighbor Solicitation (IPv6) every
+//! millisecond from a client namespace, and who answered each one. The benchmarks probe one
+//! IPv4 VIP; the soak (`xtask soak`) runs one prober per VIP.
 //!
 //! Each probe carries sender IP 192.0.2.(100 + seq % M); a reply is addressed to that IP, so
 //! it names the probe it answers (replies come back well within M probe periods, the reuse
@@ -18,10 +19,117 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use vrrp_tests::{Host, parse_mac};
 
-use super::{VIP_OCTETS, arp_receiver, arp_request, ifindex, packet_socket, sll};
+use super::{VIP_OCTETS, arp_request, csum, ifindex, packet_receiver, packet_socket, sll};
 
-/// Probe sender IPs cycle through 192.0.2.100 ..= 192.0.2.(100 + M - 1), M <= 100.
+/// Probe sender IPs cycle through 192.0.2.100 ..= 192.0.2.(100 + M - 1) (IPv6:
+/// 2001:db8::100 ..), M <= 100.
 const SEQ_BASE: u8 = 100;
+
+/// What a prober asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// ARP who-has; the reply's sender MAC is the answerer.
+    V4([u8; 4]),
+    /// Neighbor Solicitation; the advertisement's Ethernet source is the answerer.
+    V6([u8; 16]),
+}
+
+impl Target {
+    pub fn parse(ip: &str) -> Result<Self> {
+        Ok(match ip.parse::<std::net::IpAddr>()? {
+            std::net::IpAddr::V4(a) => Self::V4(a.octets()),
+            std::net::IpAddr::V6(a) => Self::V6(a.octets()),
+        })
+    }
+
+    fn ethertype(self) -> u16 {
+        match self {
+            Self::V4(_) => 0x0806,
+            Self::V6(_) => 0x86dd,
+        }
+    }
+
+    /// The probe with residue `k`.
+    fn frame(self, mac: [u8; 6], k: u8) -> Vec<u8> {
+        match self {
+            Self::V4(vip) => arp_request(mac, [192, 0, 2, SEQ_BASE + k], vip),
+            Self::V6(vip) => neighbor_solicitation(mac, probe_ip6(k), vip),
+        }
+    }
+
+    /// The residue a reply in `buf` answers and its answerer, if it is a reply to us.
+    fn reply(self, buf: &[u8], client_mac: [u8; 6]) -> Option<(u8, [u8; 6])> {
+        let mut who = [0u8; 6];
+        match self {
+            // An ARP reply from the VIP to this client (gratuitous ARP is addressed elsewhere).
+            Self::V4(vip) => {
+                if buf.len() < 42
+                    || buf[20..22] != [0, 2]
+                    || buf[28..32] != vip
+                    || buf[32..38] != client_mac
+                    || buf[38..41] != [192, 0, 2]
+                {
+                    return None;
+                }
+                who.copy_from_slice(&buf[22..28]);
+                Some((buf[41].wrapping_sub(SEQ_BASE), who))
+            }
+            // ICMPv6 type 136 for the VIP, to one of our probe addresses.
+            Self::V6(vip) => {
+                if buf.len() < 78
+                    || buf[0..6] != client_mac
+                    || buf[20] != 58
+                    || buf[54] != 136
+                    || buf[62..78] != vip
+                    || buf[38..53] != probe_ip6(0)[..15]
+                {
+                    return None;
+                }
+                who.copy_from_slice(&buf[6..12]);
+                Some((buf[53].wrapping_sub(SEQ_BASE), who))
+            }
+        }
+    }
+}
+
+/// The IPv6 probe source of residue `k`: 2001:db8::(100 + k) (hex digits, as for IPv4).
+fn probe_ip6(k: u8) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    a[15] = SEQ_BASE + k;
+    a
+}
+
+/// A Neighbor Solicitation for `target` from `src`, to its solicited-node multicast group,
+/// with the source link-layer option (so the answerer needs no solicitation of its own).
+fn neighbor_solicitation(mac: [u8; 6], src: [u8; 16], target: [u8; 16]) -> Vec<u8> {
+    let mut dst = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0];
+    dst[13..].copy_from_slice(&target[13..]);
+    let mut icmp = vec![135u8, 0, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&target);
+    icmp.extend_from_slice(&[1, 1]);
+    icmp.extend_from_slice(&mac);
+    // Checksum over the pseudo-header (src, dst, length, next header 58) and the message.
+    let mut pseudo = Vec::with_capacity(40 + icmp.len());
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&dst);
+    pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(&icmp);
+    let c = csum(&pseudo, 0);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::with_capacity(54 + icmp.len());
+    f.extend_from_slice(&[0x33, 0x33, dst[12], dst[13], dst[14], dst[15]]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&0x86ddu16.to_be_bytes());
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[58, 255]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&icmp);
+    f
+}
 
 /// Everything the prober saw so far.
 #[derive(Default)]
@@ -83,11 +191,19 @@ pub fn spawn_in_netns<T: Send + 'static>(
 impl Prober {
     /// Starts probing `VIP` from `client` every `period`, with `residues` sender IPs.
     pub fn start(client: &Host, period: Duration, residues: u8) -> Result<Self> {
+        Self::start_target(client, period, residues, Target::V4(VIP_OCTETS))
+    }
+
+    /// Starts probing `target` from `client` every `period`, with `residues` sender IPs.
+    pub fn start_target(
+        client: &Host,
+        period: Duration,
+        residues: u8,
+        target: Target,
+    ) -> Result<Self> {
         let mac = parse_mac(&client.mac)?;
         let m = u64::from(residues.clamp(1, 100));
-        let frames: Vec<Vec<u8>> = (0..m)
-            .map(|i| arp_request(mac, [192, 0, 2, SEQ_BASE + i as u8], VIP_OCTETS))
-            .collect();
+        let frames: Vec<Vec<u8>> = (0..m).map(|i| target.frame(mac, i as u8)).collect();
         let log = Arc::new(Mutex::new(ProbeLog::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let ready = Arc::new(AtomicBool::new(false));
@@ -99,7 +215,7 @@ impl Prober {
                 client.ifname.clone(),
             );
             spawn_in_netns(&client.ns, move || {
-                receive(&ifn, mac, m, &log, &stop, &ready)
+                receive(&ifn, target, mac, m, &log, &stop, &ready)
             })
         };
         let t = Instant::now();
@@ -107,15 +223,17 @@ impl Prober {
             if rx.is_finished() || t.elapsed() > Duration::from_secs(5) {
                 stop.store(true, Ordering::SeqCst);
                 return match rx.join() {
-                    Ok(Err(e)) => Err(e.context("ARP prober receiver")),
-                    _ => bail!("ARP prober receiver did not start"),
+                    Ok(Err(e)) => Err(e.context("prober receiver")),
+                    _ => bail!("prober receiver did not start"),
                 };
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         let tx = {
             let (log, stop, ifn) = (log.clone(), stop.clone(), client.ifname.clone());
-            spawn_in_netns(&client.ns, move || send(&ifn, &frames, period, &log, &stop))
+            spawn_in_netns(&client.ns, move || {
+                send(&ifn, target.ethertype(), &frames, period, &log, &stop)
+            })
         };
         Ok(Self {
             log,
@@ -152,6 +270,7 @@ impl Drop for Prober {
 
 fn send(
     ifname: &str,
+    ethertype: u16,
     frames: &[Vec<u8>],
     period: Duration,
     log: &Mutex<ProbeLog>,
@@ -160,7 +279,7 @@ fn send(
     realtime();
     let idx = ifindex(ifname)?;
     let fd = packet_socket(0)?;
-    let addr = sll(idx, 0x0806);
+    let addr = sll(idx, ethertype);
     // SAFETY: plain timerfd_create; checked below.
     let tfd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
     if tfd < 0 {
@@ -233,6 +352,7 @@ fn send(
 
 fn receive(
     ifname: &str,
+    target: Target,
     client_mac: [u8; 6],
     m: u64,
     log: &Mutex<ProbeLog>,
@@ -240,7 +360,7 @@ fn receive(
     ready: &AtomicBool,
 ) -> Result<()> {
     realtime();
-    let fd = arp_receiver(ifname, 4 << 20, 50_000)?;
+    let fd = packet_receiver(ifname, target.ethertype(), 4 << 20, 50_000)?;
     ready.store(true, Ordering::SeqCst);
     let mut buf = [0u8; 128];
     while !stop.load(Ordering::Relaxed) {
@@ -249,18 +369,14 @@ fn receive(
         if r < 42 {
             continue;
         }
-        // An ARP reply from the VIP to this client (gratuitous ARP is addressed elsewhere).
-        if buf[20..22] != [0, 2] || buf[28..32] != VIP_OCTETS || buf[32..38] != client_mac {
+        let Some((k, sha)) = target.reply(&buf[..r as usize], client_mac) else {
             continue;
-        }
-        let mut sha = [0u8; 6];
-        sha.copy_from_slice(&buf[22..28]);
-        let tpa = &buf[38..42];
+        };
+        let k = u64::from(k);
         let mut l = log
             .lock()
             .map_err(|_| anyhow::anyhow!("probe log poisoned"))?;
-        let k = tpa[3].wrapping_sub(SEQ_BASE) as u64;
-        if tpa[..3] != [192, 0, 2] || k >= m || l.sent.is_empty() {
+        if k >= m || l.sent.is_empty() {
             l.unmatched += 1;
             continue;
         }
@@ -461,4 +577,53 @@ pub fn settled(log: &ProbeLog, owner: [u8; 6], span: Duration, period: Duration)
     // At least half the expected probes must exist (the sender may be starved a little).
     let expected = (span.as_secs_f64() / period.as_secs_f64()) as usize;
     b - a >= expected / 2 && b > a && bit != 0 && (a..b).all(|i| log.answered[i] == bit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbor_solicitation_is_well_formed() {
+        let mac = [2, 0, 0, 0, 0, 10];
+        let vip = Target::parse("2001:db8::42").unwrap();
+        let Target::V6(t) = vip else { panic!() };
+        let f = vip.frame(mac, 3);
+        assert_eq!(f.len(), 14 + 40 + 32);
+        assert_eq!(&f[0..6], &[0x33, 0x33, 0xff, 0, 0, 0x42]);
+        assert_eq!(
+            &f[38..54],
+            &[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0x42]
+        );
+        // The checksum verifies: pseudo-header plus message sums to zero.
+        let mut pseudo = f[22..54].to_vec();
+        pseudo.extend_from_slice(&32u32.to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, 58]);
+        pseudo.extend_from_slice(&f[54..]);
+        assert_eq!(csum(&pseudo, 0), 0);
+        assert_eq!(&f[62..78], &t);
+        // An advertisement back to residue 3's address names residue 3 and its sender.
+        let mut na = vec![0u8; 86];
+        na[0..6].copy_from_slice(&mac);
+        na[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        na[20] = 58;
+        na[38..54].copy_from_slice(&probe_ip6(3));
+        na[54] = 136;
+        na[62..78].copy_from_slice(&t);
+        assert_eq!(vip.reply(&na, mac), Some((3, [2, 0, 0, 0, 0, 1])));
+        na[54] = 135;
+        assert_eq!(vip.reply(&na, mac), None);
+    }
+
+    #[test]
+    fn arp_reply_names_its_residue() {
+        let mac = [2, 0, 0, 0, 0, 10];
+        let vip = Target::parse("192.0.2.41").unwrap();
+        let mut r = vip.frame([2, 0, 0, 0, 0, 1], 7);
+        r[20..22].copy_from_slice(&[0, 2]);
+        r[28..32].copy_from_slice(&[192, 0, 2, 41]);
+        r[32..38].copy_from_slice(&mac);
+        r[38..42].copy_from_slice(&[192, 0, 2, SEQ_BASE + 7]);
+        assert_eq!(vip.reply(&r, mac), Some((7, [2, 0, 0, 0, 0, 1])));
+    }
 }
