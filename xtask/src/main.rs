@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod deb;
 mod demo;
 mod deps;
 mod fuzz;
@@ -47,6 +48,9 @@ enum Cmd {
     /// Run the cargo-fuzz targets (codec, config parser, XDP verdict) for a bounded time each,
     /// installing cargo-fuzz if needed; fails on a crash and names its input.
     Fuzz(fuzz::FuzzOpts),
+    /// Build the Debian package target/debian/vrrp-agent_<version>_amd64.deb (cargo-deb):
+    /// the release agent, the systemd unit, the man page, shell completions, an example config.
+    Deb,
     /// Install the Debian packages the lab tests and the demo use (keepalived, tshark, ...).
     Deps,
 }
@@ -62,6 +66,7 @@ fn main() -> Result<()> {
         Cmd::Demo(opts) => demo::main(&opts),
         Cmd::Bench(opts) => bench::main(&opts),
         Cmd::Fuzz(opts) => fuzz::main(&opts),
+        Cmd::Deb => deb::build_deb().map(|_| ()),
         Cmd::Deps => deps::ensure_debian_packages(deps::TEST_PACKAGES),
     }
 }
