@@ -308,10 +308,10 @@ fn systemd_unit_commands_are_accepted_by_the_agent() {
             .split_whitespace()
             .map(str::to_string)
             .collect();
-        assert_eq!(words[0], "/usr/local/sbin/vrrp-agent", "{line}");
+        assert_eq!(words[0], "/usr/sbin/vrrp-agent", "{line}");
         words[0] = bin.display().to_string();
         for w in &mut words {
-            if w == "/etc/keepalived/keepalived.conf" {
+            if w == "/etc/vrrp-agent/keepalived.conf" {
                 *w = conf.display().to_string();
             }
         }

@@ -1,5 +1,6 @@
 //! vrrp-agent: the user-space half of vrrp-xdp.
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod driver;

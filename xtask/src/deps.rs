@@ -7,7 +7,8 @@ use anyhow::{Result, bail};
 use crate::util::{self, run};
 
 /// Packages for the test suite: a real keepalived peer, captures with a VRRP dissector,
-/// ARP probes, nftables for partitions, ethtool for XDP TX counters.
+/// ARP probes, nftables for partitions, ethtool for XDP TX counters, man-db for the Debian
+/// package test's `man -w`, prometheus for promtool and the alert-rule lab test.
 pub const TEST_PACKAGES: &[&str] = &[
     "iproute2",
     "keepalived",
@@ -18,6 +19,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "ethtool",
     "nftables",
     "bpftool",
+    "man-db",
+    "prometheus",
 ];
 
 /// Packages for the bench: the baseline daemon, the kernel ARP filter, the lab's ARP checks.

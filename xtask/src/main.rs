@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod deb;
 mod demo;
 mod deps;
 mod fuzz;
@@ -52,6 +53,9 @@ enum Cmd {
     /// faults drawn from a seeded PRNG, invariants checked (one owner, bounded gaps,
     /// convergence, no leaks); report as JSON under `target/soak/`.
     Soak(soak::SoakOpts),
+    /// Build the Debian package target/debian/vrrp-agent_<version>_amd64.deb (cargo-deb):
+    /// the release agent, the systemd unit, the man page, shell completions, an example config.
+    Deb,
     /// Install the Debian packages the lab tests and the demo use (keepalived, tshark, ...).
     Deps,
 }
@@ -68,6 +72,7 @@ fn main() -> Result<()> {
         Cmd::Bench(opts) => bench::main(&opts),
         Cmd::Fuzz(opts) => fuzz::main(&opts),
         Cmd::Soak(opts) => soak::main(&opts),
+        Cmd::Deb => deb::build_deb().map(|_| ()),
         Cmd::Deps => deps::ensure_debian_packages(deps::TEST_PACKAGES),
     }
 }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::build::{self, BuildOpts};
+use crate::deb;
 use crate::deps;
 use crate::fuzz;
 use crate::soak;
@@ -74,11 +75,17 @@ pub fn main(opts: &TestOpts) -> Result<()> {
     if !opts.no_lint {
         clippy(&root)?;
     }
-    let env: Vec<(&str, String)> = vec![
+    let mut env: Vec<(&str, String)> = vec![
         ("VRRP_LAB", "1".into()),
         ("VRRP_EBPF_OBJ", obj.display().to_string()),
         ("VRRP_AGENT_BIN", agent.display().to_string()),
     ];
+    // The package needs a release build: only when a test that installs it is selected (a run
+    // without a filter, or a filter naming it), so subsets stay quick. Without VRRP_DEB the
+    // package test fails, it does not skip.
+    if selects(&opts.args, DEB_TEST) {
+        env.push(("VRRP_DEB", deb::build_deb()?.display().to_string()));
+    }
     cargo_test(
         &mut tally,
         &["--workspace", "--exclude", "vrrp-ebpf"],
@@ -124,6 +131,27 @@ fn soak_once(tally: &mut Tally, agent: &std::path::Path, secs: u64) {
             tally.failed += 1;
         }
     }
+}
+
+/// The lab test that installs the Debian package (tests/tests/deb.rs).
+const DEB_TEST: &str = "deb_package_installs_removes_and_purges";
+
+/// Whether cargo test's name filters in `args` select the test `name`: no filter selects
+/// everything; a filter selects names containing it. Flags (`--nocapture`, ...) are not filters.
+fn selects(args: &[String], name: &str) -> bool {
+    let mut filters = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            // libtest options that take a value: the value is not a filter.
+            "--skip" | "--test-threads" | "--format" | "--color" | "-Z" | "--logfile" => {
+                it.next();
+            }
+            s if s.starts_with('-') => {}
+            s => filters.push(s),
+        }
+    }
+    filters.is_empty() || filters.iter().any(|f| name.contains(f))
 }
 
 /// Every fuzz target for `secs` seconds; one passed or failed test each.
@@ -224,4 +252,22 @@ fn finish(t: &Tally) -> Result<()> {
         bail!("{} test(s) failed", t.failed);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn filters_select_like_libtest() {
+        assert!(selects(&[], DEB_TEST));
+        assert!(selects(&args(&["--nocapture"]), DEB_TEST));
+        assert!(selects(&args(&["deb_"]), DEB_TEST));
+        assert!(!selects(&args(&["split_brain"]), DEB_TEST));
+        assert!(!selects(&args(&["--skip", "deb", "split"]), DEB_TEST));
+    }
 }
