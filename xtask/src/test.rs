@@ -30,6 +30,10 @@ pub struct TestOpts {
     /// Seconds of the randomized fault soak (`cargo xtask soak`, one test); 0 skips it.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub soak_secs: u64,
+    /// The soak's seed (a fixed one by default, so that CI replays the same fault sequence and
+    /// a failure replays with `cargo xtask soak --seed`).
+    #[arg(long, default_value_t = 1, value_name = "SEED")]
+    pub soak_seed: u64,
     /// Passed to the test binaries (a name filter, `--nocapture`, ...).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -99,7 +103,7 @@ pub fn main(opts: &TestOpts) -> Result<()> {
         &opts.args,
     )?;
     if opts.soak_secs > 0 {
-        soak_once(&mut tally, &agent, opts.soak_secs);
+        soak_once(&mut tally, &agent, opts.soak_secs, opts.soak_seed);
     }
     if opts.fuzz_secs > 0 {
         fuzz_all(&mut tally, opts.fuzz_secs)?;
@@ -110,9 +114,8 @@ pub fn main(opts: &TestOpts) -> Result<()> {
     finish(&tally)
 }
 
-/// The soak for `secs` seconds with a fresh seed: one passed or failed test.
-fn soak_once(tally: &mut Tally, agent: &std::path::Path, secs: u64) {
-    let seed = soak::random_seed();
+/// The soak for `secs` seconds with `seed`: one passed or failed test.
+fn soak_once(tally: &mut Tally, agent: &std::path::Path, secs: u64, seed: u64) {
     match soak::run(agent, std::time::Duration::from_secs(secs), seed) {
         // keepalived's violations are the report's baseline, not a failure of ours.
         Ok(r) if r.ours() == 0 => {
