@@ -360,8 +360,25 @@ impl Soak {
     pub fn vrrp_pid(&mut self, n: usize) -> Option<u32> {
         let name = self.nodes[n].name.clone();
         if self.nodes[n].keepalived {
+            // Right after a kill the parent is still respawning the child, and the pid file
+            // names the dead one for a moment: wait for a live process.
             let f = self.lab.path(&format!("{name}.vrrp.pid"));
-            std::fs::read_to_string(f).ok()?.trim().parse().ok()
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let pid: Option<u32> = std::fs::read_to_string(&f)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
+                let live = pid.is_some_and(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/stat"))
+                        .ok()
+                        .and_then(|st| st.rsplit(") ").next().map(|r| !r.starts_with('Z')))
+                        .unwrap_or(false)
+                });
+                if live || std::time::Instant::now() >= until {
+                    return pid.filter(|_| live);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         } else {
             self.lab.pid(&name)
         }
