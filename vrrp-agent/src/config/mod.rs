@@ -11,10 +11,10 @@
 //! `vrrp_xdp_metrics`, `vrrp_xdp_control_socket`, `vrrp_xdp_mode`, `vrrp_xdp_notify_json`; at
 //! the root, `vrrp_xdp_check NAME { tcp IP:PORT | http_get { url .. status .. body .. host .. }
 //! interval .. timeout .. rise .. fall .. weight N [reverse] init_fail }`, a built-in check that
-//! `track_script` names like a `vrrp_script` (syntax and defaults: `parse::xdp_check`); in
+//! `track_script` names like a `vrrp_script` (syntax and defaults: `parse::check::xdp_check`); in
 //! `vrrp_instance`, `vrrp_xdp_notify_split_brain`, `vrrp_xdp_fence` and `vrrp_xdp_heartbeat {
 //! interface IF  unicast_src_ip A  unicast_peer { A ... } }`, a redundant heartbeat path
-//! ([`Heartbeat`], `parse::heartbeat`).
+//! ([`Heartbeat`], `parse::instance::heartbeat`).
 
 mod checks;
 mod glob;
@@ -166,6 +166,12 @@ pub fn parse_str(text: &str, name: &str) -> Result<Loaded, ConfigError> {
 /// glob over `/` would read what it likes.
 pub fn parse_str_sandboxed(text: &str, name: &str) -> Result<Loaded, ConfigError> {
     run(text, name, None)
+}
+
+/// Every keyword the parser has an entry for, as (block, keyword): the block is written as in
+/// a file (`global_defs`, `vrrp_instance`, ..., `top level`).
+pub fn known_keywords() -> Vec<(&'static str, &'static str)> {
+    parse::known_keywords().collect()
 }
 
 fn run(text: &str, name: &str, dir: Option<&Path>) -> Result<Loaded, ConfigError> {
