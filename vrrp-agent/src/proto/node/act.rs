@@ -139,15 +139,14 @@ impl Node {
     pub(super) fn act(&mut self, id: InstanceId, now: Instant, out: Output) {
         // The hot path (every advert of every master) first, without the name's allocation.
         if let Output::SendAdvert { priority } = out {
+            // The advert before the stamp: after a stall, the gate reopens only behind it.
+            self.actions.push_back(Action::SendAdvert { id, priority });
             if let Some(inst) = self.instances.get(&id)
                 && self.owned(inst)
             {
-                self.actions.push_back(Action::RefreshLiveness {
-                    ifindex: inst.spec.ifindex,
-                    bound: liveness_bound(inst.spec.vr.interval),
-                });
+                let (ifindex, bound) = (inst.spec.ifindex, liveness_bound(inst.spec.vr.interval));
+                self.stamp_gate(now, ifindex, bound, Some(id));
             }
-            self.actions.push_back(Action::SendAdvert { id, priority });
             return;
         }
         let Some(inst) = self.instances.get_mut(&id) else {

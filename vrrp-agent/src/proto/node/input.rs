@@ -201,6 +201,7 @@ impl Node {
         early: Option<Instant>,
         slots: &[(SlotKey, KernelSlot)],
     ) {
+        self.release_gates(now);
         let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
         for id in ids {
             let Some(inst) = self.instances.get(&id) else {
@@ -352,6 +353,30 @@ impl Node {
             }
         }
         // The dead-man gate stays fresh on every interface whose program answers for us.
+        // A master's adverts stamp its interface (and only they: a stamp between adverts would
+        // keep a hung master answering past the backup's Master_Down_Interval, two answerers).
+        // The tick covers what answers without advertising (an old master handing over).
+        let bounds = self.gate_bounds();
+        self.gates.retain(|ifindex, _| bounds.contains_key(ifindex));
+        for (ifindex, bound) in bounds {
+            let advertised = self.instances.values().any(|i| {
+                i.spec.ifindex == ifindex && i.vr.state() == State::Master && self.owned(i)
+            });
+            if !advertised {
+                self.gates.remove(&ifindex);
+            }
+            if !advertised || !self.gates.contains_key(&ifindex) {
+                self.stamp_gate(now, ifindex, bound, None);
+            }
+        }
+        if changed {
+            debug!("split-brain episodes ended");
+        }
+        self.actions.push_back(Action::Publish);
+    }
+
+    /// The dead-man bound of every interface whose program answers for us.
+    fn gate_bounds(&self) -> BTreeMap<u32, Duration> {
         let mut bounds: BTreeMap<u32, Duration> = BTreeMap::new();
         for i in self.instances.values() {
             if self.owned(i) {
@@ -360,14 +385,91 @@ impl Node {
                 *e = (*e).max(b);
             }
         }
-        for (ifindex, bound) in bounds {
-            self.actions
-                .push_back(Action::RefreshLiveness { ifindex, bound });
+        bounds
+    }
+
+    /// Stamps an interface's dead-man gate, unless it may have closed while we were stalled
+    /// (the driver skips writes within half the bound, so past half of it): then our
+    /// masters there advertise first (`sent`: one whose advert is already queued) and the gate
+    /// reopens [`GATE_REOPEN_HOLD`] later ([`Node::release_gates`]).
+    pub(super) fn stamp_gate(
+        &mut self,
+        now: Instant,
+        ifindex: u32,
+        bound: Duration,
+        sent: Option<InstanceId>,
+    ) {
+        match self.gates.get(&ifindex).copied() {
+            Some(Gate { hold: Some(h), .. }) if now < h => return,
+            Some(Gate {
+                stamped,
+                bound: b,
+                hold: None,
+            }) if now.saturating_duration_since(stamped) >= b / 2 => {
+                self.gate_stalls += 1;
+                warn!(
+                    ifindex,
+                    stalled_ms = now.saturating_duration_since(stamped).as_millis() as u64,
+                    "the agent was stalled past its dead-man bound (XDP stopped answering): our adverts go out before XDP answers again"
+                );
+                let masters: Vec<(InstanceId, Priority)> = self
+                    .instances
+                    .iter()
+                    .filter(|(id, i)| {
+                        i.spec.ifindex == ifindex
+                            && Some(**id) != sent
+                            && i.vr.state() == State::Master
+                            && self.owned(i)
+                    })
+                    .map(|(id, i)| (*id, i.vr.effective_priority()))
+                    .collect();
+                for (id, priority) in masters {
+                    self.actions.push_back(Action::SendAdvert { id, priority });
+                }
+                self.gates.insert(
+                    ifindex,
+                    Gate {
+                        stamped,
+                        bound: b,
+                        hold: Some(now + GATE_REOPEN_HOLD),
+                    },
+                );
+                return;
+            }
+            _ => {}
         }
-        if changed {
-            debug!("split-brain episodes ended");
+        self.gates.insert(
+            ifindex,
+            Gate {
+                stamped: now,
+                bound,
+                hold: None,
+            },
+        );
+        self.actions
+            .push_back(Action::RefreshLiveness { ifindex, bound });
+    }
+
+    /// Reopens the gates whose stall hold is over, where we still own VIPs.
+    pub(super) fn release_gates(&mut self, now: Instant) {
+        let due: Vec<u32> = self
+            .gates
+            .iter()
+            .filter(|(_, g)| g.hold.is_some_and(|h| h <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        if due.is_empty() {
+            return;
         }
-        self.actions.push_back(Action::Publish);
+        let bounds = self.gate_bounds();
+        for ifindex in due {
+            match bounds.get(&ifindex) {
+                Some(&bound) => self.stamp_gate(now, ifindex, bound, None),
+                None => {
+                    self.gates.remove(&ifindex);
+                }
+            }
+        }
     }
 
     /// Whether XDP answers for the instance's VIPs now.

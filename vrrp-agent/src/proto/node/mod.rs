@@ -475,7 +475,27 @@ pub struct Node {
     pub unknown_vrid: u64,
     /// Malformed adverts, per interface and family (counted once, whatever runs there).
     pub decode_errors: BTreeMap<(u32, Family), BTreeMap<&'static str, u64>>,
+    /// The dead-man gate of each interface whose program answers for us, as last stamped.
+    gates: BTreeMap<u32, Gate>,
+    /// Times a gate was found closed by a stall of ours (SIGSTOP, a hung host) and reopened
+    /// only after our adverts.
+    pub gate_stalls: u64,
 }
+
+/// The dead-man gate of one interface, as the node last stamped it.
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    stamped: Instant,
+    bound: Duration,
+    /// Found closed by a stall: it reopens at this time, not before.
+    hold: Option<Instant>,
+}
+
+/// After a stall of ours long enough for the gate to close, a peer may own our VIPs: our
+/// adverts go out first, and XDP answers again this long after them, once the adverts queued
+/// meanwhile were heard and a lower-priority master that took over has seen ours. Reopening
+/// at once gave two answerers for as long as that master took to yield (13.8 ms in the soak).
+pub const GATE_REOPEN_HOLD: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Clone)]
 pub struct Iface {
@@ -647,7 +667,12 @@ impl Node {
 
     /// When the driver must call `handle(.., NodeInput::Timer { .. })` next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.instances.values().filter_map(Instance::wake_at).min()
+        let holds = self.gates.values().filter_map(|g| g.hold);
+        self.instances
+            .values()
+            .filter_map(Instance::wake_at)
+            .chain(holds)
+            .min()
     }
 
     /// The kernel slots to read before `NodeInput::Timer { early, .. }` at `now`: those of
