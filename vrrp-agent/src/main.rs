@@ -102,12 +102,18 @@ fn run(cli: Cli) -> Result<()> {
         return client(cmd);
     }
     let (loaded, path) = match &cli.config {
-        Some(p) => (config::load(p)?, Some(p.clone())),
+        Some(p) => (config::load(p), Some(p.clone())),
         None => {
             let text = quick_config(&cli)?;
-            (config::parse_str(&text, "<command line>")?, None)
+            (config::parse_str(&text, "<command line>"), None)
         }
     };
+    // The warnings met before an error come first: a typo warned about is often its cause.
+    let loaded = loaded.inspect_err(|e| {
+        for w in e.warnings() {
+            tracing::warn!("{w}");
+        }
+    })?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

@@ -270,20 +270,26 @@ fn every_keyword() {
     );
     assert!(sg.notify.fault.is_some());
 
-    // The LVS block (while reading), then nopreempt with state MASTER (keepalived clears
-    // it while completing the instance).
+    // While reading: the keywords without effect, each at its place, the LVS block; then the
+    // one list of mail keywords; then nopreempt with state MASTER (keepalived clears it while
+    // completing the instance).
     let w = warnings(&l);
-    assert_eq!(w.len(), 2, "{w:?}");
-    assert!(
-        w[1].contains("full.conf:58:5: nopreempt does not work with initial state MASTER"),
-        "{w:?}"
-    );
-    assert!(
-        w[0].ends_with(
-            "full.conf:117:1: 'virtual_server' not handled by vrrp-agent: keepalived's LVS part"
-        ),
-        "{w:?}"
-    );
+    let expect = [
+        "full.conf:20:5: 'vrrp_skip_check_adv_addr' has no effect in vrrp-agent",
+        "full.conf:76:5: 'no_accept' is only partly supported by vrrp-agent",
+        "full.conf:77:5: 'dont_track_primary' has no effect in vrrp-agent",
+        "full.conf:95:5: 'debug' is not supported by vrrp-agent",
+        "full.conf:117:1: 'virtual_server' not handled by vrrp-agent: keepalived's LVS part",
+        "full.conf:4:5: no effect in vrrp-agent (mail, SNMP, DBus, process tuning or LVS \
+         settings, not VRRP behaviour) - ignored: notification_email (line 4), \
+         notification_email_from (line 7), smtp_server (line 8), smtp_connect_timeout (line 9), \
+         smtp_alert (line 94)",
+        "full.conf:58:5: nopreempt does not work with initial state MASTER",
+    ];
+    assert_eq!(w.len(), expect.len(), "{w:?}");
+    for (w, e) in w.iter().zip(expect) {
+        assert!(w.contains(e), "{w:?} should contain {e:?}");
+    }
 }
 
 /// Each file in bad/ starts with `# expect: LINE:COL: message` ({file} = its own path).
@@ -566,7 +572,8 @@ fn builtin_checks_notify_fifo_and_track_script_resolution() {
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(
         w[0].ends_with(
-            "checks.conf:6:5: 'vrrp_notify_fifo_script' is not supported by vrrp-agent - ignored"
+            "checks.conf:6:5: 'vrrp_notify_fifo_script' is not supported by vrrp-agent (the \
+             FIFO is written, but no script is started to read it) - ignored"
         ),
         "{w:?}"
     );
@@ -690,7 +697,8 @@ fn notify_fifo_keywords() {
         warnings(&l),
         [
             "x.conf:2:26: 'notify_fifo' owner and group are not supported by vrrp-agent - ignored (the FIFO is created with mode 0644)",
-            "x.conf:3:2: 'notify_fifo_script' is not supported by vrrp-agent - ignored",
+            "x.conf:3:2: 'notify_fifo_script' is not supported by vrrp-agent (the FIFO is \
+             written, but no script is started to read it) - ignored",
         ]
     );
     let l = one("global_defs {\n router_id r\n}\n");
@@ -956,7 +964,7 @@ fn an_oversized_file_or_include_is_refused_by_name() {
     assert_eq!(
         e,
         format!(
-            "{}:0:0: cannot read configuration: larger than 16 MiB",
+            "{}: cannot read configuration: larger than 16 MiB",
             big.display()
         )
     );
@@ -978,7 +986,63 @@ fn an_oversized_file_or_include_is_refused_by_name() {
             .to_string();
         assert_eq!(
             e,
-            "/dev/zero:0:0: cannot read configuration: larger than 16 MiB"
+            "/dev/zero: cannot read configuration: larger than 16 MiB"
         );
     }
+}
+
+/// issue 14 item 5: a typo is warned with the nearest keyword, and the error it causes later
+/// (no VIPs in a VRRPv3 instance) keeps that warning.
+#[test]
+fn an_error_keeps_the_warnings_before_it_and_typos_get_a_suggestion() {
+    let text = "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n version 3\n \
+                virtual_ipadress {\n  192.0.2.1/24\n }\n}\n";
+    let e = config::parse_str(text, "x.conf").unwrap_err();
+    assert!(matches!(e, ConfigError::Invalid { .. }), "{e}");
+    let w: Vec<String> = e.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        [
+            "x.conf:5:2: unknown keyword 'virtual_ipadress' - ignored (did you mean 'virtual_ipaddress'?)"
+        ]
+    );
+    assert!(e.to_string().contains("has no virtual_ipaddress"), "{e}");
+
+    // A keyword of another block: the hint says where it belongs.
+    let l = one(
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n vrrp_garp_master_dely 5\n \
+         virtual_ipaddress {\n  192.0.2.1/24\n }\n}\n",
+    );
+    assert_eq!(
+        warnings(&l),
+        [
+            "x.conf:4:2: unknown keyword 'vrrp_garp_master_dely' - ignored (did you mean \
+          'vrrp_garp_master_delay'? It belongs in global_defs, not in vrrp_instance)"
+        ]
+    );
+    // Nothing near: no hint.
+    let l = one("global_defs {\n frobnicate_everything\n}\n");
+    assert_eq!(
+        warnings(&l),
+        ["x.conf:2:2: unknown keyword 'frobnicate_everything' - ignored"]
+    );
+}
+
+/// issue 14 items 1 and 5: mail/SNMP keywords in one warning per file; a leading BOM is
+/// not part of the first keyword.
+#[test]
+fn grouped_keywords_and_a_byte_order_mark() {
+    let l = one(
+        "\u{feff}global_defs {\n notification_email {\n  a@example.com\n }\n smtp_server 192.0.2.9\n \
+         enable_snmp_vrrp\n router_id r1\n}\n",
+    );
+    assert_eq!(l.config.global.router_id.as_deref(), Some("r1"));
+    assert_eq!(
+        warnings(&l),
+        [
+            "x.conf:2:2: no effect in vrrp-agent (mail, SNMP, DBus, process tuning or LVS settings, \
+          not VRRP behaviour) - ignored: notification_email (line 2), smtp_server (line 5), \
+          enable_snmp_vrrp (line 6)"
+        ]
+    );
 }

@@ -74,6 +74,8 @@ impl Lexer<'_> {
         dir: &Path,
         depth: usize,
     ) -> Result<(), ConfigError> {
+        // A byte-order mark (editors on Windows write one) is not part of the first keyword.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (idx, raw) in text.lines().enumerate() {
             let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
             let span_at = |col: u32| Span {

@@ -52,6 +52,10 @@ impl Span {
 
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0 is "the file as a whole" (its permissions, say): no fake `:0:0`.
+        if self.line == 0 {
+            return write!(f, "{}", self.file);
+        }
         write!(f, "{}:{}:{}", self.file, self.line, self.col)
     }
 }
@@ -67,11 +71,16 @@ pub struct Diagnostic {
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// Broken syntax or an invalid value, at its location.
+    /// Broken syntax or an invalid value, at its location; `warnings` are those met before it
+    /// (an error must not hide them: a typo'd keyword warned earlier is often the cause).
     #[error("{span}: {message}")]
-    Invalid { span: Span, message: String },
+    Invalid {
+        span: Span,
+        message: String,
+        warnings: Vec<Diagnostic>,
+    },
     /// The top-level file could not be read.
-    #[error("{}:0:0: cannot read configuration: {source}", path.display())]
+    #[error("{}: cannot read configuration: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -84,6 +93,15 @@ impl ConfigError {
         Self::Invalid {
             span: span.clone(),
             message: message.into(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The warnings gathered before the error, in file order.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        match self {
+            Self::Invalid { warnings, .. } => warnings,
+            Self::Io { .. } => &[],
         }
     }
 
@@ -176,8 +194,23 @@ pub fn known_keywords() -> Vec<(&'static str, &'static str)> {
 
 fn run(text: &str, name: &str, dir: Option<&Path>) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
-    let lines = lexer::lex(text, name, dir, &mut warnings)?;
-    let stmts = tree::build(lines, name)?;
-    let config = parse::parse(&stmts, &mut warnings)?;
-    Ok(Loaded { config, warnings })
+    let result = lexer::lex(text, name, dir, &mut warnings)
+        .and_then(|lines| tree::build(lines, name))
+        .and_then(|stmts| parse::parse(&stmts, &mut warnings));
+    match result {
+        Ok(config) => Ok(Loaded { config, warnings }),
+        Err(ConfigError::Invalid {
+            span,
+            message,
+            warnings: mut inner,
+        }) => {
+            warnings.append(&mut inner);
+            Err(ConfigError::Invalid {
+                span,
+                message,
+                warnings,
+            })
+        }
+        Err(e) => Err(e),
+    }
 }
