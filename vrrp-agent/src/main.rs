@@ -101,6 +101,9 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(cmd) = &cli.cmd {
         return client(cmd);
     }
+    if let Some(id) = &cli.config_id {
+        vrrp_agent::config::set_config_id(id);
+    }
     let (loaded, path) = match &cli.config {
         Some(p) => (config::load(p), Some(p.clone())),
         None => {

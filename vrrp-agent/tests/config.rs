@@ -1046,3 +1046,105 @@ fn grouped_keywords_and_a_byte_order_mark() {
         ]
     );
 }
+
+/// keepalived's tarball (../shared/keepalived-2.4.3.tar.gz next to the checkout, or
+/// $KEEPALIVED_TARBALL): None, loudly, when it is absent (a failure under CI=true).
+fn keepalived_tarball() -> Option<PathBuf> {
+    let path = std::env::var_os("KEEPALIVED_TARBALL").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/keepalived-2.4.3.tar.gz"),
+        PathBuf::from,
+    );
+    if path.is_file() {
+        return Some(path);
+    }
+    let msg = format!(
+        "{} not found (set KEEPALIVED_TARBALL): keepalived's sample configs not checked",
+        path.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// issue 14 item 6: every sample of keepalived 2.4.3's doc/samples with a vrrp_instance
+/// loads (what `--check` does) with no error, except the one using IPsec AH, which is refused
+/// on purpose. The samples are read from keepalived's tarball (GPL, not copied here).
+#[test]
+fn keepalived_2_4_3_samples_pass_check() {
+    let Some(tarball) = keepalived_tarball() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("vx-cfg-samples-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dir)
+        .arg("keepalived-2.4.3/doc/samples")
+        .status()
+        .expect("run tar");
+    assert!(st.success(), "tar -xzf {} failed", tarball.display());
+    let samples = dir.join("keepalived-2.4.3/doc/samples");
+    let mut checked = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&samples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            // The systemd drop-in only mentions vrrp_instance in a comment.
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("keepalived.conf")
+                && std::fs::read_to_string(p)
+                    .unwrap()
+                    .contains("vrrp_instance")
+        })
+        .collect();
+    names.sort();
+    for p in &names {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        // The conditional sample is written for `-i high` or `-i low`.
+        let ids: &[&str] = if name.ends_with("conditional_conf") {
+            &["high", "low"]
+        } else {
+            &["sample-host"]
+        };
+        for id in ids {
+            let r = config::load_as(p, Some(id));
+            match (name.as_str(), r) {
+                ("keepalived.conf.SSL_GET", Err(e)) => {
+                    assert!(
+                        e.to_string().contains("auth_type AH is not supported"),
+                        "{e}"
+                    )
+                }
+                (_, Ok(l)) => assert!(!l.config.instances.is_empty(), "{name}: no instance"),
+                (_, Err(e)) => panic!("{name} (-i {id}): {e}"),
+            }
+            checked.push(name.clone());
+        }
+    }
+    assert!(checked.len() >= 12, "only {checked:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `@ID` lines are kept for a matching config id, `@^ID` lines for any other (keepalived's
+/// read_line()); with no config id every `@ID` line goes.
+#[test]
+fn conditional_lines_follow_the_config_id() {
+    let text = "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n@a priority 10\n\
+                @^a priority 20\n @b\tpriority 30\n virtual_ipaddress {\n  192.0.2.1/24\n }\n}\n";
+    let prio = |id: Option<&str>| {
+        config::parse_str_as(text, "x.conf", id)
+            .unwrap()
+            .config
+            .instances[0]
+            .priority
+    };
+    assert_eq!(prio(Some("a")), Priority(10));
+    assert_eq!(prio(Some("b")), Priority(30));
+    assert_eq!(prio(Some("c")), Priority(20));
+    assert_eq!(prio(None), Priority(20));
+}

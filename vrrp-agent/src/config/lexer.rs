@@ -38,12 +38,15 @@ struct Lexer<'w> {
     defs: HashMap<String, String>,
     out: Vec<Line>,
     warnings: &'w mut Vec<Diagnostic>,
+    /// keepalived's `-i` config id: `@ID` lines are kept when it is ID, `@^ID` lines when not.
+    config_id: Option<&'w str>,
 }
 
 pub(crate) fn lex(
     text: &str,
     name: &str,
     dir: Option<&Path>,
+    config_id: Option<&str>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<Vec<Line>, ConfigError> {
     let mut lx = Lexer {
@@ -51,6 +54,7 @@ pub(crate) fn lex(
         defs: HashMap::new(),
         out: Vec::new(),
         warnings,
+        config_id,
     };
     lx.file(text, Arc::from(name), dir.unwrap_or(Path::new("")), 0)?;
     Ok(lx.out)
@@ -89,13 +93,21 @@ impl Lexer<'_> {
                 continue;
             }
             if chars.first().map(|c| c.0) == Some('@') {
-                // No config id is set (keepalived's `-i`), so `@ID` lines are dropped and
-                // `@^ID` lines kept, as read_line() does with a NULL config_id.
+                // read_line(): `@ID rest` is kept when the config id is ID, `@^ID rest` when it
+                // is not (with no config id, every `@ID` line is dropped); a line with nothing
+                // after the id is dropped.
                 let rev = chars.get(1).map(|c| c.0) == Some('^');
+                let ofs = if rev { 2 } else { 1 };
                 let Some(ws) = chars.iter().position(|c| c.0 == ' ' || c.0 == '\t') else {
                     continue;
                 };
-                if !rev {
+                let id: String = chars
+                    .get(ofs..ws)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| c.0)
+                    .collect();
+                if (self.config_id == Some(id.as_str())) == rev {
                     continue;
                 }
                 chars = trim_start(chars.get(ws..).unwrap_or_default());

@@ -121,9 +121,37 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// The config id set with `-i/--config-id` ([`set_config_id`]).
+static CONFIG_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the config id that `@ID` / `@^ID` lines are matched against (keepalived's `-i`), for
+/// every later [`load`] and [`parse_str`] of this process (reloads too). Only the first call
+/// counts.
+pub fn set_config_id(id: &str) {
+    let _ = CONFIG_ID.set(id.to_string());
+}
+
+/// The config id: the one set with [`set_config_id`], else the host name up to its first dot,
+/// as keepalived defaults it (main.c); None when neither is known.
+pub fn config_id() -> Option<String> {
+    if let Some(id) = CONFIG_ID.get() {
+        return Some(id.clone());
+    }
+    // uname()'s nodename, which keepalived reads, is this file of the UTS namespace.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let short = host.trim().split('.').next().unwrap_or_default();
+    (!short.is_empty()).then(|| short.to_string())
+}
+
 /// Read `path` (and what it includes) as keepalived does; the warnings include the security
-/// findings about the files read and the commands configured (`crate::security`).
+/// findings about the files read and the commands configured (`crate::security`). `@ID` lines
+/// are matched against [`config_id`].
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_as(path, config_id().as_deref())
+}
+
+/// [`load`] with the given config id (None: every `@ID` line is dropped, every `@^ID` kept).
+pub fn load_as(path: &Path, config_id: Option<&str>) -> Result<Loaded, ConfigError> {
     let text = read_bounded(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
@@ -133,7 +161,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     // open_conf_file), so relative includes resolve against the including file's directory.
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let name = path.display().to_string();
-    let mut loaded = run(&text, &name, Some(&dir))?;
+    let mut loaded = run(&text, &name, Some(&dir), config_id)?;
     // Read from disk, so the files and the commands are real: judge who may change them.
     if let Some(w) = crate::security::check_config_file(path) {
         loaded.warnings.insert(
@@ -176,14 +204,23 @@ pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
 /// Parse configuration text; `name` is used in locations, and relative `include`s resolve
 /// against the current directory.
 pub fn parse_str(text: &str, name: &str) -> Result<Loaded, ConfigError> {
-    run(text, name, Some(Path::new("")))
+    run(text, name, Some(Path::new("")), config_id().as_deref())
+}
+
+/// [`parse_str`] with the given config id.
+pub fn parse_str_as(
+    text: &str,
+    name: &str,
+    config_id: Option<&str>,
+) -> Result<Loaded, ConfigError> {
+    run(text, name, Some(Path::new("")), config_id)
 }
 
 /// Parse configuration text without touching the file system: an `include` is an error.
 /// For text from an untrusted source (the fuzzer), where an include of `/proc/kcore` or a
 /// glob over `/` would read what it likes.
 pub fn parse_str_sandboxed(text: &str, name: &str) -> Result<Loaded, ConfigError> {
-    run(text, name, None)
+    run(text, name, None, None)
 }
 
 /// Every keyword the parser has an entry for, as (block, keyword): the block is written as in
@@ -192,9 +229,14 @@ pub fn known_keywords() -> Vec<(&'static str, &'static str)> {
     parse::known_keywords().collect()
 }
 
-fn run(text: &str, name: &str, dir: Option<&Path>) -> Result<Loaded, ConfigError> {
+fn run(
+    text: &str,
+    name: &str,
+    dir: Option<&Path>,
+    config_id: Option<&str>,
+) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
-    let result = lexer::lex(text, name, dir, &mut warnings)
+    let result = lexer::lex(text, name, dir, config_id, &mut warnings)
         .and_then(|lines| tree::build(lines, name))
         .and_then(|stmts| parse::parse(&stmts, &mut warnings));
     match result {

@@ -19,15 +19,15 @@ pub(super) const KEYWORDS: &[Kw] = &[
     named_block("vrrp_xdp_check"),
     unsupported(
         "net_namespace",
-        "vrrp-agent runs in the namespace it is started in (use `ip netns exec`)",
+        "vrrp-agent runs in the namespace it is started in; use ip netns exec",
     ),
     unsupported(
         "net_namespace_ipvs",
-        "vrrp-agent runs in the namespace it is started in (use `ip netns exec`)",
+        "vrrp-agent runs in the namespace it is started in; use ip netns exec",
     ),
     unsupported(
         "namespace_with_ipsets",
-        "vrrp-agent runs in the namespace it is started in (use `ip netns exec`)",
+        "vrrp-agent runs in the namespace it is started in; use ip netns exec",
     ),
     unsupported(
         "use_pid_dir",

@@ -179,15 +179,15 @@ pub(super) const KEYWORDS: &[Kw] = &[
     ),
     unsupported(
         "net_namespace",
-        "vrrp-agent runs in the namespace it is started in (use `ip netns exec`)",
+        "vrrp-agent runs in the namespace it is started in; use ip netns exec",
     ),
     unsupported(
         "net_namespace_ipvs",
-        "vrrp-agent runs in the namespace it is started in (use `ip netns exec`)",
+        "vrrp-agent runs in the namespace it is started in; use ip netns exec",
     ),
     unsupported(
         "namespace_with_ipsets",
-        "vrrp-agent runs in the namespace it is started in (use `ip netns exec`)",
+        "vrrp-agent runs in the namespace it is started in; use ip netns exec",
     ),
     unsupported(
         "use_pid_dir",

@@ -371,7 +371,16 @@ pub(super) fn auth(ctx: &mut Ctx<'_>, r: &mut RawInstance, block: Option<&Block>
             "auth_type" => match t.text.as_str() {
                 "PASS" => r.auth_type = Some((AuthType::Pass, t.span.clone())),
                 // IPsec AH (RFC 2338) was dropped from VRRPv2 by RFC 3768.
-                "AH" => return err(t, "auth_type AH is not supported by vrrp-agent"),
+                "AH" => {
+                    // Running without it would be worse than refusing: AH peers drop our
+                    // adverts and both sides become master.
+                    return err(
+                        t,
+                        "auth_type AH is not supported by vrrp-agent (IPsec AH was dropped \
+                         from VRRP by RFC 3768; peers using it would drop our adverts): use \
+                         PASS or no authentication on every router of the instance",
+                    );
+                }
                 _ => return err(t, format!("auth_type '{}' is invalid: PASS or AH", t.text)),
             },
             _ => {
