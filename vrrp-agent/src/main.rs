@@ -121,10 +121,22 @@ fn run(cli: Cli) -> Result<()> {
         tracing::warn!("{w}");
     }
     if cli.check {
+        // As `keepalived -t`: the host too (interfaces; scripts and users were judged while
+        // loading), and a file with nothing for us is a failure, not "OK".
+        let host = config::check_interfaces(&loaded.config, std::path::Path::new("/sys/class/net"));
+        for w in &host {
+            tracing::warn!("{w}");
+        }
+        if loaded.config.instances.is_empty() {
+            bail!(
+                "no vrrp_instance configured: nothing for vrrp-agent to do (keepalived's LVS, \
+                 checker and BFD blocks are not vrrp-agent's)"
+            );
+        }
         println!(
             "configuration OK: {} instance(s), {} warning(s)",
             loaded.config.instances.len(),
-            loaded.warnings.len()
+            loaded.warnings.len() + host.len()
         );
         return Ok(());
     }

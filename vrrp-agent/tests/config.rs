@@ -1148,3 +1148,96 @@ fn conditional_lines_follow_the_config_id() {
     assert_eq!(prio(Some("c")), Priority(20));
     assert_eq!(prio(None), Priority(20));
 }
+
+/// `vrrp-agent --check` on `text` (written to a file of its own): exit success and stderr.
+fn check_cli(tag: &str, text: &str) -> (bool, String) {
+    let dir = std::env::temp_dir().join(format!("vx-cfg-check-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keepalived.conf");
+    std::fs::write(&file, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vrrp-agent"))
+        .arg("--check")
+        .arg("-f")
+        .arg(&file)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run vrrp-agent --check");
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// issue 14 item 4: a file with only LVS blocks is not "OK": nothing for vrrp-agent to do.
+#[test]
+fn check_refuses_a_file_with_only_lvs_blocks() {
+    let (ok, err) = check_cli(
+        "lvs",
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n }\n}\n",
+    );
+    assert!(!ok, "{err}");
+    assert!(err.contains("nothing for vrrp-agent to do"), "{err}");
+}
+
+/// issue 14 item 5 through the binary: the typo's warning comes out before the error.
+#[test]
+fn check_prints_the_warnings_before_the_error() {
+    let (ok, err) = check_cli(
+        "typo",
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n version 3\n \
+         virtual_ipadress {\n  192.0.2.1/24\n }\n}\n",
+    );
+    assert!(!ok, "{err}");
+    let warn = err
+        .find("unknown keyword 'virtual_ipadress'")
+        .unwrap_or_else(|| panic!("{err}"));
+    let error = err
+        .find("has no virtual_ipaddress")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(warn < error, "{err}");
+}
+
+/// keepalived warns and runs a VRRPv2 instance without VIPs; vrrp-agent's router refuses
+/// one (no advert without an address), so the configuration says so instead of passing.
+#[test]
+fn a_v2_instance_without_vips_is_refused_with_the_reason() {
+    let e = config::parse_str(
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n version 2\n}\n",
+        "x.conf",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "x.conf:1:15: vrrp_instance 'V' has no virtual_ipaddress: vrrp-agent needs at least \
+         one (keepalived runs a VRRPv2 instance without, advertising no address)"
+    );
+}
+
+/// issue 14 item 4: interfaces that are missing or loopback are warned at their place.
+#[test]
+fn check_interfaces_warns_about_missing_and_loopback_ones() {
+    let sys = std::env::temp_dir().join(format!("vx-cfg-sysnet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&sys);
+    for (name, ty) in [("eth0", "1"), ("lo", "772")] {
+        std::fs::create_dir_all(sys.join(name)).unwrap();
+        std::fs::write(sys.join(name).join("type"), format!("{ty}\n")).unwrap();
+    }
+    let l = one(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n track_interface {\n  eth9\n }\n \
+         virtual_ipaddress {\n  192.0.2.1/24\n }\n}\nvrrp_instance B {\n interface lo\n \
+         virtual_router_id 2\n virtual_ipaddress {\n  192.0.2.2/24\n }\n}\n",
+    );
+    let w: Vec<String> = config::check_interfaces(&l.config, &sys)
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    let _ = std::fs::remove_dir_all(&sys);
+    assert_eq!(
+        w,
+        [
+            "x.conf:5:3: interface eth9 for track_interface of vrrp_instance A doesn't exist on this host",
+            "x.conf:12:12: interface lo for vrrp_instance B is a loopback interface: VRRP cannot run on it",
+        ]
+    );
+}

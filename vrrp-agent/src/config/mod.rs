@@ -18,6 +18,7 @@
 
 mod checks;
 mod glob;
+mod host;
 mod lexer;
 mod parse;
 mod specs;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use checks::{BuiltinCheck, BuiltinKind, HttpCheck, UrlError};
+pub use host::check_interfaces;
 pub use specs::{NotifySpec, TrackSpec, TrackedInstance};
 pub use types::*;
 
