@@ -1241,3 +1241,45 @@ fn check_interfaces_warns_about_missing_and_loopback_ones() {
         ]
     );
 }
+
+/// keepalived's predefined definitions and recursive substitution (lib/parser.c).
+#[test]
+fn predefined_definitions_and_recursive_substitution() {
+    let text = "$VIP=${BASE}.1/24\n$BASE=192.0.2\n$PRIO=${_RANDOM 10 10}\n\
+                vrrp_instance ${_INSTANCE} {\n interface eth0\n virtual_router_id 1\n priority $PRIO\n \
+                notify \"${_PWD}/n.sh ${_ENV VX_CFG_TEST_UNSET_VAR}\"\n virtual_ipaddress {\n  $VIP\n }\n}\n";
+    let l = config::parse_str_as(text, "x.conf", Some("lb1")).unwrap();
+    let i = &l.config.instances[0];
+    assert_eq!(i.name, "lb1");
+    assert_eq!(i.priority, Priority(10));
+    assert_eq!(i.vips[0].addr, "192.0.2.1".parse::<IpAddr>().unwrap());
+    let cwd = std::env::current_dir().unwrap();
+    let argv = &i.notify.any.as_ref().unwrap().argv;
+    assert_eq!(argv, &[format!("{}/n.sh", cwd.display())]);
+
+    // A definition that expands into itself is refused, not looped on.
+    let e = config::parse_str("$A=x$A\nglobal_defs {\n router_id $A\n}\n", "x.conf").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("x.conf:3:2: more than 1000 substitutions"),
+        "{e}"
+    );
+}
+
+/// Multi-line definitions (keepalived's `$NAME=... \` continued while lines end in `\`), used
+/// as lines of their own, with substitution inside.
+#[test]
+fn multi_line_definitions_expand_into_lines() {
+    let text = "$COMMON=interface eth0 \\\n  advert_int 2 \\\n  priority $P\n$P=150\n\
+                vrrp_instance A {\n $COMMON\n virtual_router_id 1\n virtual_ipaddress {\n  192.0.2.1/24\n }\n}\n\
+                vrrp_instance B {\n ${COMMON}\n virtual_router_id 2\n virtual_ipaddress {\n  192.0.2.2/24\n }\n}\n";
+    let l = one(text);
+    assert!(l.warnings.is_empty(), "{:?}", warnings(&l));
+    for i in &l.config.instances {
+        assert_eq!(i.interface, "eth0");
+        assert_eq!(i.priority, Priority(150));
+        assert_eq!(i.advert_int, Centisecs::from_secs(2));
+    }
+    let e = config::parse_str("$L=$L \\\n x\n$L\n", "x.conf").unwrap_err();
+    assert!(e.to_string().contains("nested deeper"), "{e}");
+}
