@@ -1258,6 +1258,16 @@ fn predefined_definitions_and_recursive_substitution() {
     assert_eq!(argv, &[format!("{}/n.sh", cwd.display())]);
 
     // A definition that expands into itself is refused, not looped on.
+    // ${_HASH} / ${_BANG}: comment characters, kept inside quotes.
+    let l = one(
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n \
+         notify \"/bin/echo ${_HASH}1 ${_BANG}\" ${_HASH} a comment\n \
+         virtual_ipaddress {\n  192.0.2.1/24\n }\n}\n",
+    );
+    assert!(l.warnings.is_empty(), "{:?}", warnings(&l));
+    let argv = &l.config.instances[0].notify.any.as_ref().unwrap().argv;
+    assert_eq!(argv, &["/bin/echo", "#1", "!"]);
+
     let e = config::parse_str("$A=x$A\nglobal_defs {\n router_id $A\n}\n", "x.conf").unwrap_err();
     assert!(
         e.to_string()

@@ -5,8 +5,8 @@
 //! `${_PWD}`, `${_INSTANCE}`, `${_RANDOM [MIN [MAX]]}` and `${_ENV NAME}` are predefined, a
 //! substitution is scanned again (recursive), and `@ID` lines are kept only for a matching
 //! config id (`@^ID` reverses the test). A definition whose value ends in `\` goes on over
-//! the next lines and is used as lines of its own (`$NAME` alone on a line). Not read yet:
-//! `~SEQ`/`~LST`, `${_HASH}`/`${_BANG}`.
+//! the next lines and is used as lines of its own (`$NAME` alone on a line); `${_HASH}` and
+//! `${_BANG}` are `#` and `!`. Not read yet: `~SEQ`/`~LST`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -305,8 +305,8 @@ impl Lexer<'_> {
 
     /// keepalived's replace_param(): `$NAME` and `${NAME}` for defined names, and the
     /// predefined `${_PWD}` (the directory of the file being read: keepalived chdir()s into
-    /// it), `${_INSTANCE}` (the config id), `${_RANDOM [MIN [MAX]]}` (0..=32767 by default)
-    /// and `${_ENV NAME}`; anything else is left as written. The replacement is scanned again,
+    /// it), `${_INSTANCE}` (the config id), `${_RANDOM [MIN [MAX]]}` (0..=32767 by default),
+    /// `${_ENV NAME}`, `${_HASH}` and `${_BANG}`; anything else is left as written. The replacement is scanned again,
     /// so a definition may use others (recursive substitution, as keepalived does).
     fn substitute(
         &mut self,
@@ -414,6 +414,10 @@ impl Lexer<'_> {
                 (min + r % (max - min).saturating_add(1)).to_string()
             }
             "_ENV" if params.len() == 1 => std::env::var(params.first()?).unwrap_or_default(),
+            // Comment characters that survive inside quotes (a line is decommented again
+            // after substitution, as keepalived does).
+            "_HASH" if params.is_empty() => "#".to_string(),
+            "_BANG" if params.is_empty() => "!".to_string(),
             _ if params.is_empty() => self.defs.get(&name)?.clone(),
             _ => return None,
         };
