@@ -1293,3 +1293,38 @@ fn multi_line_definitions_expand_into_lines() {
     let e = config::parse_str("$L=$L \\\n x\n$L\n", "x.conf").unwrap_err();
     assert!(e.to_string().contains("nested deeper"), "{e}");
 }
+
+/// `~SEQ`, `~SEQx` and `~LST` repeat the rest of the line (keepalived.conf(5) examples).
+#[test]
+fn seq_and_lst_repeat_the_rest_of_the_line() {
+    let text = "$VI=vrrp_instance V${ID} { \\\n interface eth0 \\\n virtual_router_id ${ID} \\\n \
+                virtual_ipaddress { \\\n  192.0.2.${ID}/24 \\\n } \\\n}\n\
+                ~SEQ(ID, 1, 2, 5) $VI\n\
+                vrrp_instance W {\n interface eth1\n virtual_router_id 9\n virtual_ipaddress {\n  \
+                ~LST({A, B}, {10,1},{20,4}) 198.51.100.${A}${B}/24\n }\n \
+                virtual_ipaddress_excluded {\n  \
+                ~SEQx(X, 0x90, 0x10, 0xa0) ~LST(Y, 1, 2) 2001:db8::${X}:${Y}\n }\n}\n";
+    let l = one(text);
+    let c = &l.config;
+    let names: Vec<_> = c.instances.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["V1", "V3", "V5", "W"]);
+    assert_eq!(c.instances[1].vrid.get(), 3);
+    let w = &c.instances[3];
+    let v4: Vec<String> = w.vips.iter().map(|v| v.addr.to_string()).collect();
+    assert_eq!(v4, ["198.51.100.101", "198.51.100.204"]);
+    let v6: Vec<String> = w.excluded_vips.iter().map(|v| v.addr.to_string()).collect();
+    assert_eq!(
+        v6,
+        [
+            "2001:db8::90:1",
+            "2001:db8::90:2",
+            "2001:db8::a0:1",
+            "2001:db8::a0:2"
+        ]
+    );
+    let e = config::parse_str("~SEQ(I, 5, 1, 1) x\n", "x.conf").unwrap_err();
+    assert!(
+        e.to_string().starts_with("x.conf:1:1: invalid ~SEQ values"),
+        "{e}"
+    );
+}

@@ -6,7 +6,8 @@
 //! substitution is scanned again (recursive), and `@ID` lines are kept only for a matching
 //! config id (`@^ID` reverses the test). A definition whose value ends in `\` goes on over
 //! the next lines and is used as lines of its own (`$NAME` alone on a line); `${_HASH}` and
-//! `${_BANG}` are `#` and `!`. Not read yet: `~SEQ`/`~LST`.
+//! `${_BANG}` are `#` and `!`; `~SEQ(..)`, `~SEQx(..)` and `~LST(..)` at the start of a line
+//! repeat the rest of it (their parameters are not substituted, unlike keepalived's).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ use super::{ConfigError, Diagnostic, Span};
 const MAX_INCLUDE_DEPTH: usize = 16;
 /// Substitutions on one line beyond this are taken for definitions expanding without end.
 const MAX_SUBSTITUTIONS: usize = 1000;
+/// Lines made by `~SEQ` / `~LST` beyond this are refused (keepalived's manual shows 65024).
+const MAX_EXPANDED_LINES: usize = 1 << 18;
 /// A line longer than this after substitution is refused (keepalived truncates at MAXBUF,
 /// 1024 bytes; we allow far more, but not without bound).
 const MAX_LINE_CHARS: usize = 1 << 20;
@@ -53,6 +56,8 @@ struct Lexer<'w> {
     multi: HashMap<String, Vec<String>>,
     /// The multi-line definition whose lines are being read.
     continuing: Option<String>,
+    /// Lines made by `~SEQ` / `~LST` so far.
+    expanded: usize,
 }
 
 pub(crate) fn lex(
@@ -70,6 +75,7 @@ pub(crate) fn lex(
         config_id,
         multi: HashMap::new(),
         continuing: None,
+        expanded: 0,
     };
     lx.file(text, Arc::from(name), dir.unwrap_or(Path::new("")), 0)?;
     Ok(lx.out)
@@ -180,6 +186,39 @@ impl Lexer<'_> {
                 }
             }
             return Ok(());
+        }
+        if let Some(c) = chars.first()
+            && c.0 == '~'
+        {
+            let span = span_at(c.1);
+            let text: String = chars.iter().map(|c| c.0).collect();
+            if let Some((vars, rows, rest)) =
+                sequence(&text).map_err(|m| ConfigError::at(&span, m))?
+            {
+                if nest >= MAX_INCLUDE_DEPTH {
+                    return Err(ConfigError::at(
+                        &span,
+                        format!("~SEQ/~LST nested deeper than {MAX_INCLUDE_DEPTH}"),
+                    ));
+                }
+                // The rest of the line, at the column it starts.
+                let skip = text[..text.len() - rest.len()].chars().count();
+                let rest: Chars = chars.get(skip..).unwrap_or_default().to_vec();
+                for row in rows {
+                    self.expanded += 1;
+                    if self.expanded > MAX_EXPANDED_LINES {
+                        return Err(ConfigError::at(
+                            &span,
+                            format!("~SEQ/~LST expand to more than {MAX_EXPANDED_LINES} lines"),
+                        ));
+                    }
+                    for (v, value) in vars.iter().zip(row) {
+                        self.defs.insert(v.clone(), value);
+                    }
+                    self.line(rest.clone(), span_at, dir, depth, nest + 1)?;
+                }
+                return Ok(());
+            }
         }
         let text: String = chars.iter().map(|c| c.0).collect();
         let whole = text
@@ -586,4 +625,149 @@ fn tokenize(chars: &[(char, u32)], span_at: &dyn Fn(u32) -> Span) -> Result<Line
         }
     }
     Ok(toks)
+}
+
+/// strtol(.., 0): decimal, `0x` hexadecimal or leading-`0` octal, with a sign.
+fn c_long(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let v = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        i64::from_str_radix(h, 16).ok()?
+    } else if s.len() > 1 && s.starts_with('0') {
+        i64::from_str_radix(&s[1..], 8).ok()?
+    } else {
+        s.parse().ok()?
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// Variables, their rows of values and the rest of the line.
+type Sequence<'a> = (Vec<String>, Vec<Vec<String>>, &'a str);
+
+/// add_seq() / add_lst(): `~SEQ(VAR, [START,] [STEP,] END)`, `~SEQx(...)` (values in hex),
+/// `~LST(VAR, V1, V2, ...)` or `~LST({A, B}, {A1, B1}, {A2, B2}, ...)` at the start of `text`.
+/// Ok(None) when the line starts with none of them.
+fn sequence(text: &str) -> Result<Option<Sequence<'_>>, String> {
+    let (kind, after) = if let Some(r) = text.strip_prefix("~SEQx(") {
+        ("x", r)
+    } else if let Some(r) = text.strip_prefix("~SEQ(") {
+        ("s", r)
+    } else if let Some(r) = text.strip_prefix("~LST(") {
+        ("l", r)
+    } else {
+        return Ok(None);
+    };
+    let bad = || format!("invalid {} specification", &text[..4]);
+    // The specification ends at the first ')' outside braces.
+    let mut depth = 0i32;
+    let close = after
+        .char_indices()
+        .find(|&(_, c)| {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                ')' if depth == 0 => return true,
+                _ => {}
+            }
+            false
+        })
+        .map(|(i, _)| i)
+        .ok_or_else(|| format!("{} missing terminating ')'", &text[..4]))?;
+    let spec = &after[..close];
+    let rest = after[close + 1..].trim_start();
+    // Items split at top-level commas; `{a, b}` is one item.
+    let mut items: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0;
+    for c in spec.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    items.push(cur.trim().to_string());
+    let group = |s: &str| -> Vec<String> {
+        let inner = s
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .unwrap_or(s);
+        inner.split(',').map(|v| v.trim().to_string()).collect()
+    };
+    let vars = group(items.first().ok_or_else(bad)?);
+    let valid = |v: &String| {
+        v.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if vars.is_empty() || !vars.iter().all(valid) {
+        return Err(bad());
+    }
+    let values = &items[1..];
+    let rows = if kind == "l" {
+        if values.is_empty() {
+            return Err(bad());
+        }
+        let rows: Vec<Vec<String>> = values.iter().map(|v| group(v)).collect();
+        if rows.iter().any(|r| r.len() != vars.len()) {
+            return Err(format!(
+                "~LST: every value needs {} part(s), one per variable",
+                vars.len()
+            ));
+        }
+        rows
+    } else {
+        if vars.len() != 1 {
+            return Err(bad());
+        }
+        let n: Vec<i64> = values
+            .iter()
+            .map(|v| c_long(v))
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
+        let (start, step, end) = match n.as_slice() {
+            [end] => (
+                if *end < 0 { -1 } else { 1 },
+                if *end < 1 { -1 } else { 1 },
+                *end,
+            ),
+            [start, end] => (*start, if start <= end { 1 } else { -1 }, *end),
+            [start, step, end] => (*start, *step, *end),
+            _ => return Err(bad()),
+        };
+        if step == 0 || (start < end && step < 0) || (start > end && step > 0) {
+            return Err(format!("invalid ~SEQ values ({start}, {step}, {end})"));
+        }
+        if kind == "x" && (start < 0 || end < 0) {
+            return Err("~SEQx is only valid for positive numbers".to_string());
+        }
+        let mut rows = Vec::new();
+        let mut v = start;
+        while (step > 0 && v <= end) || (step < 0 && v >= end) {
+            rows.push(vec![if kind == "x" {
+                format!("{v:x}")
+            } else {
+                v.to_string()
+            }]);
+            if rows.len() > MAX_EXPANDED_LINES {
+                return Err(format!("~SEQ makes more than {MAX_EXPANDED_LINES} lines"));
+            }
+            v = match v.checked_add(step) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+        rows
+    };
+    Ok(Some((vars, rows, rest)))
 }
