@@ -29,6 +29,11 @@ pub struct Cli {
     #[arg(short = 'f', long = "config", value_name = "FILE", conflicts_with_all = ["vips"])]
     pub config: Option<PathBuf>,
 
+    /// Config id for `@ID` / `@^ID` lines of the configuration, as keepalived's -i [default:
+    /// the host name up to its first dot].
+    #[arg(short = 'i', long = "config-id", value_name = "ID")]
+    pub config_id: Option<String>,
+
     /// Check the configuration, print warnings and exit (like `keepalived -t`).
     #[arg(short = 't', long = "check")]
     pub check: bool,

@@ -101,21 +101,42 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(cmd) = &cli.cmd {
         return client(cmd);
     }
+    if let Some(id) = &cli.config_id {
+        vrrp_agent::config::set_config_id(id);
+    }
     let (loaded, path) = match &cli.config {
-        Some(p) => (config::load(p)?, Some(p.clone())),
+        Some(p) => (config::load(p), Some(p.clone())),
         None => {
             let text = quick_config(&cli)?;
-            (config::parse_str(&text, "<command line>")?, None)
+            (config::parse_str(&text, "<command line>"), None)
         }
     };
+    // The warnings met before an error come first: a typo warned about is often its cause.
+    let loaded = loaded.inspect_err(|e| {
+        for w in e.warnings() {
+            tracing::warn!("{w}");
+        }
+    })?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
     if cli.check {
+        // As `keepalived -t`: the host too (interfaces; scripts and users were judged while
+        // loading), and a file with nothing for us is a failure, not "OK".
+        let host = config::check_interfaces(&loaded.config, std::path::Path::new("/sys/class/net"));
+        for w in &host {
+            tracing::warn!("{w}");
+        }
+        if loaded.config.instances.is_empty() {
+            bail!(
+                "no vrrp_instance configured: nothing for vrrp-agent to do (keepalived's LVS, \
+                 checker and BFD blocks are not vrrp-agent's)"
+            );
+        }
         println!(
             "configuration OK: {} instance(s), {} warning(s)",
             loaded.config.instances.len(),
-            loaded.warnings.len()
+            loaded.warnings.len() + host.len()
         );
         return Ok(());
     }

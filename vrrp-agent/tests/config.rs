@@ -270,20 +270,26 @@ fn every_keyword() {
     );
     assert!(sg.notify.fault.is_some());
 
-    // The LVS block (while reading), then nopreempt with state MASTER (keepalived clears
-    // it while completing the instance).
+    // While reading: the keywords without effect, each at its place, the LVS block; then the
+    // one list of mail keywords; then nopreempt with state MASTER (keepalived clears it while
+    // completing the instance).
     let w = warnings(&l);
-    assert_eq!(w.len(), 2, "{w:?}");
-    assert!(
-        w[1].contains("full.conf:58:5: nopreempt does not work with initial state MASTER"),
-        "{w:?}"
-    );
-    assert!(
-        w[0].ends_with(
-            "full.conf:117:1: 'virtual_server' not handled by vrrp-agent: keepalived's LVS part"
-        ),
-        "{w:?}"
-    );
+    let expect = [
+        "full.conf:20:5: 'vrrp_skip_check_adv_addr' has no effect in vrrp-agent",
+        "full.conf:76:5: 'no_accept' is only partly supported by vrrp-agent",
+        "full.conf:77:5: 'dont_track_primary' has no effect in vrrp-agent",
+        "full.conf:95:5: 'debug' is not supported by vrrp-agent",
+        "full.conf:117:1: 'virtual_server' not handled by vrrp-agent: keepalived's LVS part",
+        "full.conf:4:5: no effect in vrrp-agent (mail, SNMP, DBus, process tuning or LVS \
+         settings, not VRRP behaviour) - ignored: notification_email (line 4), \
+         notification_email_from (line 7), smtp_server (line 8), smtp_connect_timeout (line 9), \
+         smtp_alert (line 94)",
+        "full.conf:58:5: nopreempt does not work with initial state MASTER",
+    ];
+    assert_eq!(w.len(), expect.len(), "{w:?}");
+    for (w, e) in w.iter().zip(expect) {
+        assert!(w.contains(e), "{w:?} should contain {e:?}");
+    }
 }
 
 /// Each file in bad/ starts with `# expect: LINE:COL: message` ({file} = its own path).
@@ -566,7 +572,8 @@ fn builtin_checks_notify_fifo_and_track_script_resolution() {
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(
         w[0].ends_with(
-            "checks.conf:6:5: 'vrrp_notify_fifo_script' is not supported by vrrp-agent - ignored"
+            "checks.conf:6:5: 'vrrp_notify_fifo_script' is not supported by vrrp-agent (the \
+             FIFO is written, but no script is started to read it) - ignored"
         ),
         "{w:?}"
     );
@@ -690,7 +697,8 @@ fn notify_fifo_keywords() {
         warnings(&l),
         [
             "x.conf:2:26: 'notify_fifo' owner and group are not supported by vrrp-agent - ignored (the FIFO is created with mode 0644)",
-            "x.conf:3:2: 'notify_fifo_script' is not supported by vrrp-agent - ignored",
+            "x.conf:3:2: 'notify_fifo_script' is not supported by vrrp-agent (the FIFO is \
+             written, but no script is started to read it) - ignored",
         ]
     );
     let l = one("global_defs {\n router_id r\n}\n");
@@ -956,7 +964,7 @@ fn an_oversized_file_or_include_is_refused_by_name() {
     assert_eq!(
         e,
         format!(
-            "{}:0:0: cannot read configuration: larger than 16 MiB",
+            "{}: cannot read configuration: larger than 16 MiB",
             big.display()
         )
     );
@@ -978,7 +986,345 @@ fn an_oversized_file_or_include_is_refused_by_name() {
             .to_string();
         assert_eq!(
             e,
-            "/dev/zero:0:0: cannot read configuration: larger than 16 MiB"
+            "/dev/zero: cannot read configuration: larger than 16 MiB"
         );
     }
+}
+
+/// issue 14 item 5: a typo is warned with the nearest keyword, and the error it causes later
+/// (no VIPs in a VRRPv3 instance) keeps that warning.
+#[test]
+fn an_error_keeps_the_warnings_before_it_and_typos_get_a_suggestion() {
+    let text = "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n version 3\n \
+                virtual_ipadress {\n  192.0.2.1/24\n }\n}\n";
+    let e = config::parse_str(text, "x.conf").unwrap_err();
+    assert!(matches!(e, ConfigError::Invalid { .. }), "{e}");
+    let w: Vec<String> = e.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        [
+            "x.conf:5:2: unknown keyword 'virtual_ipadress' - ignored (did you mean 'virtual_ipaddress'?)"
+        ]
+    );
+    assert!(e.to_string().contains("has no virtual_ipaddress"), "{e}");
+
+    // A keyword of another block: the hint says where it belongs.
+    let l = one(
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n vrrp_garp_master_dely 5\n \
+         virtual_ipaddress {\n  192.0.2.1/24\n }\n}\n",
+    );
+    assert_eq!(
+        warnings(&l),
+        [
+            "x.conf:4:2: unknown keyword 'vrrp_garp_master_dely' - ignored (did you mean \
+          'vrrp_garp_master_delay'? It belongs in global_defs, not in vrrp_instance)"
+        ]
+    );
+    // Nothing near: no hint.
+    let l = one("global_defs {\n frobnicate_everything\n}\n");
+    assert_eq!(
+        warnings(&l),
+        ["x.conf:2:2: unknown keyword 'frobnicate_everything' - ignored"]
+    );
+}
+
+/// issue 14 items 1 and 5: mail/SNMP keywords in one warning per file; a leading BOM is
+/// not part of the first keyword.
+#[test]
+fn grouped_keywords_and_a_byte_order_mark() {
+    let l = one(
+        "\u{feff}global_defs {\n notification_email {\n  a@example.com\n }\n smtp_server 192.0.2.9\n \
+         enable_snmp_vrrp\n router_id r1\n}\n",
+    );
+    assert_eq!(l.config.global.router_id.as_deref(), Some("r1"));
+    assert_eq!(
+        warnings(&l),
+        [
+            "x.conf:2:2: no effect in vrrp-agent (mail, SNMP, DBus, process tuning or LVS settings, \
+          not VRRP behaviour) - ignored: notification_email (line 2), smtp_server (line 5), \
+          enable_snmp_vrrp (line 6)"
+        ]
+    );
+}
+
+/// keepalived's tarball (../shared/keepalived-2.4.3.tar.gz next to the checkout, or
+/// $KEEPALIVED_TARBALL): None, loudly, when it is absent (a failure under CI=true).
+fn keepalived_tarball() -> Option<PathBuf> {
+    let path = std::env::var_os("KEEPALIVED_TARBALL").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/keepalived-2.4.3.tar.gz"),
+        PathBuf::from,
+    );
+    if path.is_file() {
+        return Some(path);
+    }
+    let msg = format!(
+        "{} not found (set KEEPALIVED_TARBALL): keepalived's sample configs not checked",
+        path.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// issue 14 item 6: every sample of keepalived 2.4.3's doc/samples with a vrrp_instance
+/// loads (what `--check` does) with no error, except the one using IPsec AH, which is refused
+/// on purpose. The samples are read from keepalived's tarball (GPL, not copied here).
+#[test]
+fn keepalived_2_4_3_samples_pass_check() {
+    let Some(tarball) = keepalived_tarball() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("vx-cfg-samples-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dir)
+        .arg("keepalived-2.4.3/doc/samples")
+        .status()
+        .expect("run tar");
+    assert!(st.success(), "tar -xzf {} failed", tarball.display());
+    let samples = dir.join("keepalived-2.4.3/doc/samples");
+    let mut checked = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&samples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            // The systemd drop-in only mentions vrrp_instance in a comment.
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("keepalived.conf")
+                && std::fs::read_to_string(p)
+                    .unwrap()
+                    .contains("vrrp_instance")
+        })
+        .collect();
+    names.sort();
+    for p in &names {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        // The conditional sample is written for `-i high` or `-i low`.
+        let ids: &[&str] = if name.ends_with("conditional_conf") {
+            &["high", "low"]
+        } else {
+            &["sample-host"]
+        };
+        for id in ids {
+            let r = config::load_as(p, Some(id));
+            match (name.as_str(), r) {
+                ("keepalived.conf.SSL_GET", Err(e)) => {
+                    assert!(
+                        e.to_string().contains("auth_type AH is not supported"),
+                        "{e}"
+                    )
+                }
+                (_, Ok(l)) => assert!(!l.config.instances.is_empty(), "{name}: no instance"),
+                (_, Err(e)) => panic!("{name} (-i {id}): {e}"),
+            }
+            checked.push(name.clone());
+        }
+    }
+    assert!(checked.len() >= 12, "only {checked:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `@ID` lines are kept for a matching config id, `@^ID` lines for any other (keepalived's
+/// read_line()); with no config id every `@ID` line goes.
+#[test]
+fn conditional_lines_follow_the_config_id() {
+    let text = "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n@a priority 10\n\
+                @^a priority 20\n @b\tpriority 30\n virtual_ipaddress {\n  192.0.2.1/24\n }\n}\n";
+    let prio = |id: Option<&str>| {
+        config::parse_str_as(text, "x.conf", id)
+            .unwrap()
+            .config
+            .instances[0]
+            .priority
+    };
+    assert_eq!(prio(Some("a")), Priority(10));
+    assert_eq!(prio(Some("b")), Priority(30));
+    assert_eq!(prio(Some("c")), Priority(20));
+    assert_eq!(prio(None), Priority(20));
+}
+
+/// `vrrp-agent --check` on `text` (written to a file of its own): exit success and stderr.
+fn check_cli(tag: &str, text: &str) -> (bool, String) {
+    let dir = std::env::temp_dir().join(format!("vx-cfg-check-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keepalived.conf");
+    std::fs::write(&file, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vrrp-agent"))
+        .arg("--check")
+        .arg("-f")
+        .arg(&file)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run vrrp-agent --check");
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// issue 14 item 4: a file with only LVS blocks is not "OK": nothing for vrrp-agent to do.
+#[test]
+fn check_refuses_a_file_with_only_lvs_blocks() {
+    let (ok, err) = check_cli(
+        "lvs",
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n }\n}\n",
+    );
+    assert!(!ok, "{err}");
+    assert!(err.contains("nothing for vrrp-agent to do"), "{err}");
+}
+
+/// issue 14 item 5 through the binary: the typo's warning comes out before the error.
+#[test]
+fn check_prints_the_warnings_before_the_error() {
+    let (ok, err) = check_cli(
+        "typo",
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n version 3\n \
+         virtual_ipadress {\n  192.0.2.1/24\n }\n}\n",
+    );
+    assert!(!ok, "{err}");
+    let warn = err
+        .find("unknown keyword 'virtual_ipadress'")
+        .unwrap_or_else(|| panic!("{err}"));
+    let error = err
+        .find("has no virtual_ipaddress")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(warn < error, "{err}");
+}
+
+/// keepalived warns and runs a VRRPv2 instance without VIPs; vrrp-agent's router refuses
+/// one (no advert without an address), so the configuration says so instead of passing.
+#[test]
+fn a_v2_instance_without_vips_is_refused_with_the_reason() {
+    let e = config::parse_str(
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n version 2\n}\n",
+        "x.conf",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "x.conf:1:15: vrrp_instance 'V' has no virtual_ipaddress: vrrp-agent needs at least \
+         one (keepalived runs a VRRPv2 instance without, advertising no address)"
+    );
+}
+
+/// issue 14 item 4: interfaces that are missing or loopback are warned at their place.
+#[test]
+fn check_interfaces_warns_about_missing_and_loopback_ones() {
+    let sys = std::env::temp_dir().join(format!("vx-cfg-sysnet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&sys);
+    for (name, ty) in [("eth0", "1"), ("lo", "772")] {
+        std::fs::create_dir_all(sys.join(name)).unwrap();
+        std::fs::write(sys.join(name).join("type"), format!("{ty}\n")).unwrap();
+    }
+    let l = one(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n track_interface {\n  eth9\n }\n \
+         virtual_ipaddress {\n  192.0.2.1/24\n }\n}\nvrrp_instance B {\n interface lo\n \
+         virtual_router_id 2\n virtual_ipaddress {\n  192.0.2.2/24\n }\n}\n",
+    );
+    let w: Vec<String> = config::check_interfaces(&l.config, &sys)
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    let _ = std::fs::remove_dir_all(&sys);
+    assert_eq!(
+        w,
+        [
+            "x.conf:5:3: interface eth9 for track_interface of vrrp_instance A doesn't exist on this host",
+            "x.conf:12:12: interface lo for vrrp_instance B is a loopback interface: VRRP cannot run on it",
+        ]
+    );
+}
+
+/// keepalived's predefined definitions and recursive substitution (lib/parser.c).
+#[test]
+fn predefined_definitions_and_recursive_substitution() {
+    let text = "$VIP=${BASE}.1/24\n$BASE=192.0.2\n$PRIO=${_RANDOM 10 10}\n\
+                vrrp_instance ${_INSTANCE} {\n interface eth0\n virtual_router_id 1\n priority $PRIO\n \
+                notify \"${_PWD}/n.sh ${_ENV VX_CFG_TEST_UNSET_VAR}\"\n virtual_ipaddress {\n  $VIP\n }\n}\n";
+    let l = config::parse_str_as(text, "x.conf", Some("lb1")).unwrap();
+    let i = &l.config.instances[0];
+    assert_eq!(i.name, "lb1");
+    assert_eq!(i.priority, Priority(10));
+    assert_eq!(i.vips[0].addr, "192.0.2.1".parse::<IpAddr>().unwrap());
+    let cwd = std::env::current_dir().unwrap();
+    let argv = &i.notify.any.as_ref().unwrap().argv;
+    assert_eq!(argv, &[format!("{}/n.sh", cwd.display())]);
+
+    // A definition that expands into itself is refused, not looped on.
+    // ${_HASH} / ${_BANG}: comment characters, kept inside quotes.
+    let l = one(
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n \
+         notify \"/bin/echo ${_HASH}1 ${_BANG}\" ${_HASH} a comment\n \
+         virtual_ipaddress {\n  192.0.2.1/24\n }\n}\n",
+    );
+    assert!(l.warnings.is_empty(), "{:?}", warnings(&l));
+    let argv = &l.config.instances[0].notify.any.as_ref().unwrap().argv;
+    assert_eq!(argv, &["/bin/echo", "#1", "!"]);
+
+    let e = config::parse_str("$A=x$A\nglobal_defs {\n router_id $A\n}\n", "x.conf").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("x.conf:3:2: more than 1000 substitutions"),
+        "{e}"
+    );
+}
+
+/// Multi-line definitions (keepalived's `$NAME=... \` continued while lines end in `\`), used
+/// as lines of their own, with substitution inside.
+#[test]
+fn multi_line_definitions_expand_into_lines() {
+    let text = "$COMMON=interface eth0 \\\n  advert_int 2 \\\n  priority $P\n$P=150\n\
+                vrrp_instance A {\n $COMMON\n virtual_router_id 1\n virtual_ipaddress {\n  192.0.2.1/24\n }\n}\n\
+                vrrp_instance B {\n ${COMMON}\n virtual_router_id 2\n virtual_ipaddress {\n  192.0.2.2/24\n }\n}\n";
+    let l = one(text);
+    assert!(l.warnings.is_empty(), "{:?}", warnings(&l));
+    for i in &l.config.instances {
+        assert_eq!(i.interface, "eth0");
+        assert_eq!(i.priority, Priority(150));
+        assert_eq!(i.advert_int, Centisecs::from_secs(2));
+    }
+    let e = config::parse_str("$L=$L \\\n x\n$L\n", "x.conf").unwrap_err();
+    assert!(e.to_string().contains("nested deeper"), "{e}");
+}
+
+/// `~SEQ`, `~SEQx` and `~LST` repeat the rest of the line (keepalived.conf(5) examples).
+#[test]
+fn seq_and_lst_repeat_the_rest_of_the_line() {
+    let text = "$VI=vrrp_instance V${ID} { \\\n interface eth0 \\\n virtual_router_id ${ID} \\\n \
+                virtual_ipaddress { \\\n  192.0.2.${ID}/24 \\\n } \\\n}\n\
+                ~SEQ(ID, 1, 2, 5) $VI\n\
+                vrrp_instance W {\n interface eth1\n virtual_router_id 9\n virtual_ipaddress {\n  \
+                ~LST({A, B}, {10,1},{20,4}) 198.51.100.${A}${B}/24\n }\n \
+                virtual_ipaddress_excluded {\n  \
+                ~SEQx(X, 0x90, 0x10, 0xa0) ~LST(Y, 1, 2) 2001:db8::${X}:${Y}\n }\n}\n";
+    let l = one(text);
+    let c = &l.config;
+    let names: Vec<_> = c.instances.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["V1", "V3", "V5", "W"]);
+    assert_eq!(c.instances[1].vrid.get(), 3);
+    let w = &c.instances[3];
+    let v4: Vec<String> = w.vips.iter().map(|v| v.addr.to_string()).collect();
+    assert_eq!(v4, ["198.51.100.101", "198.51.100.204"]);
+    let v6: Vec<String> = w.excluded_vips.iter().map(|v| v.addr.to_string()).collect();
+    assert_eq!(
+        v6,
+        [
+            "2001:db8::90:1",
+            "2001:db8::90:2",
+            "2001:db8::a0:1",
+            "2001:db8::a0:2"
+        ]
+    );
+    let e = config::parse_str("~SEQ(I, 5, 1, 1) x\n", "x.conf").unwrap_err();
+    assert!(
+        e.to_string().starts_with("x.conf:1:1: invalid ~SEQ values"),
+        "{e}"
+    );
 }

@@ -18,6 +18,7 @@
 
 mod checks;
 mod glob;
+mod host;
 mod lexer;
 mod parse;
 mod specs;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use checks::{BuiltinCheck, BuiltinKind, HttpCheck, UrlError};
+pub use host::check_interfaces;
 pub use specs::{NotifySpec, TrackSpec, TrackedInstance};
 pub use types::*;
 
@@ -52,6 +54,10 @@ impl Span {
 
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0 is "the file as a whole" (its permissions, say): no fake `:0:0`.
+        if self.line == 0 {
+            return write!(f, "{}", self.file);
+        }
         write!(f, "{}:{}:{}", self.file, self.line, self.col)
     }
 }
@@ -67,11 +73,16 @@ pub struct Diagnostic {
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// Broken syntax or an invalid value, at its location.
+    /// Broken syntax or an invalid value, at its location; `warnings` are those met before it
+    /// (an error must not hide them: a typo'd keyword warned earlier is often the cause).
     #[error("{span}: {message}")]
-    Invalid { span: Span, message: String },
+    Invalid {
+        span: Span,
+        message: String,
+        warnings: Vec<Diagnostic>,
+    },
     /// The top-level file could not be read.
-    #[error("{}:0:0: cannot read configuration: {source}", path.display())]
+    #[error("{}: cannot read configuration: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -84,6 +95,15 @@ impl ConfigError {
         Self::Invalid {
             span: span.clone(),
             message: message.into(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The warnings gathered before the error, in file order.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        match self {
+            Self::Invalid { warnings, .. } => warnings,
+            Self::Io { .. } => &[],
         }
     }
 
@@ -103,9 +123,37 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// The config id set with `-i/--config-id` ([`set_config_id`]).
+static CONFIG_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the config id that `@ID` / `@^ID` lines are matched against (keepalived's `-i`), for
+/// every later [`load`] and [`parse_str`] of this process (reloads too). Only the first call
+/// counts.
+pub fn set_config_id(id: &str) {
+    let _ = CONFIG_ID.set(id.to_string());
+}
+
+/// The config id: the one set with [`set_config_id`], else the host name up to its first dot,
+/// as keepalived defaults it (main.c); None when neither is known.
+pub fn config_id() -> Option<String> {
+    if let Some(id) = CONFIG_ID.get() {
+        return Some(id.clone());
+    }
+    // uname()'s nodename, which keepalived reads, is this file of the UTS namespace.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let short = host.trim().split('.').next().unwrap_or_default();
+    (!short.is_empty()).then(|| short.to_string())
+}
+
 /// Read `path` (and what it includes) as keepalived does; the warnings include the security
-/// findings about the files read and the commands configured (`crate::security`).
+/// findings about the files read and the commands configured (`crate::security`). `@ID` lines
+/// are matched against [`config_id`].
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_as(path, config_id().as_deref())
+}
+
+/// [`load`] with the given config id (None: every `@ID` line is dropped, every `@^ID` kept).
+pub fn load_as(path: &Path, config_id: Option<&str>) -> Result<Loaded, ConfigError> {
     let text = read_bounded(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
@@ -115,7 +163,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     // open_conf_file), so relative includes resolve against the including file's directory.
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let name = path.display().to_string();
-    let mut loaded = run(&text, &name, Some(&dir))?;
+    let mut loaded = run(&text, &name, Some(&dir), config_id)?;
     // Read from disk, so the files and the commands are real: judge who may change them.
     if let Some(w) = crate::security::check_config_file(path) {
         loaded.warnings.insert(
@@ -158,14 +206,23 @@ pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
 /// Parse configuration text; `name` is used in locations, and relative `include`s resolve
 /// against the current directory.
 pub fn parse_str(text: &str, name: &str) -> Result<Loaded, ConfigError> {
-    run(text, name, Some(Path::new("")))
+    run(text, name, Some(Path::new("")), config_id().as_deref())
+}
+
+/// [`parse_str`] with the given config id.
+pub fn parse_str_as(
+    text: &str,
+    name: &str,
+    config_id: Option<&str>,
+) -> Result<Loaded, ConfigError> {
+    run(text, name, Some(Path::new("")), config_id)
 }
 
 /// Parse configuration text without touching the file system: an `include` is an error.
 /// For text from an untrusted source (the fuzzer), where an include of `/proc/kcore` or a
 /// glob over `/` would read what it likes.
 pub fn parse_str_sandboxed(text: &str, name: &str) -> Result<Loaded, ConfigError> {
-    run(text, name, None)
+    run(text, name, None, None)
 }
 
 /// Every keyword the parser has an entry for, as (block, keyword): the block is written as in
@@ -174,10 +231,30 @@ pub fn known_keywords() -> Vec<(&'static str, &'static str)> {
     parse::known_keywords().collect()
 }
 
-fn run(text: &str, name: &str, dir: Option<&Path>) -> Result<Loaded, ConfigError> {
+fn run(
+    text: &str,
+    name: &str,
+    dir: Option<&Path>,
+    config_id: Option<&str>,
+) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
-    let lines = lexer::lex(text, name, dir, &mut warnings)?;
-    let stmts = tree::build(lines, name)?;
-    let config = parse::parse(&stmts, &mut warnings)?;
-    Ok(Loaded { config, warnings })
+    let result = lexer::lex(text, name, dir, config_id, &mut warnings)
+        .and_then(|lines| tree::build(lines, name))
+        .and_then(|stmts| parse::parse(&stmts, &mut warnings));
+    match result {
+        Ok(config) => Ok(Loaded { config, warnings }),
+        Err(ConfigError::Invalid {
+            span,
+            message,
+            warnings: mut inner,
+        }) => {
+            warnings.append(&mut inner);
+            Err(ConfigError::Invalid {
+                span,
+                message,
+                warnings,
+            })
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -210,10 +210,18 @@ fn vip_lists(
                 format!("vrrp_instance '{}' has no virtual_ipaddress", r.name),
             ));
         }
-        ctx.warn(
+        // keepalived only warns here ("No VIP specified; at least one is sensible") and
+        // sends adverts with no address; vrrp-agent's codec and XDP program refuse those
+        // (RFC 9568 §5.2.5 has at least one), so the router would refuse the instance at
+        // start: say so now, where `--check` sees it.
+        return Err(ConfigError::at(
             &r.span,
-            format!("vrrp_instance '{}' has no virtual_ipaddress", r.name),
-        );
+            format!(
+                "vrrp_instance '{}' has no virtual_ipaddress: vrrp-agent needs at least one \
+                 (keepalived runs a VRRPv2 instance without, advertising no address)",
+                r.name
+            ),
+        ));
     }
     // The address count field is 8 bits: keepalived moves the excess to the eVIPs.
     if vips.len() > 255 {

@@ -17,13 +17,34 @@ pub(super) const KEYWORDS: &[Kw] = &[
     named_block("vrrp_track_file"),
     named_block("vrrp_track_process"),
     named_block("vrrp_xdp_check"),
-    ignored("net_namespace"),
-    ignored("net_namespace_ipvs"),
-    ignored("namespace_with_ipsets"),
-    ignored("use_pid_dir"),
-    ignored("instance"),
-    ignored("child_wait_time"),
-    ignored("linkbeat_use_polling"),
+    unsupported(
+        "net_namespace",
+        "vrrp-agent runs in the namespace it is started in; use ip netns exec",
+    ),
+    unsupported(
+        "net_namespace_ipvs",
+        "vrrp-agent runs in the namespace it is started in; use ip netns exec",
+    ),
+    unsupported(
+        "namespace_with_ipsets",
+        "vrrp-agent runs in the namespace it is started in; use ip netns exec",
+    ),
+    unsupported(
+        "use_pid_dir",
+        "keepalived's multi-instance pid and file naming, not used by vrrp-agent",
+    ),
+    unsupported(
+        "instance",
+        "keepalived's multi-instance pid and file naming, not used by vrrp-agent",
+    ),
+    unsupported(
+        "child_wait_time",
+        "vrrp-agent is one process (no children to wait for)",
+    ),
+    unsupported(
+        "linkbeat_use_polling",
+        "vrrp-agent follows link state through netlink only",
+    ),
     foreign("virtual_server", LVS),
     foreign("virtual_server_group", LVS),
     foreign("real_server", LVS),
@@ -38,7 +59,7 @@ pub(super) const KEYWORDS: &[Kw] = &[
 ];
 
 pub(crate) fn parse(stmts: &[Stmt], warnings: &mut Vec<Diagnostic>) -> Res<Config> {
-    let mut ctx = Ctx { warnings };
+    let mut ctx = Ctx::new(warnings);
     let mut global = GlobalDefs::default();
     let mut raw_instances = Vec::new();
     let mut scripts: Vec<VrrpScript> = Vec::new();
@@ -133,6 +154,8 @@ pub(crate) fn parse(stmts: &[Stmt], warnings: &mut Vec<Diagnostic>) -> Res<Confi
             _ => {}
         }
     }
+
+    ctx.warn_grouped();
 
     let mut instances: Vec<Instance> = Vec::new();
     for (raw, at) in raw_instances {

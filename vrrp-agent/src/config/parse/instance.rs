@@ -35,16 +35,20 @@ pub(super) const KEYWORDS: &[Kw] = &[
     block("track_file"),
     block("track_process"),
     block("vrrp_xdp_heartbeat"),
+    args("dont_track_primary", 0, 0).no_effect(NOT_YET),
     args("nopreempt", 0, 0),
     args("preempt", 0, 0),
     args("native_ipv6", 0, 0),
     args("vmac_xmit_base", 0, 0),
     args("accept", 0, 0),
-    args("no_accept", 0, 0),
-    args("dont_track_primary", 0, 0),
+    args("no_accept", 0, 0).partial(
+        "traffic to the VIPs is not filtered (keepalived drops it with iptables/nftables)",
+    ),
     args("use_vmac", 0, 2),
-    args("skip_check_adv_addr", 0, 1),
-    args("strict_mode", 0, 1),
+    args("skip_check_adv_addr", 0, 1).no_effect(NOT_YET),
+    args("strict_mode", 0, 1).partial(
+        "traffic to the VIPs is not filtered (keepalived drops it with iptables/nftables)",
+    ),
     args("v3_checksum_as_v2", 0, 1),
     args("notify_master", 1, 3),
     args("notify_backup", 1, 3),
@@ -54,34 +58,57 @@ pub(super) const KEYWORDS: &[Kw] = &[
     args("notify_master_rx_lower_pri", 1, 3),
     args("vrrp_xdp_notify_split_brain", 1, 3),
     args("vrrp_xdp_fence", 1, 3),
-    // Mail and log verbosity: no VRRP behaviour.
     ignored("smtp_alert"),
-    ignored("debug"),
-    unsupported("mcast_dst_ip"),
-    unsupported("unicast_ttl"),
-    unsupported("unicast_fault_no_peer"),
-    unsupported("check_unicast_src"),
-    unsupported("old_unicast_checksum"),
-    unsupported("track_src_ip"),
-    unsupported("use_vmac_addr"),
-    unsupported("use_ipvlan"),
-    unsupported("vrf"),
-    unsupported("promote_secondaries"),
-    unsupported("linkbeat_use_polling"),
-    unsupported("virtual_routes"),
-    unsupported("virtual_rules"),
-    unsupported("lvs_sync_daemon_interface"),
-    unsupported("garp_lower_prio_delay"),
-    unsupported("garp_lower_prio_repeat"),
-    unsupported("down_timer_adverts"),
-    unsupported("garp_extra_if"),
-    unsupported("vmac_garp_intvl"),
-    unsupported("lower_prio_no_advert"),
-    unsupported("higher_prio_send_advert"),
-    unsupported("kernel_rx_buf_size"),
-    unsupported("track_bfd"),
-    unsupported("notify_deleted"),
-    unsupported("notify_priority_changes"),
+    unsupported(
+        "debug",
+        "log verbosity is set with RUST_LOG / --log-level, not per instance",
+    ),
+    unsupported("mcast_dst_ip", NOT_YET),
+    unsupported("unicast_ttl", NOT_YET),
+    unsupported("unicast_fault_no_peer", NOT_YET),
+    unsupported("check_unicast_src", NOT_YET),
+    unsupported(
+        "old_unicast_checksum",
+        "keepalived < 1.3.6 unicast checksums are not produced",
+    ),
+    unsupported("track_src_ip", NOT_YET),
+    unsupported("use_vmac_addr", NOT_YET),
+    unsupported(
+        "use_ipvlan",
+        "ipvlan interfaces are not created by vrrp-agent",
+    ),
+    unsupported("vrf", "VRF interfaces are not handled by vrrp-agent"),
+    unsupported("promote_secondaries", NOT_YET),
+    unsupported(
+        "linkbeat_use_polling",
+        "vrrp-agent follows link state through netlink only",
+    ),
+    unsupported("virtual_routes", NOT_YET),
+    unsupported("virtual_rules", NOT_YET),
+    unsupported(
+        "lvs_sync_daemon_interface",
+        "keepalived's LVS sync daemon is not part of vrrp-agent",
+    ),
+    unsupported("garp_lower_prio_delay", NOT_YET),
+    unsupported("garp_lower_prio_repeat", NOT_YET),
+    unsupported("down_timer_adverts", NOT_YET),
+    unsupported("garp_extra_if", NOT_YET),
+    unsupported("vmac_garp_intvl", NOT_YET),
+    unsupported("lower_prio_no_advert", NOT_YET),
+    unsupported("higher_prio_send_advert", NOT_YET),
+    unsupported(
+        "kernel_rx_buf_size",
+        "the receive buffer is sized by vrrp-agent",
+    ),
+    unsupported("track_bfd", "BFD is not part of vrrp-agent"),
+    unsupported("notify_deleted", NOT_YET),
+    unsupported("notify_priority_changes", NOT_YET),
+    unsupported("no_virtual_ipaddress", NOT_YET),
+    unsupported("timer_expired_backup", NOT_YET),
+    unsupported("thread_timer_expired", NOT_YET),
+    unsupported("owner_ignore_adverts", NOT_YET),
+    // keepalived 2.4 (draft-cassen-vrrp-auth-hmac); its sub-keywords go with it.
+    unsupported("auth_hmac", NOT_YET),
 ];
 
 /// `authentication { }` keywords.
@@ -344,7 +371,16 @@ pub(super) fn auth(ctx: &mut Ctx<'_>, r: &mut RawInstance, block: Option<&Block>
             "auth_type" => match t.text.as_str() {
                 "PASS" => r.auth_type = Some((AuthType::Pass, t.span.clone())),
                 // IPsec AH (RFC 2338) was dropped from VRRPv2 by RFC 3768.
-                "AH" => return err(t, "auth_type AH is not supported by vrrp-agent"),
+                "AH" => {
+                    // Running without it would be worse than refusing: AH peers drop our
+                    // adverts and both sides become master.
+                    return err(
+                        t,
+                        "auth_type AH is not supported by vrrp-agent (IPsec AH was dropped \
+                         from VRRP by RFC 3768; peers using it would drop our adverts): use \
+                         PASS or no authentication on every router of the instance",
+                    );
+                }
                 _ => return err(t, format!("auth_type '{}' is invalid: PASS or AH", t.text)),
             },
             _ => {

@@ -29,9 +29,42 @@ impl Item<'_> {
 
 pub(super) struct Ctx<'w> {
     pub(super) warnings: &'w mut Vec<Diagnostic>,
+    /// Keywords without VRRP behaviour met so far, for one warning per file
+    /// ([`Ctx::warn_grouped`]).
+    pub(super) grouped: Vec<(Span, String)>,
 }
 
-impl Ctx<'_> {
+impl<'w> Ctx<'w> {
+    pub(super) fn new(warnings: &'w mut Vec<Diagnostic>) -> Self {
+        Self {
+            warnings,
+            grouped: Vec::new(),
+        }
+    }
+
+    /// One warning per file listing the keywords without VRRP behaviour (mail, SNMP, DBus,
+    /// process tuning, LVS settings), at the first of them.
+    pub(super) fn warn_grouped(&mut self) {
+        let mut files: Vec<(Span, Vec<String>)> = Vec::new();
+        for (span, name) in std::mem::take(&mut self.grouped) {
+            let entry = format!("{name} (line {})", span.line);
+            match files.iter_mut().find(|(s, _)| s.file == span.file) {
+                Some((_, names)) => names.push(entry),
+                None => files.push((span, vec![entry])),
+            }
+        }
+        for (span, names) in files {
+            self.warn(
+                &span,
+                format!(
+                    "no effect in vrrp-agent (mail, SNMP, DBus, process tuning or LVS \
+                     settings, not VRRP behaviour) - ignored: {}",
+                    names.join(", ")
+                ),
+            );
+        }
+    }
+
     pub(super) fn warn(&mut self, span: &Span, message: impl Into<String>) {
         self.warnings.push(Diagnostic {
             span: span.clone(),
@@ -119,20 +152,48 @@ impl Ctx<'_> {
                             }
                             _ => {}
                         }
+                        match entry(kind, item.name()).map(|e| e.note) {
+                            Some(Note::Partial(what)) => self.warn(
+                                &item.kw.span,
+                                format!(
+                                    "'{}' is only partly supported by vrrp-agent: {what}",
+                                    item.name()
+                                ),
+                            ),
+                            Some(Note::NoEffect(why)) => self.warn(
+                                &item.kw.span,
+                                format!(
+                                    "'{}' has no effect in vrrp-agent ({why}) - checked, then \
+                                     ignored",
+                                    item.name()
+                                ),
+                            ),
+                            _ => {}
+                        }
                         out.push(item);
                     }
-                    Class::Ignored => {}
-                    Class::Unsupported => self.warn(
+                    Class::Ignored => self
+                        .grouped
+                        .push((item.kw.span.clone(), item.kw.text.clone())),
+                    Class::Unsupported(why) => self.warn(
                         &item.kw.span,
-                        format!("'{}' is not supported by vrrp-agent - ignored", item.name()),
+                        format!(
+                            "'{}' is not supported by vrrp-agent ({why}) - ignored",
+                            item.name()
+                        ),
                     ),
                     Class::Foreign(msg) => {
                         self.warn(&item.kw.span, format!("'{}' {msg}", item.name()))
                     }
-                    Class::Unknown => self.warn(
-                        &item.kw.span,
-                        format!("unknown keyword '{}' - ignored", item.name()),
-                    ),
+                    Class::Unknown => {
+                        let hint = suggest(kind, item.name())
+                            .map(|h| format!(" ({h})"))
+                            .unwrap_or_default();
+                        self.warn(
+                            &item.kw.span,
+                            format!("unknown keyword '{}' - ignored{hint}", item.name()),
+                        )
+                    }
                 }
             }
         }
@@ -170,4 +231,30 @@ impl<'a> ItemIter<'a> {
             self.buf = ctx.items(self.kind, std::slice::from_ref(stmt))?.into();
         }
     }
+}
+
+/// "did you mean" for an unknown keyword: the nearest keyword of this block, else of any
+/// block (then saying which), when it is close enough to be a typo.
+pub(super) fn suggest(kind: Kind, name: &str) -> Option<String> {
+    let limit = (name.chars().count() / 4).clamp(1, 3);
+    let best = |k: Kind| {
+        k.table()
+            .iter()
+            .map(|e| (strsim::damerau_levenshtein(name, e.name), e.name))
+            .filter(|(d, _)| *d <= limit)
+            .min()
+    };
+    if let Some((_, near)) = best(kind) {
+        return Some(format!("did you mean '{near}'?"));
+    }
+    let (_, near, other) = Kind::ALL
+        .into_iter()
+        .filter(|k| *k != kind)
+        .filter_map(|k| best(k).map(|(d, n)| (d, n, k)))
+        .min_by_key(|(d, _, _)| *d)?;
+    Some(format!(
+        "did you mean '{near}'? It belongs in {}, not in {}",
+        other.name(),
+        kind.name()
+    ))
 }

@@ -16,14 +16,14 @@ pub(super) const KEYWORDS: &[Kw] = &[
     args("notify_stop", 1, 3),
     args("notify", 1, 3),
     ignored("smtp_alert"),
-    ignored("notify_priority_changes"),
-    unsupported("track_interface"),
-    unsupported("track_script"),
-    unsupported("track_file"),
-    unsupported("track_process"),
-    unsupported("track_bfd"),
-    unsupported("global_tracking"),
-    unsupported("sync_group_tracking_weight"),
+    unsupported("notify_priority_changes", NOT_YET),
+    unsupported("track_interface", NOT_YET),
+    unsupported("track_script", NOT_YET),
+    unsupported("track_file", NOT_YET),
+    unsupported("track_process", NOT_YET),
+    unsupported("track_bfd", "BFD is not part of vrrp-agent"),
+    unsupported("global_tracking", NOT_YET),
+    unsupported("sync_group_tracking_weight", NOT_YET),
 ];
 
 pub(super) fn sync_group(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<SyncGroup> {

@@ -34,10 +34,10 @@ pub(super) const TRACK_PROCESS_KEYWORDS: &[Kw] = &[
     args("quorum", 1, 1),
     args("quorum_max", 1, 1),
     args("delay", 1, 1),
-    args("param_match", 0, 1),
-    args("full_command", 0, 0),
-    unsupported("terminate_delay"),
-    unsupported("fork_delay"),
+    args("param_match", 0, 1).no_effect("processes are matched on the exact command"),
+    args("full_command", 0, 0).no_effect("processes are matched on the exact command"),
+    unsupported("terminate_delay", NOT_YET),
+    unsupported("fork_delay", NOT_YET),
 ];
 
 pub(super) fn script(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<VrrpScript> {
@@ -187,11 +187,6 @@ pub(super) fn track_process(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Re
                         .unwrap_or(u32::MAX)
             }
             "delay" => t.delay = Duration::from_micros(micros(item.arg(0)?, "delay")?),
-            // Matching rules beyond the exact command are not implemented.
-            "param_match" | "full_command" => ctx.warn(
-                &item.kw.span,
-                format!("'{}' is not supported by vrrp-agent - ignored", item.name()),
-            ),
             _ => {}
         }
     }
