@@ -188,6 +188,18 @@ impl Node {
                         add: true,
                     });
                 }
+                // The dead-man gate first: a backup does not keep the stamp fresh, and with a
+                // stale one the program would not answer for the VIPs written next until the
+                // first refresh after them (the next advert: an interval with no answerer).
+                if own
+                    && let Some(inst) = self.instances.get(&id)
+                    && self.owned(inst)
+                {
+                    self.actions.push_back(Action::RefreshLiveness {
+                        ifindex,
+                        bound: liveness_bound(inst.spec.vr.interval),
+                    });
+                }
                 self.plan_dataplane();
                 if let Some(mac) = vmac
                     && !own

@@ -484,3 +484,107 @@ fn after_a_stall_past_the_dead_man_bound_the_advert_goes_before_xdp_answers_agai
         "{acts:#?}"
     );
 }
+
+/// Where the first action matching `f` is.
+fn at(acts: &[Action], what: &str, f: impl Fn(&Action) -> bool) -> usize {
+    acts.iter()
+        .position(f)
+        .unwrap_or_else(|| panic!("no {what} in {acts:#?}"))
+}
+
+#[test]
+fn a_handover_is_make_before_break_the_new_master_answers_before_its_first_advert() {
+    // Defect (issue 15, item 0): the new master's first advert left before its XDP answered
+    // (the advert came first, and the dead-man stamp, stale in a backup, was only refreshed
+    // by the *next* advert), while that advert is what makes the resigning master stop: a
+    // client saw up to one advert interval with no answer.
+    let t0 = clock();
+    let vip: IpAddr = "192.0.2.3".parse().unwrap();
+    let old_src: IpAddr = "192.0.2.1".parse().unwrap();
+    let new_src: IpAddr = "192.0.2.2".parse().unwrap();
+    let master_advert = |prio: u8| NodeInput::Advert {
+        ifindex: IF,
+        form: None,
+        family: Family::V4,
+        src: old_src,
+        result: Ok(advert(prio)),
+    };
+
+    // The backup (priority 50, the default 100 lowered) takes over on the priority 0.
+    let mut b = spec("VI_1", 51, "192.0.2.3");
+    b.src = new_src;
+    b.vr.primary = new_src;
+    b.vr.priority = Priority(50);
+    let mut n = Node::new(cfg(vec![b], &[]), t0).unwrap();
+    n.handle(t0, NodeInput::Prepare);
+    n.handle(t0, NodeInput::Start);
+    drain(&mut n);
+    let t1 = t0 + Duration::from_millis(100);
+    n.handle(t1, master_advert(100));
+    drain(&mut n);
+    assert_eq!(state(&n, "VI_1"), State::Backup);
+    let t2 = t1 + Duration::from_millis(50);
+    n.handle(t2, master_advert(0));
+    let mut acts = drain(&mut n);
+    acts.extend(run_until(&mut n, t2, Duration::from_secs(1)));
+    assert_eq!(state(&n, "VI_1"), State::Master);
+    let fresh = at(&acts, "liveness refresh", |a| {
+        matches!(a, Action::RefreshLiveness { ifindex: IF, .. })
+    });
+    let own = at(
+        &acts,
+        "XDP ownership",
+        |a| matches!(a, Action::Dataplane(DpOp::Own { vip: v, .. }) if *v == vip),
+    );
+    let advert_out = at(
+        &acts,
+        "advert",
+        |a| matches!(a, Action::SendAdvert { priority, .. } if *priority == Priority(50)),
+    );
+    let bind = at(&acts, "binding", |a| {
+        matches!(a, Action::InstallVips { .. })
+    });
+    assert!(
+        fresh < own && own < advert_out && advert_out < bind,
+        "{acts:#?}"
+    );
+
+    // The resigning master keeps its answers after its priority 0 and drops them only on the
+    // new master's first advert (which, above, leaves only once that master answers).
+    let (mut m, _) = started(cfg(vec![master(spec("VI_1", 51, "192.0.2.3"))], &[]), t0);
+    let t3 = t0 + Duration::from_secs(6);
+    m.handover(t3, None).unwrap();
+    let acts = drain(&mut m);
+    assert!(
+        acts.iter().any(
+            |a| matches!(a, Action::SendAdvert { priority, .. } if *priority == Priority::RELEASE)
+        ),
+        "{acts:#?}"
+    );
+    assert!(
+        !acts.iter().any(|a| matches!(
+            a,
+            Action::Dataplane(DpOp::Disown { .. }) | Action::RemoveVips { .. }
+        )),
+        "{acts:#?}"
+    );
+    assert!(m.answering(IF));
+    m.handle(
+        t3 + Duration::from_millis(8),
+        NodeInput::Advert {
+            ifindex: IF,
+            form: None,
+            family: Family::V4,
+            src: new_src,
+            result: Ok(advert(50)),
+        },
+    );
+    let acts = drain(&mut m);
+    at(
+        &acts,
+        "XDP release",
+        |a| matches!(a, Action::Dataplane(DpOp::Disown { vip: v, .. }) if *v == vip),
+    );
+    assert_eq!(state(&m, "VI_1"), State::Backup);
+    assert!(!m.answering(IF));
+}

@@ -17,15 +17,18 @@ pub const LOWER_PRIO_ANNOUNCE_EVERY: std::time::Duration = std::time::Duration::
 
 impl VirtualRouter {
     /// RFC 9568 §6.4.2 (Master_Down_Timer fires) / §6.4.1 (owner): send an advert, announce,
-    /// start the Adver_Timer. Order from keepalived `vrrp_state_master_tx`: the advert first so
-    /// the old master drops the addresses before our gratuitous ARPs.
+    /// start the Adver_Timer. Make-before-break: XDP answers for the VIPs *before* our first
+    /// advert leaves, because that advert is what makes a resigning master (a handover, a
+    /// SIGTERM) stop answering; answering only after it left the client without an answer
+    /// until our XDP map was written. Then, from keepalived `vrrp_state_master_tx`, the advert
+    /// before the addresses and our gratuitous ARPs, so the old master drops them first.
     pub(super) fn become_master(&mut self, now: Instant, reason: Reason) {
         // keepalived `vrrp_state_become_master`: back to our own interval.
         self.master_adver_int = self.cfg.interval;
         self.transition(now, State::Master, reason);
         self.counters.became_master += 1;
-        self.send_advert(self.effective);
         self.emit(Output::SetXdpOwnership(true));
+        self.send_advert(self.effective);
         self.emit(Output::InstallVips);
         self.emit(Output::Announce {
             kind: AnnounceKind::BecomeMaster,

@@ -95,10 +95,10 @@ fn become_master(from: State, reason: Reason, prio: u8) -> Vec<Output> {
             to: State::Master,
             reason,
         },
+        Output::SetXdpOwnership(true),
         Output::SendAdvert {
             priority: Priority(prio),
         },
-        Output::SetXdpOwnership(true),
         Output::InstallVips,
         Output::Announce {
             kind: AnnounceKind::BecomeMaster,
