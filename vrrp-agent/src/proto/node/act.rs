@@ -143,8 +143,9 @@ impl Node {
             self.actions.push_back(Action::SendAdvert { id, priority });
             if let Some(inst) = self.instances.get(&id)
                 && self.owned(inst)
+                && let Some(bound) = self.gate_bound(inst.spec.ifindex)
             {
-                let (ifindex, bound) = (inst.spec.ifindex, liveness_bound(inst.spec.vr.interval));
+                let ifindex = inst.spec.ifindex;
                 self.stamp_gate(now, ifindex, bound, Some(id));
             }
             return;
@@ -194,11 +195,18 @@ impl Node {
                 if own
                     && let Some(inst) = self.instances.get(&id)
                     && self.owned(inst)
+                    && let Some(bound) = self.gate_bound(ifindex)
                 {
-                    self.actions.push_back(Action::RefreshLiveness {
+                    self.gates.insert(
                         ifindex,
-                        bound: liveness_bound(inst.spec.vr.interval),
-                    });
+                        Gate {
+                            stamped: now,
+                            bound,
+                            hold: None,
+                        },
+                    );
+                    self.actions
+                        .push_back(Action::RefreshLiveness { ifindex, bound });
                 }
                 self.plan_dataplane();
                 if let Some(mac) = vmac

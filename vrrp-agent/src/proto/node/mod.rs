@@ -484,7 +484,7 @@ pub struct Node {
 
 /// The dead-man gate of one interface, as the node last stamped it.
 #[derive(Debug, Clone, Copy)]
-struct Gate {
+pub(super) struct Gate {
     stamped: Instant,
     bound: Duration,
     /// Found closed by a stall: it reopens at this time, not before.

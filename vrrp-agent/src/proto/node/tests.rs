@@ -588,3 +588,30 @@ fn a_handover_is_make_before_break_the_new_master_answers_before_its_first_adver
     assert_eq!(state(&m, "VI_1"), State::Backup);
     assert!(!m.answering(IF));
 }
+
+/// Issue 16 (soak seed 1, fault #24): with a 1 s and a 100 ms instance on one interface the
+/// gate took the 1 s instance's bound (3 s), so a SIGSTOPped master answered for the 100 ms
+/// instance's VIP long after its backup took over. The gate follows the fastest instance.
+#[test]
+fn the_dead_man_bound_of_an_interface_is_its_fastest_instances() {
+    let t0 = clock();
+    let mut fast = master(spec("VI_F", 52, "192.0.2.4"));
+    fast.vr.interval = Centisecs(10);
+    let (mut n, _) = started(
+        cfg(vec![master(spec("VI_1", 51, "192.0.2.3")), fast], &[]),
+        t0,
+    );
+    let acts = run_until(&mut n, t0, Duration::from_secs(10));
+    let bounds: BTreeSet<Duration> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::RefreshLiveness { bound, .. } => Some(*bound),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        bounds,
+        BTreeSet::from([liveness_bound(Centisecs(10))]),
+        "{bounds:?}"
+    );
+}
