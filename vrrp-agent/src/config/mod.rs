@@ -17,6 +17,7 @@
 //! ([`Heartbeat`], `parse::heartbeat`).
 
 mod checks;
+pub mod differences;
 mod glob;
 mod lexer;
 mod parse;
