@@ -94,6 +94,29 @@ fn client_error(e: vrrp_agent::control::ControlError) -> anyhow::Error {
     }
 }
 
+/// `--check`: the behaviours that will differ from keepalived's for this file
+/// (`config::differences`, from docs/migrating-from-keepalived.md).
+fn print_differences(cli: &Cli, cfg: &config::Config, path: Option<&std::path::Path>) {
+    use config::differences::{RunChoices, differences};
+    let run = RunChoices {
+        no_xdp: cli.no_xdp,
+        xdp_forced: !matches!(cli.xdp_mode, XdpModeArg::Auto),
+        rt_priority: cli.rt_priority,
+        no_guardian: cli.no_guardian,
+    };
+    let found = differences(cfg, path, run);
+    if found.is_empty() {
+        return;
+    }
+    println!(
+        "{} behaviour(s) will differ from keepalived's (docs/migrating-from-keepalived.md):",
+        found.len()
+    );
+    for d in found {
+        println!("  {d}");
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     if let Some(Cmd::Guardian) = &cli.cmd {
         return vrrp_agent::io::guardian::run();
@@ -138,6 +161,7 @@ fn run(cli: Cli) -> Result<()> {
             loaded.config.instances.len(),
             loaded.warnings.len() + host.len()
         );
+        print_differences(&cli, &loaded.config, path.as_deref());
         return Ok(());
     }
     if loaded.config.instances.is_empty() {

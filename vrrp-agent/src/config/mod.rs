@@ -17,6 +17,7 @@
 //! ([`Heartbeat`], `parse::instance::heartbeat`).
 
 mod checks;
+pub mod differences;
 mod glob;
 mod host;
 mod lexer;
