@@ -7,6 +7,7 @@ mod deb;
 mod demo;
 mod deps;
 mod fuzz;
+mod keepalived;
 mod soak;
 mod test;
 mod toolchain;
@@ -58,6 +59,9 @@ enum Cmd {
     Deb,
     /// Install the Debian packages the lab tests and the demo use (keepalived, tshark, ...).
     Deps,
+    /// Build keepalived 2.4.3 from its source tarball into target/keepalived-2.4.3/ (once),
+    /// the auth_hmac interoperability peer.
+    Keepalived,
 }
 
 fn main() -> Result<()> {
@@ -74,5 +78,6 @@ fn main() -> Result<()> {
         Cmd::Soak(opts) => soak::main(&opts),
         Cmd::Deb => deb::build_deb().map(|_| ()),
         Cmd::Deps => deps::ensure_debian_packages(deps::TEST_PACKAGES),
+        Cmd::Keepalived => keepalived::ensure().map(|p| println!("{}", p.display())),
     }
 }

@@ -31,6 +31,7 @@ use vrrp_common::wire::{
 };
 
 use super::advert::{Advert, Auth};
+use super::auth_hmac::TRAILER_LEN;
 use super::types::{Centisecs, Family, Priority, Version, Vrid};
 
 /// RFC 3768 §5.3.6: auth type 2 was IP Authentication Header (from RFC 2338), removed by
@@ -453,6 +454,68 @@ impl<'a> VrrpPacket<'a> {
 /// Decodes one VRRP message (the IP payload) with every receive check of RFC 9568 §7.1 /
 /// RFC 3768 §7.1 that needs no configuration, in the RFC's order.
 pub fn decode(meta: &RxMeta, vrrp: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_inner(meta, vrrp, &[])
+}
+
+/// The `auth_hmac` trailer after a VRRP message, with the message it follows (the HMAC
+/// covers the message as received).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Signed {
+    pub pdu: Vec<u8>,
+    pub trailer: [u8; TRAILER_LEN],
+}
+
+/// [`decode`], and a message exactly [`TRAILER_LEN`] bytes longer than its header says is
+/// read as one with an `auth_hmac` trailer (keepalived 2.4: "detection from the length is
+/// unambiguous since padding cannot reach this size"). Over IPv6 the checksum then covers the
+/// trailer too (the kernel's `IPV6_CHECKSUM` on the sender's socket), over IPv4 the message
+/// only. Whether a trailer is welcome is the instance's business.
+pub fn decode_signed(
+    meta: &RxMeta,
+    payload: &[u8],
+) -> Result<(Decoded, Option<Signed>), DecodeError> {
+    let family = family_of(&meta.src);
+    if let (Some(first), Some(count)) = (byte(payload, 0), byte(payload, 3)) {
+        let version = if first >> 4 == 2 {
+            Version::V2
+        } else {
+            Version::V3
+        };
+        let need = message_len(version, family, count);
+        if payload.len() == need + TRAILER_LEN {
+            let (pdu, rest) = payload.split_at(need);
+            let mut trailer = [0u8; TRAILER_LEN];
+            trailer.copy_from_slice(rest);
+            let covered: &[u8] = if family == Family::V6 { rest } else { &[] };
+            let d = decode_inner(meta, pdu, covered)?;
+            return Ok((
+                d,
+                Some(Signed {
+                    pdu: pdu.to_vec(),
+                    trailer,
+                }),
+            ));
+        }
+    }
+    decode(meta, payload).map(|d| (d, None))
+}
+
+/// Recomputes the checksum of an IPv6 VRRP payload (message and whatever follows it) as
+/// the kernel's `IPV6_CHECKSUM` would: the RFC 8200 §8.1 pseudo header and every byte.
+pub fn rechecksum_v6(payload: &mut [u8], src: IpAddr, dst: IpAddr) {
+    if payload.len() < VRRP_HEADER_LEN {
+        return;
+    }
+    payload[6] = 0;
+    payload[7] = 0;
+    let sum = sum16(payload) + pseudo_sum(src, dst, payload.len()).unwrap_or(0);
+    let csum = csum_fold(sum).to_be_bytes();
+    payload[6..8].copy_from_slice(&csum);
+}
+
+/// [`decode`] with `covered`: bytes after the message the checksum covers too (an IPv6
+/// `auth_hmac` trailer), counted in the pseudo header's length.
+fn decode_inner(meta: &RxMeta, vrrp: &[u8], covered: &[u8]) -> Result<Decoded, DecodeError> {
     let len = vrrp.len();
     let first = byte(vrrp, 0).ok_or(DecodeError::Truncated {
         len,
@@ -520,7 +583,10 @@ pub fn decode(meta: &RxMeta, vrrp: &[u8]) -> Result<Decoded, DecodeError> {
         }
         // RFC 9568 §5.2.8: IPv6 includes the pseudo-header of RFC 8200 §8.1.
         (Version::V3, Family::V6) => {
-            let expected = csum_fold(body + pseudo_sum(meta.src, meta.dst, len).unwrap_or(0));
+            let expected = csum_fold(
+                body + sum16(covered)
+                    + pseudo_sum(meta.src, meta.dst, len + covered.len()).unwrap_or(0),
+            );
             if !same_checksum(got, expected) {
                 return Err(DecodeError::BadChecksum {
                     got,

@@ -1,6 +1,7 @@
 //! The sans-IO protocol core: no sockets, no clock, no tokio. Time is passed in.
 
 pub mod advert;
+pub mod auth_hmac;
 pub mod clock;
 pub mod codec;
 mod display;
