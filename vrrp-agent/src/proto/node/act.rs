@@ -197,16 +197,7 @@ impl Node {
                     && self.owned(inst)
                     && let Some(bound) = self.gate_bound(ifindex)
                 {
-                    self.gates.insert(
-                        ifindex,
-                        Gate {
-                            stamped: now,
-                            bound,
-                            hold: None,
-                        },
-                    );
-                    self.actions
-                        .push_back(Action::RefreshLiveness { ifindex, bound });
+                    self.open_gate(now, ifindex, bound);
                 }
                 self.plan_dataplane();
                 if let Some(mac) = vmac

@@ -453,14 +453,17 @@ impl Node {
             }
             _ => {}
         }
-        self.gates.insert(
-            ifindex,
-            Gate {
-                stamped: now,
-                bound,
-                hold: None,
-            },
-        );
+        self.open_gate(now, ifindex, bound);
+    }
+
+    /// Stamps an interface's gate now (no stall check: a new owner's gate is stale anyway).
+    pub(super) fn open_gate(&mut self, now: Instant, ifindex: u32, bound: Duration) {
+        let gate = Gate {
+            stamped: now,
+            bound,
+            hold: None,
+        };
+        self.gates.insert(ifindex, gate);
         self.actions
             .push_back(Action::RefreshLiveness { ifindex, bound });
     }
