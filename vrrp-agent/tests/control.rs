@@ -118,6 +118,7 @@ fn sample() -> Snapshot {
             heartbeat_restarts: 0,
             peers_evicted: 0,
             vips_restored: 0,
+            vip_removals_held: 0,
             checksum_form_mismatches: 0,
         },
         InstanceStatus {

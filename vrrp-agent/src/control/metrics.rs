@@ -190,6 +190,11 @@ pub fn render_metrics(snap: &Snapshot) -> String {
             (|i: &super::InstanceStatus| i.vips_restored) as fn(&super::InstanceStatus) -> u64,
         ),
         (
+            "vrrp_vip_removals_held_total",
+            "VIP removals whose restore waited for the back-off (something keeps removing them).",
+            |i| i.vip_removals_held,
+        ),
+        (
             "vrrp_peers_evicted_total",
             "Peers dropped from the bounded peer table to make room (spoofed sources).",
             |i| i.peers_evicted,

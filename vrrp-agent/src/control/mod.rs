@@ -125,6 +125,10 @@ pub struct InstanceStatus {
     pub checksum_form_mismatches: u64,
     /// VIPs put back after something else removed them while we were MASTER.
     pub vips_restored: u64,
+    /// Removals of our VIPs whose restore waited for the back-off (something keeps removing
+    /// them).
+    #[serde(default)]
+    pub vip_removals_held: u64,
     /// Peers dropped from `peers` to make room (the table is bounded: spoofed sources).
     pub peers_evicted: u64,
 }

@@ -112,6 +112,7 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
             split_brain_episodes: inst.split_brain.episodes,
             vip_conflicts: inst.conflicts,
             vips_restored: inst.vips_restored,
+            vip_removals_held: inst.restore.held,
             checksum_form_mismatches: inst.form_mismatches,
             timer_wakeups: inst.timer_wakeups,
             kernel_watch: inst.cover.is_some(),

@@ -170,6 +170,7 @@ impl Node {
             }
             Output::RemoveVips => {
                 inst.installed = false;
+                inst.restore.forget();
                 self.actions.push_back(Action::RemoveVips {
                     id,
                     vips: inst.spec.vips.clone(),

@@ -202,6 +202,7 @@ impl Node {
         slots: &[(SlotKey, KernelSlot)],
     ) {
         self.release_gates(now);
+        self.release_restores(now);
         let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
         for id in ids {
             let Some(inst) = self.instances.get(&id) else {
@@ -469,6 +470,61 @@ impl Node {
     }
 
     /// Reopens the gates whose stall hold is over, where we still own VIPs.
+    /// A VIP we hold as MASTER went from its interface behind our back: put it back, at once
+    /// the first time, paced by [`restore::Backoff`] when it keeps going.
+    pub(super) fn on_address_removed(&mut self, now: Instant, ifindex: u32, addr: IpAddr) {
+        for (id, inst) in &mut self.instances {
+            if !inst.installed {
+                continue;
+            }
+            let gone: Vec<VipBinding> = inst
+                .spec
+                .vips
+                .iter()
+                .filter(|v| v.ifindex == ifindex && v.spec.addr == addr)
+                .cloned()
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            match inst.restore.removed(now, gone.clone()) {
+                restore::Removal::RestoreNow => {
+                    inst.vips_restored += 1;
+                    warn!(instance = %inst.spec.name, vip = %addr, "a VIP we hold as MASTER was removed behind our back: restoring it");
+                    self.actions.push_back(Action::InstallVips {
+                        id: *id,
+                        vips: gone,
+                    });
+                }
+                restore::Removal::Held { first } => {
+                    if first {
+                        warn!(instance = %inst.spec.name, vip = %addr, "a VIP keeps being removed behind our back: restoring it with a back-off (up to 30 s); find what removes it");
+                    } else {
+                        debug!(instance = %inst.spec.name, vip = %addr, "VIP removed again: restore held by the back-off");
+                    }
+                }
+            }
+            self.actions.push_back(Action::Publish);
+        }
+    }
+
+    /// Restores held by the back-off whose time has come (still MASTER).
+    pub(super) fn release_restores(&mut self, now: Instant) {
+        for (id, inst) in &mut self.instances {
+            let Some(vips) = inst.restore.release(now) else {
+                continue;
+            };
+            if !inst.installed {
+                continue;
+            }
+            inst.vips_restored += 1;
+            info!(instance = %inst.spec.name, vips = vips.len(), "restoring VIPs removed behind our back (back-off)");
+            self.actions
+                .push_back(Action::InstallVips { id: *id, vips });
+            self.actions.push_back(Action::Publish);
+        }
+    }
+
     pub(super) fn release_gates(&mut self, now: Instant) {
         let due: Vec<u32> = self
             .gates

@@ -14,6 +14,7 @@ pub mod heartbeat;
 mod input;
 pub mod peers;
 pub mod reload;
+pub mod restore;
 pub mod split_brain;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -318,6 +319,8 @@ pub struct Instance {
     pub conflicts: u64,
     /// VIPs restored after someone else removed them while we were MASTER.
     pub vips_restored: u64,
+    /// Paces restores against something that keeps removing our VIPs.
+    pub restore: restore::Backoff,
     pub split_brain: split_brain::SplitBrain,
     pub peers: peers::PeerTable,
     pub paths: Vec<heartbeat::PathState>,
@@ -350,6 +353,7 @@ impl Instance {
             wants_ownership: false,
             conflicts: 0,
             vips_restored: 0,
+            restore: restore::Backoff::default(),
             split_brain: split_brain::SplitBrain::default(),
             peers: peers::PeerTable::default(),
             transitions: BTreeMap::new(),
@@ -668,10 +672,12 @@ impl Node {
     /// When the driver must call `handle(.., NodeInput::Timer { .. })` next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let holds = self.gates.values().filter_map(|g| g.hold);
+        let restores = self.instances.values().filter_map(|i| i.restore.due());
         self.instances
             .values()
             .filter_map(Instance::wake_at)
             .chain(holds)
+            .chain(restores)
             .min()
     }
 
@@ -945,28 +951,7 @@ impl Node {
                 reasons,
             } => self.on_tracking(now, &instance, priority, fault, reasons),
             NodeInput::AddressRemoved { ifindex, addr } => {
-                for (id, inst) in &mut self.instances {
-                    if !inst.installed {
-                        continue;
-                    }
-                    let gone: Vec<VipBinding> = inst
-                        .spec
-                        .vips
-                        .iter()
-                        .filter(|v| v.ifindex == ifindex && v.spec.addr == addr)
-                        .cloned()
-                        .collect();
-                    if gone.is_empty() {
-                        continue;
-                    }
-                    inst.vips_restored += 1;
-                    warn!(instance = %inst.spec.name, vip = %addr, "a VIP we hold as MASTER was removed behind our back: restoring it");
-                    self.actions.push_back(Action::InstallVips {
-                        id: *id,
-                        vips: gone,
-                    });
-                    self.actions.push_back(Action::Publish);
-                }
+                self.on_address_removed(now, ifindex, addr);
             }
             NodeInput::XdpTxFailing { ifindex } => {
                 if let Some(i) = self.ifaces.get_mut(&ifindex)

@@ -615,3 +615,52 @@ fn the_dead_man_bound_of_an_interface_is_its_fastest_instances() {
         "{bounds:?}"
     );
 }
+
+#[test]
+fn a_vip_removed_again_and_again_is_restored_with_a_back_off_not_a_fight() {
+    // Something that keeps deleting our VIP (a network manager, a cleanup loop) met one
+    // restore and one warning per removal: a netlink fight at full speed. Now repeats wait.
+    let t0 = clock();
+    let (mut n, _) = started(cfg(vec![master(spec("VI_1", 51, "192.0.2.3"))], &[]), t0);
+    drain(&mut n);
+    let vip: IpAddr = "192.0.2.3".parse().unwrap();
+    let installs = |acts: &[Action]| {
+        acts.iter()
+            .filter(|a| matches!(a, Action::InstallVips { .. }))
+            .count()
+    };
+    let t = t0 + Duration::from_secs(6);
+    let mut restored_now = 0;
+    for k in 0..50u32 {
+        n.handle(
+            t + Duration::from_millis(u64::from(k)),
+            NodeInput::AddressRemoved {
+                ifindex: IF,
+                addr: vip,
+            },
+        );
+        restored_now += installs(&drain(&mut n));
+    }
+    assert_eq!(restored_now, 1, "only the first removal is undone at once");
+    let inst = n.instances().next().unwrap().1;
+    assert_eq!(inst.restore.held, 49);
+    let due = inst.restore.due().expect("a held restore is due later");
+    assert!(
+        n.poll_timeout().is_some_and(|p| p <= due),
+        "the driver wakes for it"
+    );
+    n.handle(
+        due,
+        NodeInput::Timer {
+            early: None,
+            slots: vec![],
+        },
+    );
+    let acts = drain(&mut n);
+    assert_eq!(
+        installs(&acts),
+        1,
+        "the held VIP comes back once, at its time"
+    );
+    assert_eq!(n.instances().next().unwrap().1.vips_restored, 2);
+}
