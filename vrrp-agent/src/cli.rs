@@ -221,6 +221,12 @@ pub const EXTENSION_KEYWORDS: &[(&str, &str, &str)] = &[
          declared down only when every path is silent",
     ),
     (
+        "vrrp_xdp_v2_interop [on|off]",
+        "vrrp_instance",
+        "RFC 9568 §8.4: a VRRPv3 IPv4 instance also sends and hears VRRPv2, for a rolling \
+         upgrade of a v2 cluster (whole-second advert_int)",
+    ),
+    (
         "vrrp_xdp_check NAME { http_get { url URL; status N; body TEXT; host NAME } | tcp ADDR:PORT; interval; timeout; fall; rise; weight }",
         "top level",
         "a built-in health check (no shell), referenced from track_script like a vrrp_script",

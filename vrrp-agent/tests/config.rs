@@ -1328,3 +1328,23 @@ fn seq_and_lst_repeat_the_rest_of_the_line() {
         "{e}"
     );
 }
+
+#[test]
+fn v2_interop_is_for_a_v3_ipv4_instance_with_whole_seconds() {
+    // RFC 9568 §8.4: the keyword that lets a v3 node replace a v2 keepalived one by one.
+    let inst = |version: &str, advert: &str| {
+        format!(
+            "vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 51\n    \
+             version {version}\n    advert_int {advert}\n    vrrp_xdp_v2_interop\n    \
+             virtual_ipaddress {{\n        192.0.2.100/24\n    }}\n}}\n"
+        )
+    };
+    let l = config::parse_str(&inst("3", "1"), "t.conf").unwrap();
+    assert!(l.config.instances[0].v2_interop);
+    for (version, advert) in [("2", "1"), ("3", "0.5")] {
+        let e = config::parse_str(&inst(version, advert), "t.conf").unwrap_err();
+        let span = e.span().expect("a location");
+        assert_eq!((span.line, span.col), (6, 5), "{e}");
+        assert!(e.to_string().contains("vrrp_xdp_v2_interop"), "{e}");
+    }
+}

@@ -102,6 +102,11 @@ pub const VRID_F_UNICAST_PEERS: u32 = 1 << 3;
 /// are ours, and XDP rewrites their destination to the interface MAC so the stack takes them
 /// (it drops frames for any other MAC as PACKET_OTHERHOST; keepalived needs a macvlan for it).
 pub const VRID_F_VMAC_OWNED: u32 = 1 << 4;
+/// RFC 9568 §8.4 VRRPv2 interoperation on a VRRPv3 instance: v2 adverts are accepted too
+/// (held to `interval_cs`, as v2 adverts always are) and reported to the agent every time,
+/// never filed: the agent alone knows whether their sender also speaks v3 (then it ignores
+/// them), and filing both would make every advert news.
+pub const VRID_F_V2_INTEROP: u32 = 1 << 5;
 
 /// What the data plane knows of one configured virtual router.
 #[repr(C)]
@@ -130,6 +135,11 @@ impl VridConfig {
     #[inline(always)]
     pub const fn version(&self) -> u8 {
         if self.flags & VRID_F_V2 != 0 { 2 } else { 3 }
+    }
+    /// A v3 instance that also takes VRRPv2 (RFC 9568 §8.4).
+    #[inline(always)]
+    pub const fn v2_interop(&self) -> bool {
+        self.flags & VRID_F_V2_INTEROP != 0
     }
 }
 

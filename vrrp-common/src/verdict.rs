@@ -97,7 +97,7 @@ pub const fn classify(f: &AdvertFields, cfg: &VridConfig) -> Result<(), u32> {
     if !cfg.is_configured() {
         return Err(counter::DROP_UNKNOWN_VRID);
     }
-    if version != cfg.version() {
+    if version != cfg.version() && !(version == 2 && cfg.v2_interop()) {
         return Err(counter::DROP_BAD_VERSION);
     }
     // RFC 9568 §7.1: the length must be the header and the addresses it counts, no more
@@ -284,6 +284,32 @@ mod tests {
         assert_eq!(classify(&short, &c), Err(counter::DROP_BAD_LENGTH));
         let v6 = AdvertFields { ipv6: true, ..f };
         assert_eq!(classify(&v6, &c), Err(counter::DROP_BAD_VERSION));
+    }
+
+    #[test]
+    fn a_v3_instance_in_v2_interop_takes_v2_at_its_own_interval_only() {
+        // RFC 9568 §8.4 (checklist item 58): a rolling upgrade from v2 hears both versions.
+        let c = VridConfig {
+            flags: VRID_F_CONFIGURED | crate::maps::VRID_F_V2_INTEROP,
+            interval_cs: 100,
+            ..Default::default()
+        };
+        let v2 = AdvertFields {
+            version_type: 0x21,
+            vrrp_len: 20,
+            captured_len: 20,
+            word2: 1,
+            ..good()
+        };
+        assert_eq!(
+            classify(&v2, &v3()),
+            Err(counter::DROP_BAD_VERSION),
+            "not in interop"
+        );
+        assert_eq!(classify(&v2, &c), Ok(()));
+        assert_eq!(classify(&good(), &c), Ok(()), "v3 still");
+        let other = AdvertFields { word2: 2, ..v2 };
+        assert_eq!(classify(&other, &c), Err(counter::DROP_BAD_INTERVAL));
     }
 
     /// Adverts the agent's codec or its configuration checks refuse are dropped here too, so

@@ -362,6 +362,19 @@ fn deliver<D: DataPlane>(
     src: [u8; 16],
     ip_len: usize,
 ) -> Action {
+    if f.version() == 2 && dp.vrid_config(slot).is_some_and(|c| c.v2_interop()) {
+        // RFC 9568 §8.4: the agent decides (it ignores v2 from a sender that also speaks v3);
+        // filing it beside that sender's v3 adverts would make every advert news.
+        if !config(dp).consume_adverts() {
+            return Action::Pass;
+        }
+        return if dp.report(EVENT_ADVERT, ETH_HLEN, ip_len) {
+            dp.count(counter::ADVERT_EVENT);
+            Action::Drop
+        } else {
+            Action::Pass
+        };
+    }
     let now = dp.now_ns();
     let advert = AdvertState {
         src,

@@ -12,7 +12,7 @@
 //! the root, `vrrp_xdp_check NAME { tcp IP:PORT | http_get { url .. status .. body .. host .. }
 //! interval .. timeout .. rise .. fall .. weight N [reverse] init_fail }`, a built-in check that
 //! `track_script` names like a `vrrp_script` (syntax and defaults: `parse::check::xdp_check`); in
-//! `vrrp_instance`, `vrrp_xdp_notify_split_brain`, `vrrp_xdp_fence` and `vrrp_xdp_heartbeat {
+//! `vrrp_instance`, `vrrp_xdp_v2_interop`, `vrrp_xdp_notify_split_brain`, `vrrp_xdp_fence` and `vrrp_xdp_heartbeat {
 //! interface IF  unicast_src_ip A  unicast_peer { A ... } }`, a redundant heartbeat path
 //! ([`Heartbeat`], `parse::instance::heartbeat`).
 

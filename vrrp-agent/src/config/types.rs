@@ -167,6 +167,8 @@ pub struct Instance {
     pub skip_check_adv_addr: bool,
     pub strict: bool,
     pub v3_checksum_as_v2: bool,
+    /// Our `vrrp_xdp_v2_interop`: RFC 9568 §8.4 VRRPv2 interoperation.
+    pub v2_interop: bool,
     /// Which values were not written and came from a default.
     pub defaulted: Defaulted,
 }

@@ -60,6 +60,7 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
             ("unknown_unicast_source", c.dropped_unknown_unicast_src),
             ("own_address", c.dropped_own_address),
             ("address_list_mismatch", c.dropped_address_list),
+            ("v2_from_v3_sender", c.dropped_v2_from_v3),
         ] {
             if v > 0 {
                 drops.insert(k.to_string(), v);

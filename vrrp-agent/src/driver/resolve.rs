@@ -275,6 +275,7 @@ fn vr_config(cfg: &Config, inst: &config::Instance, primary: IpAddr) -> VrConfig
     };
     c.unicast_peers = inst.unicast_peers.iter().map(|p| p.addr).collect();
     c.check_unicast_src = cfg.global.check_unicast_src;
+    c.v2_interop = inst.v2_interop;
     c.garp_master_delay = inst.garp.master_delay;
     c.garp_master_refresh =
         (!inst.garp.master_refresh.is_zero()).then_some(inst.garp.master_refresh);

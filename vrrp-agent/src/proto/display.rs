@@ -99,6 +99,7 @@ impl super::vr::DropReason {
             D::UnknownUnicastSource => "unknown_unicast_source",
             D::OwnAddress => "own_address",
             D::AddressListMismatch => "address_list_mismatch",
+            D::V2FromV3Sender => "v2_from_v3_sender",
         }
     }
 }

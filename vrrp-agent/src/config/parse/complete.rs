@@ -36,6 +36,29 @@ pub(super) fn complete(ctx: &mut Ctx<'_>, mut r: RawInstance, g: &GlobalDefs) ->
     warn_v6_source(ctx, &r, family, &vips);
     let garp = garp(&r.garp, g);
     let vmac = vmac_of(ctx, &mut r);
+    let v2_interop = match r.v2_interop.take() {
+        Some((true, span)) => {
+            // RFC 9568 §8.4: the v2 routers of the upgrade must be able to hear us.
+            if version != Version::V3 || family != Family::V4 {
+                return Err(ConfigError::at(
+                    &span,
+                    "vrrp_xdp_v2_interop is for a VRRPv3 IPv4 instance (version 3) that \
+                     replaces a VRRPv2 router during an upgrade",
+                ));
+            }
+            if !advert_int.get().is_multiple_of(100) || advert_int.get() > 255 * 100 {
+                return Err(ConfigError::at(
+                    &span,
+                    format!(
+                        "vrrp_xdp_v2_interop needs a whole-second advert_int (1..255), the \
+                         one the VRRPv2 routers use; this instance has {advert_int}"
+                    ),
+                ));
+            }
+            true
+        }
+        _ => false,
+    };
     // keepalived refuses unicast peers in strict mode on a multicast-capable interface.
     if strict && let Some(p) = r.unicast_peers.first() {
         return Err(ConfigError::at(
@@ -77,6 +100,7 @@ pub(super) fn complete(ctx: &mut Ctx<'_>, mut r: RawInstance, g: &GlobalDefs) ->
         skip_check_adv_addr: r.skip_check_adv_addr.unwrap_or(g.skip_check_adv_addr),
         strict,
         v3_checksum_as_v2: r.v3_checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
+        v2_interop,
         defaulted,
     })
 }

@@ -428,6 +428,7 @@ impl Node {
                 vrid: i.spec.vr.vrid.get(),
                 version: i.spec.vr.version,
                 interval_cs: i.spec.vr.interval.get(),
+                v2_interop: i.spec.vr.v2_interop,
                 auth: i.spec.vr.auth,
                 unicast_peers: &i.spec.vr.unicast_peers,
                 answers,

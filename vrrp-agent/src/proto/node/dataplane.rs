@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use vrrp_common::maps::{
-    VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VRID_F_VMAC_OWNED,
-    VridConfig,
+    VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VRID_F_V2_INTEROP,
+    VRID_F_VMAC_OWNED, VridConfig,
 };
 
 use crate::proto::{Auth, Family, Version};
@@ -32,6 +32,8 @@ pub struct Contribution<'a> {
     pub vrid: u8,
     pub version: Version,
     pub interval_cs: u16,
+    /// RFC 9568 §8.4: a v3 instance that takes VRRPv2 adverts too.
+    pub v2_interop: bool,
     pub auth: Auth,
     pub unicast_peers: &'a [IpAddr],
     /// The interface has XDP and its XDP_TX works.
@@ -120,6 +122,11 @@ pub fn plan<'a>(contribs: impl IntoIterator<Item = Contribution<'a>>) -> Plan {
                 cfg.flags |= VRID_F_AUTH_PASS;
                 cfg.auth_pass = pw;
             }
+        }
+        if c.v2_interop {
+            // v2 adverts are held to our interval, as on a v2 instance (RFC 3768 §7.1).
+            cfg.flags |= VRID_F_V2_INTEROP;
+            cfg.interval_cs = c.interval_cs;
         }
         if c.owned && c.vmac {
             cfg.flags |= VRID_F_VMAC_OWNED;
@@ -216,6 +223,7 @@ mod tests {
             vrid: 51,
             version: Version::V2,
             interval_cs: 100,
+            v2_interop: false,
             auth: Auth::Pass(*b"1111\0\0\0\0"),
             unicast_peers: &[],
             answers: true,

@@ -422,6 +422,24 @@ impl Instance {
             }
             out.push((*dst, buf));
         }
+        if self.spec.vr.v2_interop {
+            // RFC 9568 §8.4: a v2 copy of each advert, for the v2 routers of a rolling upgrade
+            // (they drop the v3 one); v3 routers ignore it since we send v3 too.
+            let v2 = Advert {
+                version: Version::V2,
+                auth: Auth::None,
+                ..advert
+            };
+            for dst in dsts {
+                let mut buf = Vec::with_capacity(64);
+                match codec::encode(&v2, src, *dst, self.spec.form, &mut buf) {
+                    Ok(()) => out.push((*dst, buf)),
+                    Err(e) => {
+                        error!(instance = %self.spec.name, error = %e, "cannot encode VRRPv2 advert");
+                    }
+                }
+            }
+        }
         out
     }
 }

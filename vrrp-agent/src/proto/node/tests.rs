@@ -664,3 +664,34 @@ fn a_vip_removed_again_and_again_is_restored_with_a_back_off_not_a_fight() {
     );
     assert_eq!(n.instances().next().unwrap().1.vips_restored, 2);
 }
+
+#[test]
+fn rfc9568_8_4_a_master_in_v2_interop_sends_both_versions_and_xdp_takes_both() {
+    // Checklist item 58: during a rolling upgrade the v2 routers drop our v3 adverts; without
+    // a v2 copy they would each become master beside us.
+    let t0 = clock();
+    let mut s = master(spec("VI_1", 51, "192.0.2.3"));
+    s.vr.v2_interop = true;
+    let (mut n, acts) = started(cfg(vec![s], &[]), t0);
+    let slot = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Dataplane(dataplane::DpOp::SetSlot { vrid: 51, slot, .. }) => {
+                Some(slot.clone())
+            }
+            _ => None,
+        })
+        .expect("the VRID's slot is written");
+    assert_ne!(slot.cfg.flags & vrrp_common::maps::VRID_F_V2_INTEROP, 0);
+    assert_eq!(
+        slot.cfg.interval_cs, 100,
+        "v2 adverts are held to our interval"
+    );
+    let id = n.instances().next().unwrap().0;
+    let out = n.adverts(id, Priority(200)).expect("an advert");
+    let versions: Vec<u8> = out.adverts.iter().map(|(_, m)| m[0] >> 4).collect();
+    assert_eq!(versions, [3, 2], "one advert per version, to 224.0.0.18");
+    // The v2 copy carries whole seconds and no authentication (RFC 3768 §5.3.6-7).
+    let v2 = &out.adverts[1].1;
+    assert_eq!((v2[4], v2[5]), (0, 1));
+}

@@ -79,6 +79,10 @@ pub struct VrConfig {
     /// keepalived's `owner_ignore_adverts`: an address owner drops every advert, as RFC 3768
     /// §7.1 and RFC 9568 §7.1 literally say. keepalived's default (false) processes them.
     pub owner_ignore_adverts: bool,
+    /// RFC 9568 §8.4 (our `vrrp_xdp_v2_interop`): a v3 router that also sends and takes
+    /// VRRPv2, for a rolling upgrade of a v2 cluster. IPv4, whole-second intervals.
+    #[serde(default)]
+    pub v2_interop: bool,
 }
 
 impl VrConfig {
@@ -112,6 +116,7 @@ impl VrConfig {
             garp_master_delay: Duration::from_secs(5),
             garp_master_refresh: None,
             owner_ignore_adverts: false,
+            v2_interop: false,
         }
     }
 
@@ -142,6 +147,14 @@ impl VrConfig {
                 }
             }
             Version::V3 => {}
+        }
+        if self.v2_interop
+            && (self.version != Version::V3
+                || self.family == Family::V6
+                || !self.interval.get().is_multiple_of(100)
+                || self.interval.get() > 255 * 100)
+        {
+            return Err(ConfigError::V2Interop);
         }
         if self.addresses.is_empty() {
             return Err(ConfigError::NoAddresses);
@@ -195,6 +208,10 @@ pub enum ConfigError {
     V2Interval(Centisecs),
     #[error("VRRPv2 (RFC 3768) is IPv4 only")]
     V2Ipv6,
+    #[error(
+        "VRRPv2 interoperation (RFC 9568 §8.4) needs a VRRPv3 IPv4 instance with a whole-second advert_int (1..255), the interval v2 routers use"
+    )]
+    V2Interop,
     #[error("no virtual addresses")]
     NoAddresses,
     #[error("{0} virtual addresses, at most 255 fit in an advert")]

@@ -99,6 +99,8 @@ pub struct VirtualRouter {
     /// The last advert of each recent sender, for `AdvertSeenAt`: the data plane replays the
     /// master's timestamps even when another sender (a stray router, a flood) was heard last.
     heard: BTreeMap<IpAddr, Advert>,
+    /// RFC 9568 §8.4: when each sender last spoke v3 (v2 interoperation only; bounded).
+    v3_heard: BTreeMap<IpAddr, Instant>,
     last_transition: Option<TransitionRecord>,
     /// Another master heard on a heartbeat path during this Master episode.
     heartbeat_conflict: Option<HeartbeatConflict>,
@@ -136,6 +138,7 @@ impl VirtualRouter {
             yielded_to: None,
             last_rx: None,
             heard: BTreeMap::new(),
+            v3_heard: BTreeMap::new(),
             last_transition: None,
             heartbeat_conflict: None,
             lower_prio_announced: None,

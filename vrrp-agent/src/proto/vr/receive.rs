@@ -47,7 +47,7 @@ impl VirtualRouter {
             self.counters.dropped_vrid += 1;
             return Err(DropReason::VridMismatch { got: adv.vrid });
         }
-        if adv.version != self.cfg.version {
+        if adv.version != self.cfg.version && !(self.cfg.v2_interop && adv.version == Version::V2) {
             self.counters.dropped_version += 1;
             return Err(DropReason::VersionMismatch { got: adv.version });
         }
@@ -60,7 +60,7 @@ impl VirtualRouter {
             self.counters.dropped_family += 1;
             return Err(DropReason::FamilyMismatch);
         }
-        if self.cfg.version == Version::V2 {
+        if adv.version == Version::V2 {
             // RFC 3768 §7.1: MUST perform the authentication given by Auth Type.
             if adv.auth != self.cfg.auth {
                 self.counters.dropped_auth += 1;
@@ -76,7 +76,7 @@ impl VirtualRouter {
                 });
             }
         }
-        if self.cfg.version == Version::V2
+        if adv.version == Version::V2
             && adv.priority != Priority::OWNER
             && !same_set(&adv.addresses, &self.cfg.addresses)
         {
@@ -101,6 +101,35 @@ impl VirtualRouter {
             return Err(DropReason::UnknownUnicastSource);
         }
         Ok(())
+    }
+
+    /// RFC 9568 §8.4: a router in interoperation sends both versions; its v2 copy is ignored
+    /// (the v3 one carries the real interval), while a v2-only router is heard as usual.
+    /// A sender counts as speaking v3 for a Master_Down_Interval after its last v3 advert.
+    fn v2_shadowed(&mut self, at: Instant, src: IpAddr, adv: &Advert) -> bool {
+        match adv.version {
+            Version::V3 => {
+                if self.v3_heard.len() >= HEARD_MAX && !self.v3_heard.contains_key(&src) {
+                    // Bounded against spoofed sources: the one heard longest ago goes.
+                    if let Some(old) = self
+                        .v3_heard
+                        .iter()
+                        .min_by_key(|(_, t)| **t)
+                        .map(|(k, _)| *k)
+                    {
+                        self.v3_heard.remove(&old);
+                    }
+                }
+                self.v3_heard.insert(src, at);
+                false
+            }
+            Version::V2 => {
+                let window = self.master_down_interval();
+                self.v3_heard
+                    .get(&src)
+                    .is_some_and(|t| at.saturating_duration_since(*t) <= window)
+            }
+        }
     }
 
     pub(super) fn warnings(&mut self, src: IpAddr, adv: &Advert, replay: bool) {
@@ -152,6 +181,14 @@ impl VirtualRouter {
         }
         if let Err(reason) = self.check(src, &adv, true) {
             self.emit(Output::Dropped { src, reason });
+            return;
+        }
+        if self.cfg.v2_interop && self.v2_shadowed(at, src, &adv) {
+            self.counters.dropped_v2_from_v3 += 1;
+            self.emit(Output::Dropped {
+                src,
+                reason: DropReason::V2FromV3Sender,
+            });
             return;
         }
         self.warnings(src, &adv, replay);

@@ -2410,3 +2410,81 @@ fn a_resigning_master_waits_for_the_new_master_on_the_primary_path() {
     o.rx(t + ms(300), C, advert_from(&v3(200, C), 200));
     assert_eq!(o.vr.state(), State::Backup);
 }
+
+// ---- RFC 9568 §8.4: VRRPv2 interoperation (checklist item 58) ----
+
+fn interop(prio: u8, primary: IpAddr) -> VrConfig {
+    let mut c = v3(prio, primary);
+    c.v2_interop = true;
+    c
+}
+
+fn v2_adv(prio: u8) -> Advert {
+    advert_from(&cfg(Version::V2, prio, B), prio)
+}
+
+#[test]
+fn rfc9568_8_4_interop_backup_follows_a_v2_only_master_and_times_out_on_its_rate() {
+    // A v2 keepalived master, this node upgraded to v3: no dual master while the v2 one lives.
+    let mut plain = One::started(v3(50, A));
+    let out = plain.rx(ms(500), B, v2_adv(100));
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Dropped {
+                reason: DropReason::VersionMismatch { .. },
+                ..
+            }
+        )),
+        "plain v3 drops v2: {out:?}"
+    );
+    let mut o = One::started(interop(50, A));
+    for k in 0..5u64 {
+        let out = o.rx(ms(500 + 1000 * k), B, v2_adv(100));
+        assert!(
+            !out.iter().any(|x| matches!(x, Output::Dropped { .. })),
+            "{out:?}"
+        );
+        assert_eq!(o.vr.state(), State::Backup);
+    }
+    // Master_Down_Interval on the v2 master's rate: 3 x 1 s + skew (256-50)/256 s.
+    let down = ms(4500) + us(3_804_688);
+    assert_eq!(o.next().map(|d| d.as_millis()), Some(down.as_millis()));
+    o.at(down - ms(10), Input::Timeout);
+    assert_eq!(o.vr.state(), State::Backup);
+    o.at(down, Input::Timeout);
+    assert_eq!(o.vr.state(), State::Master);
+}
+
+#[test]
+fn rfc9568_8_4_v2_from_a_router_that_also_sends_v3_is_ignored() {
+    let mut o = One::started(interop(50, A));
+    o.rx(ms(500), B, adv(100));
+    // Its v2 copy says priority 100 too, but even a different one must not count.
+    let out = o.rx(ms(501), B, v2_adv(200));
+    assert!(
+        out.contains(&Output::Dropped {
+            src: B,
+            reason: DropReason::V2FromV3Sender,
+        }),
+        "{out:?}"
+    );
+    assert_eq!(o.vr.counters().dropped_v2_from_v3, 1);
+    // A v2-only router beside it is still heard.
+    let out = o.rx(ms(502), C, v2_adv(10));
+    assert!(
+        !out.iter().any(|x| matches!(x, Output::Dropped { .. })),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn rfc9568_8_4_interop_needs_v3_ipv4_and_whole_seconds() {
+    let mut c = interop(50, A);
+    assert_eq!(c.validate(), Ok(()));
+    c.interval = Centisecs(50);
+    assert_eq!(c.validate(), Err(ConfigError::V2Interop));
+    let mut c = cfg(Version::V2, 50, A);
+    c.v2_interop = true;
+    assert_eq!(c.validate(), Err(ConfigError::V2Interop));
+}

@@ -92,6 +92,8 @@ pub enum DropReason {
     /// RFC 3768 §7.1: a VRRPv2 advert not from the address owner whose address list differs
     /// from ours MUST be dropped (one cluster cannot depose another by VRID collision).
     AddressListMismatch,
+    /// RFC 9568 §8.4: in v2 interoperation, a v2 advert from a router that also sends v3.
+    V2FromV3Sender,
 }
 
 /// Accepted, but worth a log line (RFC 9568 §7.1 "MUST log"; keepalived logs and processes).
@@ -300,6 +302,8 @@ pub struct Counters {
     pub dropped_own_address: u64,
     /// RFC 3768 §7.1: a VRRPv2 advert from a non-owner whose address list differs from ours.
     pub dropped_address_list: u64,
+    /// RFC 9568 §8.4: v2 adverts ignored because their sender also sends v3.
+    pub dropped_v2_from_v3: u64,
     /// Adverts of another priority-255 router while we own the addresses.
     pub another_owner: u64,
     /// Adverts at our own effective priority (decided by the address tie-break).
