@@ -396,6 +396,7 @@ impl Node {
             ifindex: s.ifindex,
             src: s.src,
             release: inst.encode_to(Priority::RELEASE, s.src, &s.destinations),
+            ttl: s.ttl,
             vips: s
                 .vips
                 .iter()
@@ -409,6 +410,7 @@ impl Node {
                 ifindex: p.ifindex,
                 src: p.src,
                 release: inst.encode_to(Priority::RELEASE, p.src, &p.peers),
+                ttl: vrrp_common::wire::VRRP_TTL,
                 vips: Vec::new(),
             }));
         }
@@ -429,6 +431,7 @@ impl Node {
                 interval_cs: i.spec.vr.interval.get(),
                 auth: i.spec.vr.auth,
                 unicast_peers: &i.spec.vr.unicast_peers,
+                peer_ttl: &i.spec.vr.peer_ttl,
                 answers,
                 has_xdp,
                 owned: i.wants_ownership && answers,
