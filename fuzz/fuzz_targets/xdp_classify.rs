@@ -14,6 +14,8 @@
 //!   password, v2 interval) pass. Otherwise a malformed advert would change state that the
 //!   agent would have refused;
 //! - with unicast peers, an advert from a sender not in `PEERS` is never accepted;
+//! - an accepted advert had TTL 255, or was unicast to a unicast instance within its peer's
+//!   `min_ttl`/`max_ttl`;
 //! - the destination MAC is rewritten to the interface's exactly when it is the virtual MAC
 //!   of a VRID we own, and nothing else of a frame that is not answered changes;
 //! - nothing is answered while the agent's liveness stamp is stale or it was killed;
@@ -28,7 +30,7 @@ use vrrp_agent::proto::codec::decode_ip;
 use vrrp_agent::proto::{Auth, Centisecs, Version};
 use vrrp_common::event::{EVENT_ADVERT, counter};
 use vrrp_common::maps::{
-    CFG_F_CONSUME_ADVERTS, OwnedVip, PeerKey, VRID_F_AUTH_PASS, VRID_F_CONFIGURED,
+    CFG_F_CONSUME_ADVERTS, OwnedVip, PeerKey, PeerLimits, VRID_F_AUTH_PASS, VRID_F_CONFIGURED,
     VRID_F_UNICAST_PEERS, VRID_F_V2, VRID_F_VMAC_OWNED, VridConfig, vrid_slot,
 };
 use vrrp_common::respond::{
@@ -83,6 +85,8 @@ struct Case {
     cfg: VridConfig,
     /// The frame's source is in `PEERS` for its virtual router.
     listed: bool,
+    /// With these TTL limits.
+    limits: PeerLimits,
     /// The VRID of the frame's destination, if a virtual MAC, is ours (`VRID_F_VMAC_OWNED`).
     vmac_owned: bool,
     /// The frame's ARP sender address is an owned VIP too (so a claim on it is a conflict).
@@ -104,6 +108,7 @@ fn cases(vrid: u8) -> Vec<Case> {
     let base = Case {
         cfg: VridConfig::default(),
         listed: false,
+        limits: PeerLimits::ANY,
         vmac_owned: false,
         own_sender: false,
         gate: Gate::Fresh,
@@ -134,9 +139,19 @@ fn cases(vrid: u8) -> Vec<Case> {
         v.push(Case {
             cfg,
             listed,
+            limits: PeerLimits::ANY,
             vmac_owned: i % 2 == 0,
             own_sender: i % 2 == 1,
             gate: Gate::Fresh,
+        });
+    }
+    // A peer that must be on the link (`min_ttl 255`), and one a few hops away.
+    for limits in [PeerLimits::new(255, 255), PeerLimits::new(60, 70)] {
+        v.push(Case {
+            cfg: unicast,
+            listed: true,
+            limits,
+            ..base
         });
     }
     for gate in [Gate::Stale, Gate::Killed] {
@@ -169,10 +184,11 @@ fn plane(frame: &[u8], ipv6: bool, vrid: u8, src: Option<[u8; 16]>, case: &Case)
     if case.listed
         && let Some(addr) = src
     {
-        p.peers.push(PeerKey {
+        let key = PeerKey {
             slot: vrid_slot(ipv6, vrid),
             addr,
-        });
+        };
+        p.peers.push((key, case.limits));
     }
     if case.vmac_owned
         && let Some((v6, id)) = at::<6>(frame, 0).and_then(|d| vmac_vrid(&d))
@@ -224,6 +240,21 @@ fn check_case(frame: &[u8], ipv6: bool, case: &Case) {
         assert!(
             !(case.cfg.flags & VRID_F_UNICAST_PEERS != 0 && !case.listed),
             "an advert from a sender not in PEERS was accepted"
+        );
+        // TTL 255, or a unicast advert of a unicast instance within its peer's limits.
+        let (ttl, multicast) = if ipv6 {
+            (at::<1>(frame, ETH_HLEN + 7), at::<1>(frame, ETH_HLEN + 24).map(|d| d[0] == 0xff))
+        } else {
+            (at::<1>(frame, ETH_HLEN + 8), at::<1>(frame, ETH_HLEN + 16).map(|d| d[0] & 0xf0 == 0xe0))
+        };
+        let (ttl, multicast) = (ttl.expect("ttl")[0], multicast.expect("dst"));
+        assert!(
+            ttl == 255
+                || (case.cfg.flags & VRID_F_UNICAST_PEERS != 0
+                    && !multicast
+                    && case.limits.admits(ttl)),
+            "TTL {ttl} accepted (multicast {multicast}, limits {:?})",
+            case.limits
         );
         // A fresh slot: the advert is news, reported whole.
         let ev = p

@@ -74,6 +74,8 @@ pub struct Lab {
     pub dir: PathBuf,
     pub bridge_ns: String,
     namespaces: Vec<String>,
+    /// Bridges in `bridge_ns`: `br0`, and the other segments [`Lab::host_on`] asked for.
+    bridges: Vec<String>,
     procs: Vec<Proc>,
     hosts: Vec<Host>,
     /// Keeps the XDP_PASS programs on the bridge ports attached (bpf_links die with them).
@@ -93,6 +95,7 @@ impl Lab {
             tag,
             dir,
             namespaces: Vec::new(),
+            bridges: Vec::new(),
             procs: Vec::new(),
             hosts: Vec::new(),
             pass_programs: Vec::new(),
@@ -100,14 +103,25 @@ impl Lab {
         };
         let br = lab.bridge_ns.clone();
         lab.add_ns(&br)?;
-        lab.ip(&br, "link add br0 type bridge")?;
-        // No STP delay, no multicast snooping: VRRP multicast must reach every port at once.
-        lab.ip(
-            &br,
-            "link set br0 type bridge forward_delay 0 stp_state 0 mcast_snooping 0",
-        )?;
-        lab.ip(&br, "link set br0 up")?;
+        lab.bridge("br0")?;
         Ok(lab)
+    }
+
+    /// A bridge (one L2 segment) in the bridge namespace, made once.
+    fn bridge(&mut self, name: &str) -> Result<()> {
+        if self.bridges.iter().any(|b| b == name) {
+            return Ok(());
+        }
+        let br = self.bridge_ns.clone();
+        self.ip(&br, &format!("link add {name} type bridge"))?;
+        // No STP delay, no multicast snooping: VRRP multicast must reach every port at once.
+        self.ip(
+            &br,
+            &format!("link set {name} type bridge forward_delay 0 stp_state 0 mcast_snooping 0"),
+        )?;
+        self.ip(&br, &format!("link set {name} up"))?;
+        self.bridges.push(name.to_string());
+        Ok(())
     }
 
     fn add_ns(&mut self, ns: &str) -> Result<()> {
@@ -126,34 +140,21 @@ impl Lab {
 
     /// A host joined to the bridge; `addrs` in CIDR form (`192.0.2.1/24`, `2001:db8::1/64`).
     pub fn host(&mut self, name: &str, addrs: &[&str]) -> Result<Host> {
+        self.host_on("br0", name, addrs)
+    }
+
+    /// A host joined to `bridge`, another L2 segment than `br0` if named so (made on first
+    /// use): hosts on different bridges talk only through a router ([`Lab::join`]).
+    pub fn host_on(&mut self, bridge: &str, name: &str, addrs: &[&str]) -> Result<Host> {
         let ns = format!("{}-{name}", self.tag);
         self.add_ns(&ns)?;
-        let port = format!("p-{name}");
-        run_cmd(Command::new("ip").args([
-            "link",
-            "add",
-            "eth0",
-            "netns",
-            &ns,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &port,
-            "netns",
-            &self.bridge_ns,
-        ]))?;
-        let br = self.bridge_ns.clone();
-        self.ip(&br, &format!("link set {port} master br0"))?;
-        self.ip(&br, &format!("link set {port} up"))?;
         // IPv6 DAD would hold addresses tentative for a second; the lab needs them at once.
-        self.sh(&ns, "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.eth0.accept_dad=0")?;
-        for a in addrs {
-            self.ip(&ns, &format!("addr add {a} dev eth0"))?;
-        }
-        self.ip(&ns, "link set eth0 up")?;
-        self.attach_pass(&port)?;
-        let mac = self.sh(&ns, "cat /sys/class/net/eth0/address")?;
+        self.sh(
+            &ns,
+            "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+        )?;
+        let port = format!("p-{name}");
+        let mac = self.plug(&ns, "eth0", bridge, &port, addrs)?;
         let host = Host {
             name: name.to_string(),
             ns,
@@ -163,6 +164,51 @@ impl Lab {
         };
         self.hosts.push(host.clone());
         Ok(host)
+    }
+
+    /// One more interface `ifname` for `host`, on `bridge` (a router between segments).
+    pub fn join(&mut self, host: &Host, ifname: &str, bridge: &str, addrs: &[&str]) -> Result<()> {
+        let port = format!("p-{}-{ifname}", host.name);
+        self.plug(&host.ns, ifname, bridge, &port, addrs).map(drop)
+    }
+
+    /// A veth from `ns` (`ifname`, up, with `addrs`) to a port of `bridge`; its MAC.
+    fn plug(
+        &mut self,
+        ns: &str,
+        ifname: &str,
+        bridge: &str,
+        port: &str,
+        addrs: &[&str],
+    ) -> Result<String> {
+        self.bridge(bridge)?;
+        run_cmd(Command::new("ip").args([
+            "link",
+            "add",
+            ifname,
+            "netns",
+            ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            port,
+            "netns",
+            &self.bridge_ns,
+        ]))?;
+        let br = self.bridge_ns.clone();
+        self.ip(&br, &format!("link set {port} master {bridge}"))?;
+        self.ip(&br, &format!("link set {port} up"))?;
+        self.sh(
+            ns,
+            &format!("sysctl -qw net.ipv6.conf.{ifname}.accept_dad=0"),
+        )?;
+        for a in addrs {
+            self.ip(ns, &format!("addr add {a} dev {ifname}"))?;
+        }
+        self.ip(ns, &format!("link set {ifname} up"))?;
+        self.attach_pass(port)?;
+        self.sh(ns, &format!("cat /sys/class/net/{ifname}/address"))
     }
 
     /// Attaches the object's `xdp_pass` program to a bridge port (in the bridge namespace).

@@ -20,7 +20,8 @@ use vrrp_agent::io::xdp::{self as dp, DataPlaneEvent, EventReader};
 use vrrp_agent::proto::codec::decode_ip;
 use vrrp_common::event::{EVENT_ADVERT, EVENT_HEADER_LEN, counter};
 use vrrp_common::maps::{
-    VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VridConfig, vrid_slot,
+    PeerLimits, VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VridConfig,
+    vrid_slot,
 };
 use vrrp_common::wire::{ARPOP_REPLY, ARPOP_REQUEST, vmac};
 use vrrp_tests::{Lab, ebpf_object, in_netns, require_lab};
@@ -981,7 +982,7 @@ fn unicast_peers_are_an_allowlist() {
         &mut p.ebpf,
         false,
         vrid,
-        &["192.0.2.9".parse().expect("addr")],
+        &[("192.0.2.9".parse().expect("addr"), PeerLimits::ANY)],
     )
     .expect("peers");
     assert_eq!(p.run(&f), refused, "another peer");
@@ -990,16 +991,25 @@ fn unicast_peers_are_an_allowlist() {
         &mut p.ebpf,
         true,
         vrid,
-        &["2001:db8::1".parse().expect("addr")],
+        &[("2001:db8::1".parse().expect("addr"), PeerLimits::ANY)],
     )
     .expect("peers");
-    dp::set_peers(&mut p.ebpf, false, vrid.wrapping_add(1), &[src]).expect("peers");
+    dp::set_peers(
+        &mut p.ebpf,
+        false,
+        vrid.wrapping_add(1),
+        &[(src, PeerLimits::ANY)],
+    )
+    .expect("peers");
     assert_eq!(p.run(&f), refused, "listed elsewhere");
     dp::set_peers(
         &mut p.ebpf,
         false,
         vrid,
-        &["192.0.2.9".parse().expect("addr"), src],
+        &[
+            ("192.0.2.9".parse().expect("addr"), PeerLimits::ANY),
+            (src, PeerLimits::ANY),
+        ],
     )
     .expect("peers");
     let (action, moved) = p.run(&f);
@@ -1010,6 +1020,56 @@ fn unicast_peers_are_an_allowlist() {
     // Without the flag the list does not matter.
     p.configure(false, vrid, v3());
     assert_eq!(p.run(&f).0, XDP_PASS);
+}
+
+/// keepalived skips the TTL 255 check for unicast: a peer a routed hop away works, held to its
+/// `min_ttl`/`max_ttl` when given. Multicast stays held to 255 (`every_drop_reason_is_counted`).
+#[test]
+fn a_unicast_adverts_ttl_is_held_to_its_peers_limits() {
+    let mut p = Prog::load();
+    let mut f = vector("keepalived-v3-ipv4-unicast.hex");
+    // One router hop: the VRRP checksum does not cover the TTL, the IPv4 header's does.
+    f[IP + 8] = 254;
+    fix_ipv4_header_checksum(&mut f);
+    let vrid = vrid_of(&f, false);
+    let src = IpAddr::V4(Ipv4Addr::new(
+        f[IP + 12],
+        f[IP + 13],
+        f[IP + 14],
+        f[IP + 15],
+    ));
+    let bad_ttl = (XDP_DROP, vec![(counter::DROP_BAD_TTL, 1)]);
+    // Without unicast peers the instance is multicast: 255 only.
+    p.configure(false, vrid, v3());
+    assert_eq!(p.run(&f), bad_ttl, "multicast instance");
+    p.configure(
+        false,
+        vrid,
+        VridConfig {
+            flags: VRID_F_CONFIGURED | VRID_F_UNICAST_PEERS,
+            ..Default::default()
+        },
+    );
+    dp::set_peers(&mut p.ebpf, false, vrid, &[(src, PeerLimits::ANY)]).expect("peers");
+    let (action, moved) = p.run(&f);
+    assert_eq!(action, XDP_PASS);
+    assert!(moved.contains(&(counter::ADVERT_VALID, 1)), "{moved:?}");
+    dp::set_peers(
+        &mut p.ebpf,
+        false,
+        vrid,
+        &[(src, PeerLimits::new(255, 255))],
+    )
+    .expect("peers");
+    assert_eq!(p.run(&f), bad_ttl, "min_ttl 255");
+    dp::set_peers(
+        &mut p.ebpf,
+        false,
+        vrid,
+        &[(src, PeerLimits::new(250, 254))],
+    )
+    .expect("peers");
+    assert_eq!(p.run(&f).0, XDP_PASS, "in 250..=254");
 }
 
 // ------------------------------------------------------------------------------------------

@@ -566,6 +566,32 @@ fn mutated_negatives_cover_every_error() {
     check("hop limit 1", ip_dec(&mutate(&p6, &|p| p[7] = 1)), &|e| {
         *e == DecodeError::BadTtl { ttl: 1 }
     });
+    // To our unicast address: the TTL is the instance's to check (keepalived: unicast peers
+    // may be routed hops away), so it decodes and the TTL comes along.
+    let d = decode(&m4, &v3).expect("vector");
+    for (dst, ttl) in [("192.0.2.9", 64u8), ("2001:db8:2::9", 1)] {
+        let dst: IpAddr = dst.parse().expect("addr");
+        let src: IpAddr = if dst.is_ipv6() {
+            "2001:db8:1::1".parse().expect("addr")
+        } else {
+            m4.src
+        };
+        let mut advert = d.advert.clone();
+        advert.addresses = vec![src];
+        let mut pkt = Vec::new();
+        encode_ip(
+            &advert,
+            src,
+            dst,
+            ttl,
+            ChecksumForm::WithPseudoHeader,
+            &mut pkt,
+        )
+        .expect("encode");
+        let (meta, _) = decode_ip(&pkt).unwrap_or_else(|e| panic!("unicast TTL {ttl}: {e}"));
+        assert_eq!(meta.unchecked_ttl(), Some(ttl));
+    }
+    assert_eq!(RxMeta { ttl: 64, ..m4 }.unchecked_ttl(), None);
     for version in [0u8, 1, 4, 15] {
         check(
             "version",

@@ -226,6 +226,12 @@ fn every_keyword() {
     );
     assert_eq!(v4.unicast_src, Some("198.51.100.2".parse().unwrap()));
     assert_eq!(v4.unicast_peers[0].min_ttl, 250);
+    assert!(v4.unicast_peers[0].ttl_given);
+    assert_eq!(v4.unicast_ttl, Some(64));
+    assert!(
+        v4.check_unicast_src,
+        "min_ttl turns it on, as in keepalived"
+    );
     assert_eq!(v4.garp.master_delay, Duration::from_secs(1));
     assert_eq!(v4.garp.master_repeat, 2);
     assert_eq!(v4.garp.master_refresh, Duration::from_secs(30));
@@ -276,14 +282,14 @@ fn every_keyword() {
     let w = warnings(&l);
     let expect = [
         "full.conf:20:5: 'vrrp_skip_check_adv_addr' has no effect in vrrp-agent",
-        "full.conf:76:5: 'no_accept' is only partly supported by vrrp-agent",
-        "full.conf:77:5: 'dont_track_primary' has no effect in vrrp-agent",
-        "full.conf:95:5: 'debug' is not supported by vrrp-agent",
-        "full.conf:117:1: 'virtual_server' not handled by vrrp-agent: keepalived's LVS part",
+        "full.conf:77:5: 'no_accept' is only partly supported by vrrp-agent",
+        "full.conf:78:5: 'dont_track_primary' has no effect in vrrp-agent",
+        "full.conf:96:5: 'debug' is not supported by vrrp-agent",
+        "full.conf:118:1: 'virtual_server' not handled by vrrp-agent: keepalived's LVS part",
         "full.conf:4:5: no effect in vrrp-agent (mail, SNMP, DBus, process tuning or LVS \
          settings, not VRRP behaviour) - ignored: notification_email (line 4), \
          notification_email_from (line 7), smtp_server (line 8), smtp_connect_timeout (line 9), \
-         smtp_alert (line 94)",
+         smtp_alert (line 95)",
         "full.conf:58:5: nopreempt does not work with initial state MASTER",
     ];
     assert_eq!(w.len(), expect.len(), "{w:?}");
@@ -863,6 +869,56 @@ fn heartbeat_paths_parse() {
     ));
     assert_eq!(l.config.instances[0].family, Family::V6);
     assert_eq!(l.config.instances[0].heartbeats[0].peers.len(), 1);
+}
+
+/// Unicast across routers: `unicast_ttl`, the peers' `min_ttl`/`max_ttl` (which turn on the
+/// instance's source check, as keepalived's `alloc_vrrp_unicast_peer` does) and per-instance
+/// `check_unicast_src`.
+#[test]
+fn unicast_ttl_and_peer_limits_parse() {
+    let l = one(&format!(
+        "{HEAD} virtual_ipaddress {{ 192.0.2.3 }}\n unicast_ttl 32\n unicast_peer {{\n  \
+         198.51.100.3 min_ttl 250\n  198.51.100.4\n  198.51.100.5 max_ttl 200\n }}\n}}\n"
+    ));
+    assert_eq!(warnings(&l), Vec::<String>::new());
+    let i = &l.config.instances[0];
+    assert_eq!(i.unicast_ttl, Some(32));
+    assert!(i.check_unicast_src);
+    let p: Vec<(u8, u8, bool)> = i
+        .unicast_peers
+        .iter()
+        .map(|p| (p.min_ttl, p.max_ttl, p.ttl_given))
+        .collect();
+    assert_eq!(p, [(250, 255, true), (0, 255, false), (0, 200, true)]);
+    // Without TTL options the source check is off unless asked for.
+    let plain = "virtual_ipaddress { 192.0.2.3 }\n unicast_peer {\n  198.51.100.3\n }\n";
+    let l = one(&format!("{HEAD} {plain}}}\n"));
+    let i = &l.config.instances[0];
+    assert!(!i.check_unicast_src && i.unicast_ttl.is_none());
+    let l = one(&format!("{HEAD} {plain} check_unicast_src\n}}\n"));
+    assert_eq!(warnings(&l), Vec::<String>::new());
+    assert!(l.config.instances[0].check_unicast_src);
+    // keepalived: "Cannot use unicast_ttl without unicast peers - resetting".
+    let l = one(&format!(
+        "{HEAD} virtual_ipaddress {{ 192.0.2.3 }}\n unicast_ttl 64\n}}\n"
+    ));
+    assert_eq!(l.config.instances[0].unicast_ttl, None);
+    let w = warnings(&l);
+    assert!(
+        w.len() == 1 && w[0].starts_with("x.conf:5:14: ") && w[0].contains("no effect"),
+        "{w:?}"
+    );
+    for (bad, msg) in [
+        ("unicast_ttl 256", "x.conf:5:14:"),
+        ("unicast_ttl", "x.conf:5:2:"),
+    ] {
+        let e = config::parse_str(
+            &format!("{HEAD} virtual_ipaddress {{ 192.0.2.3 }}\n {bad}\n}}\n"),
+            "x.conf",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with(msg), "{bad}: {e}");
+    }
 }
 
 #[test]

@@ -373,12 +373,14 @@ fn link_watch_sees_veth_down_and_up() {
 /// Opens a receiving socket in B, signals, waits for one packet; meanwhile A sends (repeatedly,
 /// bounded, until B has it) with `send`. Returns what B received, the bytes up to the end of
 /// the VRRP message (IPv4: from the IP header on), A's source address and B's eth0 index.
+/// `ttl` is what A asks for (`unicast_ttl`; the group gets 255 whatever it is).
 fn exchange(
     lab: &Lab,
     family: Family,
     b_joins: bool,
     dst_of: impl FnOnce(IpAddr) -> IpAddr + Send,
     msg: &[u8],
+    ttl: u8,
 ) -> (vrrp_agent::io::socket::Received, Vec<u8>, IpAddr, u32) {
     let (ready_tx, ready_rx) = mpsc::channel::<IpAddr>();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -418,7 +420,7 @@ fn exchange(
             };
             let sock = AdvertSocket::open("eth0", idx, src, true).expect("A socket");
             for _ in 0..50 {
-                sock.send(dst, msg).await.expect("send");
+                sock.send(dst, msg, ttl).await.expect("send");
                 if done_rx.recv_timeout(Duration::from_millis(200)).is_ok() {
                     break;
                 }
@@ -442,8 +444,14 @@ fn advert_multicast_ipv4() {
         return;
     }
     let lab = Lab::new();
-    let (got, raw, src, b_idx) =
-        exchange(&lab, Family::V4, true, |_| GROUP_V4.into(), &V3_ADVERT_V4);
+    let (got, raw, src, b_idx) = exchange(
+        &lab,
+        Family::V4,
+        true,
+        |_| GROUP_V4.into(),
+        &V3_ADVERT_V4,
+        64,
+    );
     assert_eq!(got.payload(&raw), V3_ADVERT_V4);
     assert_eq!(raw[1], 0xc0, "TOS: internetwork control, as keepalived");
     assert_eq!(raw[9], 112, "protocol VRRP");
@@ -467,7 +475,7 @@ fn advert_multicast_ipv6() {
     let lab = Lab::new();
     let mut msg = vec![0x31, 51, 100, 1, 0x00, 100, 0x00, 0x00];
     msg.extend_from_slice(&"2001:db8::100".parse::<Ipv6Addr>().unwrap().octets());
-    let (got, raw, src, b_idx) = exchange(&lab, Family::V6, true, |_| GROUP_V6.into(), &msg);
+    let (got, raw, src, b_idx) = exchange(&lab, Family::V6, true, |_| GROUP_V6.into(), &msg, 64);
     assert_eq!(got.payload(&raw), msg);
     assert!(src.to_string().starts_with("fe80::"), "{src}");
     assert_eq!(got.src, src, "source is A's link-local address");
@@ -483,11 +491,11 @@ fn advert_unicast_ipv4() {
         return;
     }
     let lab = Lab::new();
-    let (got, raw, src, _) = exchange(&lab, Family::V4, false, |peer| peer, &V3_ADVERT_V4);
+    let (got, raw, src, _) = exchange(&lab, Family::V4, false, |peer| peer, &V3_ADVERT_V4, 64);
     assert_eq!(got.payload(&raw), V3_ADVERT_V4);
     assert_eq!(got.src, src);
     assert_eq!(got.dst, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
-    assert_eq!(got.ttl, 255);
+    assert_eq!(got.ttl, 64, "unicast_ttl");
 }
 
 #[test]
@@ -497,11 +505,11 @@ fn advert_unicast_ipv6() {
     }
     let lab = Lab::new();
     let msg = [0x31, 7, 200, 0, 0x00, 100, 0x00, 0x00];
-    let (got, raw, src, _) = exchange(&lab, Family::V6, false, |peer| peer, &msg);
+    let (got, raw, src, _) = exchange(&lab, Family::V6, false, |peer| peer, &msg, 7);
     assert_eq!(got.payload(&raw), msg);
     assert_eq!(got.src, src);
     assert_eq!(got.dst, "2001:db8::2".parse::<IpAddr>().unwrap());
-    assert_eq!(got.ttl, 255);
+    assert_eq!(got.ttl, 7, "unicast_ttl");
 }
 
 #[test]
@@ -515,7 +523,7 @@ fn socket_family_mismatch_is_an_error() {
         let idx = nl.link_by_name("eth0").await.expect("eth0").index;
         let sock = AdvertSocket::open("eth0", idx, Ipv4Addr::new(192, 0, 2, 1).into(), true)
             .expect("open");
-        let err = sock.send(GROUP_V6.into(), &[0; 8]).await.unwrap_err();
+        let err = sock.send(GROUP_V6.into(), &[0; 8], 255).await.unwrap_err();
         assert!(matches!(err, SocketError::FamilyMismatch { .. }), "{err:?}");
         assert!(err.to_string().contains("ff02::12"), "{err}");
     });

@@ -19,8 +19,9 @@ pub const ADVERTS: &str = "ADVERTS";
 pub const OTHERS: &str = "OTHERS";
 /// `Array<DataPlaneConfig>` of one entry (index 0): mode flags and the dead-man gate.
 pub const CONFIG: &str = "CONFIG";
-/// `HashMap<PeerKey, u32>` of at most [`PEERS_MAX`] entries: the unicast peers allowed per
-/// virtual router when its [`VRID_F_UNICAST_PEERS`] flag is set (the value is unused, 1).
+/// `HashMap<PeerKey, PeerLimits>` of at most [`PEERS_MAX`] entries: the unicast peers allowed
+/// per virtual router when its [`VRID_F_UNICAST_PEERS`] flag is set, each with the TTL range
+/// its unicast adverts must arrive with.
 pub const PEERS: &str = "PEERS";
 /// `HashMap<u32, OwnedVip>` of at most [`OWNED_VIPS_MAX`] entries: IPv4 VIPs this node
 /// answers ARP for. The key is the address as stored on the wire (`u32::from_ne_bytes` of
@@ -349,6 +350,46 @@ pub struct PeerKey {
 
 const _: () = assert!(size_of::<PeerKey>() == 20);
 
+/// Value of `PEERS`: keepalived's `unicast_peer { A min_ttl N max_ttl M }`. A unicast advert
+/// from the peer is accepted with a TTL / hop limit in `min_ttl..=max_ttl` (keepalived holds
+/// unicast adverts to no fixed TTL, so that a peer a routed hop away works); 0..=255 when
+/// not configured. Adverts to the multicast group stay held to 255.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerLimits {
+    pub min_ttl: u8,
+    pub max_ttl: u8,
+    /// Explicit padding.
+    pub _pad: u16,
+}
+
+const _: () = assert!(size_of::<PeerLimits>() == 4);
+
+impl PeerLimits {
+    /// No limit: keepalived's default for a `unicast_peer` line without options.
+    pub const ANY: Self = Self::new(0, 255);
+
+    #[inline(always)]
+    pub const fn new(min_ttl: u8, max_ttl: u8) -> Self {
+        Self {
+            min_ttl,
+            max_ttl,
+            _pad: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub const fn admits(&self, ttl: u8) -> bool {
+        ttl >= self.min_ttl && ttl <= self.max_ttl
+    }
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        Self::ANY
+    }
+}
+
 /// `OwnedVip::flags`: answer Neighbor Solicitations with the Router flag (RFC 4861 §4.4), as
 /// keepalived does when IPv6 forwarding is on.
 pub const OWNED_F_ROUTER: u8 = 1 << 0;
@@ -378,6 +419,8 @@ mod pod {
     unsafe impl aya::Pod for super::DataPlaneConfig {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::PeerKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::PeerLimits {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::OwnedVip {}
     // SAFETY: as above (the timer is opaque bytes to user space).

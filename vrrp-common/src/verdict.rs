@@ -4,7 +4,7 @@
 //! checks run in the order of RFC 9568 §7.1 so the reason counted is the first one that fails.
 
 use crate::event::counter;
-use crate::maps::{VRID_F_AUTH_PASS, VridConfig};
+use crate::maps::{PeerLimits, VRID_F_AUTH_PASS, VRID_F_UNICAST_PEERS, VridConfig};
 use crate::wire::{
     VRRP_HEADER_LEN, VRRP_TTL, VRRP_TYPE_ADVERT, VRRP_V2_AUTH_LEN, VRRP_V2_AUTH_NONE,
     VRRP_V2_AUTH_PASS,
@@ -16,6 +16,9 @@ pub struct AdvertFields {
     pub ipv6: bool,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
+    /// Sent to a unicast address (ours), not to the VRRP group: with unicast peers its TTL is
+    /// the peer's `PeerLimits` business, not held to 255.
+    pub unicast: bool,
     /// The IP packet is a fragment (IPv4 MF or offset != 0, or an IPv6 fragment header).
     pub fragment: bool,
     /// Length of the VRRP message according to the IP header.
@@ -79,8 +82,10 @@ pub const fn classify(f: &AdvertFields, cfg: &VridConfig) -> Result<(), u32> {
     if f.fragment {
         return Err(counter::DROP_FRAGMENT);
     }
-    // RFC 9568 §7.1: "MUST verify that the IPv4 TTL / IPv6 Hop Limit is 255".
-    if f.ttl != VRRP_TTL {
+    // RFC 9568 §7.1: "MUST verify that the IPv4 TTL / IPv6 Hop Limit is 255". keepalived
+    // skips it for unicast (a peer may be routed hops away); the peer's range applies then
+    // (`ttl_ok`, once the peer is known).
+    if f.ttl != VRRP_TTL && !held_to_peer_limits(f, cfg) {
         return Err(counter::DROP_BAD_TTL);
     }
     let version = f.version();
@@ -132,6 +137,20 @@ pub const fn classify(f: &AdvertFields, cfg: &VridConfig) -> Result<(), u32> {
     Ok(())
 }
 
+/// Whether the advert's TTL is checked against its peer's `PeerLimits` rather than held to
+/// 255: a unicast advert to an instance with unicast peers.
+#[inline(always)]
+pub const fn held_to_peer_limits(f: &AdvertFields, cfg: &VridConfig) -> bool {
+    f.unicast && cfg.flags & VRID_F_UNICAST_PEERS != 0
+}
+
+/// The TTL check once the sender is known to be the peer with `limits` (`classify` held
+/// everything else to 255 already).
+#[inline(always)]
+pub const fn ttl_ok(f: &AdvertFields, cfg: &VridConfig, limits: &PeerLimits) -> bool {
+    !held_to_peer_limits(f, cfg) || limits.admits(f.ttl)
+}
+
 /// RFC 3768 §5.3.6.1: with simple-password auth, the 8 auth bytes must equal the password.
 #[inline(always)]
 pub const fn auth_ok(cfg: &VridConfig, auth_type: u8, data: &[u8; 8]) -> bool {
@@ -179,6 +198,7 @@ mod tests {
         AdvertFields {
             ipv6: false,
             ttl: 255,
+            unicast: false,
             fragment: false,
             vrrp_len: 12,
             captured_len: 12,
@@ -261,6 +281,37 @@ mod tests {
             classify(&good(), &VridConfig::default()),
             Err(counter::DROP_UNKNOWN_VRID)
         );
+    }
+
+    #[test]
+    fn unicast_ttl_is_left_to_the_peer_limits() {
+        use crate::maps::{PeerLimits, VRID_F_UNICAST_PEERS};
+        let uc = VridConfig {
+            flags: VRID_F_CONFIGURED | VRID_F_UNICAST_PEERS,
+            ..Default::default()
+        };
+        let f = AdvertFields {
+            ttl: 64,
+            unicast: true,
+            ..good()
+        };
+        assert_eq!(classify(&f, &uc), Ok(()));
+        assert!(ttl_ok(&f, &uc, &PeerLimits::ANY));
+        assert!(ttl_ok(&f, &uc, &PeerLimits::new(64, 64)));
+        assert!(!ttl_ok(&f, &uc, &PeerLimits::new(65, 255)));
+        assert!(!ttl_ok(&f, &uc, &PeerLimits::new(0, 63)));
+        // Multicast, or an instance without unicast peers: 255 only.
+        let mc = AdvertFields {
+            unicast: false,
+            ..f
+        };
+        assert_eq!(classify(&mc, &uc), Err(counter::DROP_BAD_TTL));
+        assert_eq!(classify(&f, &v3()), Err(counter::DROP_BAD_TTL));
+        assert!(ttl_ok(
+            &AdvertFields { ttl: 255, ..mc },
+            &uc,
+            &PeerLimits::new(0, 1)
+        ));
     }
 
     #[test]

@@ -9,15 +9,15 @@
 
 use crate::event::{EVENT_ADVERT, EVENT_ARP_CONFLICT, EVENT_NA_CONFLICT, counter};
 use crate::maps::{
-    AdvertState, DataPlaneConfig, OWNED_F_ROUTER, Observation, OwnedVip, PeerKey, VRID_F_AUTH_PASS,
-    VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED, VridConfig, observe, same_sender, takes_slot,
-    vrid_slot,
+    AdvertState, DataPlaneConfig, OWNED_F_ROUTER, Observation, OwnedVip, PeerKey, PeerLimits,
+    VRID_F_AUTH_PASS, VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED, VridConfig, observe, same_sender,
+    takes_slot, vrid_slot,
 };
 use crate::respond::{
     Arp, NA_FRAME_LEN, ND_FIXED_LEN, ND_HOP_LIMIT, ND_OPT_SOURCE_LL, ND_OPT_TARGET_LL, arp_reply,
     is_solicited_node, is_unspecified, neighbor_advert,
 };
-use crate::verdict::{AdvertFields, auth_ok, classify, csum_fold};
+use crate::verdict::{AdvertFields, auth_ok, classify, csum_fold, ttl_ok};
 use crate::wire::{
     ARP_LEN, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ICMPV6_NA, ICMPV6_NS, IPPROTO_ICMPV6,
     IPPROTO_VRRP, IPV4_MIN_HLEN, IPV6_HLEN, VRRP_HEADER_LEN, vmac_vrid,
@@ -58,8 +58,8 @@ pub trait DataPlane {
     fn vrid_config(&self, slot: u32) -> Option<VridConfig>;
     /// `CONFIG[0]`.
     fn config(&self) -> Option<DataPlaneConfig>;
-    /// Whether `PEERS` holds `key`.
-    fn peer_allowed(&self, key: &PeerKey) -> bool;
+    /// `PEERS[key]`: the peer is allowed, with these TTL limits.
+    fn peer(&self, key: &PeerKey) -> Option<PeerLimits>;
     /// `OWNED_VIPS[addr]`.
     fn owned4(&self, addr: [u8; 4]) -> Option<OwnedVip>;
     /// `OWNED_VIPS6[addr]`.
@@ -204,6 +204,8 @@ fn vrrp_v4<P: Packet + ?Sized, D: DataPlane>(p: &P, dp: &mut D) -> Option<Action
     let f = AdvertFields {
         ipv6: false,
         ttl: byte(p, ip + 8)?,
+        // The destination is not 224.0.0.0/4: sent to us, unicast.
+        unicast: byte(p, ip + 16)? & 0xf0 != 0xe0,
         // More-fragments flag or a non-zero offset.
         fragment: frag & 0x3fff != 0,
         vrrp_len: total.saturating_sub(ihl) as u16,
@@ -247,6 +249,8 @@ fn vrrp_v6<P: Packet + ?Sized, D: DataPlane>(p: &P, dp: &mut D) -> Option<Action
     let f = AdvertFields {
         ipv6: true,
         ttl: byte(p, ip + 7)?,
+        // The destination is not ff00::/8.
+        unicast: byte(p, ip + 24)? != 0xff,
         fragment: false,
         vrrp_len: be16(p, ip + 4)?,
         captured_len: captured(p, ip + IPV6_HLEN),
@@ -311,10 +315,17 @@ fn verdict<P: Packet + ?Sized, D: DataPlane>(
             return Some(Action::Drop);
         }
     }
-    // keepalived's unicast_peer: adverts from anyone else are not ours to consider.
-    if cfg.flags & VRID_F_UNICAST_PEERS != 0 && !dp.peer_allowed(&PeerKey { slot, addr: src }) {
-        dp.count(counter::DROP_PEER_NOT_ALLOWED);
-        return Some(Action::Drop);
+    // keepalived's unicast_peer: adverts from anyone else are not ours to consider, and a
+    // peer's unicast adverts must arrive within its min_ttl/max_ttl.
+    if cfg.flags & VRID_F_UNICAST_PEERS != 0 {
+        let Some(limits) = dp.peer(&PeerKey { slot, addr: src }) else {
+            dp.count(counter::DROP_PEER_NOT_ALLOWED);
+            return Some(Action::Drop);
+        };
+        if !ttl_ok(f, &cfg, &limits) {
+            dp.count(counter::DROP_BAD_TTL);
+            return Some(Action::Drop);
+        }
     }
     let sum = sum16::<P, { MAX_VRRP_LEN / 2 }>(p, vrrp, len)?;
     // Pseudo-header tail: upper-layer length and protocol (RFC 8200 §8.1, RFC 9568 §5.2.8).

@@ -17,7 +17,8 @@ use vrrp_common::event::{
 };
 use vrrp_common::maps::{
     AdvertState, DEATH_RING_BYTES, DataPlaneConfig, DeathWatch, EVENT_RING_BYTES, OWNED_VIPS_MAX,
-    OwnedVip, PEERS_MAX, PeerKey, SILENCE_F_READY, SilenceTimer, VRID_SLOTS, VridConfig,
+    OwnedVip, PEERS_MAX, PeerKey, PeerLimits, SILENCE_F_READY, SilenceTimer, VRID_SLOTS,
+    VridConfig,
 };
 use vrrp_common::xdp::{self, Action, DataPlane, Packet};
 
@@ -40,7 +41,7 @@ static OTHERS: Array<AdvertState> = Array::with_max_entries(VRID_SLOTS, 0);
 static CONFIG: Array<DataPlaneConfig> = Array::with_max_entries(1, 0);
 
 #[map]
-static PEERS: HashMap<PeerKey, u32> = HashMap::with_max_entries(PEERS_MAX, 0);
+static PEERS: HashMap<PeerKey, PeerLimits> = HashMap::with_max_entries(PEERS_MAX, 0);
 
 #[map]
 static OWNED_VIPS: HashMap<u32, OwnedVip> = HashMap::with_max_entries(OWNED_VIPS_MAX, 0);
@@ -134,8 +135,9 @@ impl DataPlane for Kernel<'_> {
     }
 
     #[inline(always)]
-    fn peer_allowed(&self, key: &PeerKey) -> bool {
-        PEERS.get_ptr(key).is_some()
+    fn peer(&self, key: &PeerKey) -> Option<PeerLimits> {
+        // SAFETY: copied out at once; a concurrent update can only give the old limits once.
+        unsafe { PEERS.get(key).copied() }
     }
 
     #[inline(always)]

@@ -151,6 +151,12 @@ pub struct Instance {
     pub preempt_delay: Duration,
     pub unicast_src: Option<IpAddr>,
     pub unicast_peers: Vec<UnicastPeer>,
+    /// `unicast_ttl`: the TTL / hop limit of our unicast adverts (default 255). keepalived
+    /// ignores it without unicast peers, and so do we (with its warning).
+    pub unicast_ttl: Option<u8>,
+    /// Per-instance `check_unicast_src`, also set by `min_ttl`/`max_ttl` on a `unicast_peer`
+    /// line (as keepalived does); the global `vrrp_check_unicast_src` applies besides.
+    pub check_unicast_src: bool,
     /// `vrrp_xdp_heartbeat { ... }` blocks (our extension): redundant heartbeat paths.
     pub heartbeats: Vec<Heartbeat>,
     pub garp: Garp,
@@ -205,8 +211,13 @@ pub struct VirtualAddress {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnicastPeer {
     pub addr: IpAddr,
+    /// keepalived's `min_ttl` / `max_ttl`: the range the peer's unicast adverts must arrive
+    /// with (0..=255 when not given).
     pub min_ttl: u8,
     pub max_ttl: u8,
+    /// The line had `min_ttl` or `max_ttl` (keepalived then checks the instance's unicast
+    /// sources).
+    pub ttl_given: bool,
     pub span: Span,
 }
 

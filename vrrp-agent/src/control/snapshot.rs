@@ -58,6 +58,7 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
             ("interval_mismatch", c.dropped_interval),
             ("owner_ignores_adverts", c.dropped_owner),
             ("unknown_unicast_source", c.dropped_unknown_unicast_src),
+            ("bad_ttl", c.dropped_ttl),
             ("own_address", c.dropped_own_address),
             ("address_list_mismatch", c.dropped_address_list),
             ("v2_from_v3_sender", c.dropped_v2_from_v3),

@@ -72,6 +72,8 @@ pub(crate) struct Rx {
     pub src: IpAddr,
     /// With the checksum form the sender used.
     pub result: Result<(Advert, codec::ChecksumForm), codec::DecodeError>,
+    /// `RxMeta::unchecked_ttl`: a unicast advert's TTL, for the instance to check.
+    pub ttl: Option<u8>,
 }
 
 /// What the socket readers and the XDP event readers hand to the main task.
@@ -359,6 +361,7 @@ impl Driver {
                     src: rx.src,
                     result,
                     form,
+                    ttl: rx.ttl,
                 }
             }
             Incoming::Conflict { ifindex, vip, mac } => NodeInput::VipClaimed { ifindex, vip, mac },

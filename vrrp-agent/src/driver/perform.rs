@@ -175,7 +175,7 @@ impl Driver {
         let Some(out) = self.node.adverts(id, priority) else {
             return;
         };
-        let (ifindex, src, from_vmac) = (out.ifindex, out.src, out.from_vmac);
+        let (ifindex, src, from_vmac, ttl) = (out.ifindex, out.src, out.from_vmac, out.ttl);
         let sock = self.res.socks.get(&(ifindex, src)).map(|s| s.sock.clone());
         let announcer = self
             .res
@@ -194,7 +194,7 @@ impl Driver {
                 continue;
             }
             if let Some(s) = &sock
-                && let Err(e) = s.send(*dst, buf).await
+                && let Err(e) = s.send(*dst, buf, ttl).await
             {
                 failed = Some((*dst, e.to_string()));
             }
@@ -221,7 +221,8 @@ impl Driver {
             };
             let st = self.io.heartbeat.entry((id, path)).or_default();
             for (dst, buf) in msgs {
-                match sock.send(dst, &buf).await {
+                // Heartbeat paths are links: held to 255 both ways.
+                match sock.send(dst, &buf, vrrp_common::wire::VRRP_TTL).await {
                     Ok(()) => {
                         st.0 += 1;
                         if st.2 {

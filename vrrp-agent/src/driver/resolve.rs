@@ -165,6 +165,9 @@ pub async fn resolve(nl: &Netlink, cfg: &Config) -> Result<Resolved> {
             src,
             vips,
             destinations,
+            // keepalived: unicast_ttl applies to unicast adverts only (and is refused without
+            // peers by the config).
+            ttl: inst.unicast_ttl.unwrap_or(vrrp_common::wire::VRRP_TTL),
             heartbeats,
             form: if inst.v3_checksum_as_v2 {
                 ChecksumForm::WithoutPseudoHeader
@@ -274,10 +277,53 @@ fn vr_config(cfg: &Config, inst: &config::Instance, primary: IpAddr) -> VrConfig
         config::InitialState::Backup => vr::InitialState::Backup,
     };
     c.unicast_peers = inst.unicast_peers.iter().map(|p| p.addr).collect();
-    c.check_unicast_src = cfg.global.check_unicast_src;
+    c.peer_ttl = inst
+        .unicast_peers
+        .iter()
+        .filter(|p| p.ttl_given)
+        .map(|p| {
+            let r = vr::TtlRange {
+                min: p.min_ttl,
+                max: p.max_ttl,
+            };
+            (p.addr, r)
+        })
+        .collect();
+    c.check_unicast_src = cfg.global.check_unicast_src || inst.check_unicast_src;
     c.v2_interop = inst.v2_interop;
     c.garp_master_delay = inst.garp.master_delay;
     c.garp_master_refresh =
         (!inst.garp.master_refresh.is_zero()).then_some(inst.garp.master_refresh);
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first(text: &str) -> VrConfig {
+        let l = config::parse_str(text, "t.conf").unwrap_or_else(|e| panic!("{e}"));
+        let src: IpAddr = "192.0.2.1".parse().unwrap_or_else(|_| unreachable!());
+        vr_config(&l.config, &l.config.instances[0], src)
+    }
+
+    /// Only peers with `min_ttl`/`max_ttl` carry a range; they turn on the source check, as
+    /// `check_unicast_src` in the instance and the global `vrrp_check_unicast_src` do.
+    #[test]
+    fn peer_ttl_ranges_and_the_unicast_source_check() {
+        const HEAD: &str = "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n \
+                            virtual_ipaddress { 192.0.2.3 }\n";
+        let near: IpAddr = "198.51.100.2".parse().unwrap_or_else(|_| unreachable!());
+        let c = first(&format!(
+            "{HEAD} unicast_peer {{\n  198.51.100.2 min_ttl 255\n  198.51.100.3\n }}\n}}\n"
+        ));
+        assert_eq!(c.peer_ttl, [(near, vr::TtlRange { min: 255, max: 255 })]);
+        assert!(c.check_unicast_src);
+        let plain = " unicast_peer {\n  198.51.100.2\n }\n";
+        let c = first(&format!("{HEAD}{plain}}}\n"));
+        assert!(c.peer_ttl.is_empty() && !c.check_unicast_src);
+        assert!(first(&format!("{HEAD}{plain} check_unicast_src\n}}\n")).check_unicast_src);
+        let global = format!("global_defs {{\n vrrp_check_unicast_src\n}}\n{HEAD}{plain}}}\n");
+        assert!(first(&global).check_unicast_src);
+    }
 }

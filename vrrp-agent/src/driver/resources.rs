@@ -292,6 +292,7 @@ fn spawn_dataplane_reader(
                         family: crate::proto::node::family(meta.src),
                         src: meta.src,
                         result: Ok((d.advert, d.checksum)),
+                        ttl: meta.unchecked_ttl(),
                     }),
                     Err(e) => {
                         debug!(ifindex, error = %e, "undecodable advert from the data plane");
@@ -344,6 +345,7 @@ fn spawn_reader(sock: Arc<AdvertSocket>, tx: mpsc::Sender<Incoming>) -> JoinHand
                 family: sock.family(),
                 src: r.src,
                 result,
+                ttl: meta.unchecked_ttl(),
             };
             if tx.send(Incoming::Advert(rx)).await.is_err() {
                 return;

@@ -268,7 +268,7 @@ async fn release(armed: Vec<Armed>, mut sockets: BTreeMap<String, AdvertSocket>)
         match sock {
             Ok(sock) => {
                 for (dst, msg) in &a.release {
-                    if let Err(e) = sock.send(*dst, msg).await {
+                    if let Err(e) = sock.send(*dst, msg, a.ttl).await {
                         eprintln!(
                             "vrrp-agent guardian: {}: cannot send priority 0: {e}",
                             a.key
@@ -312,6 +312,7 @@ mod tests {
                 "224.0.0.18".parse().unwrap_or_else(|_| unreachable!()),
                 vec![0x31, 0x33, 0, 1],
             )],
+            ttl: 255,
             vips: vec![(
                 2,
                 "192.0.2.3".parse().unwrap_or_else(|_| unreachable!()),

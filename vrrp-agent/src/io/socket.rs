@@ -305,9 +305,10 @@ impl AdvertSocket {
     }
 
     /// Sends one VRRP message (already encoded, checksum included) to `dst`: the group
-    /// ([`GROUP_V4`] / [`GROUP_V6`]) or a unicast peer. The kernel adds the IP header with TTL
-    /// / hop limit 255 and our source address.
-    pub async fn send(&self, dst: IpAddr, vrrp_message: &[u8]) -> Result<(), SocketError> {
+    /// ([`GROUP_V4`] / [`GROUP_V6`]) or a unicast peer. The kernel adds the IP header with our
+    /// source address and TTL / hop limit 255, or `ttl` for a unicast `dst` (keepalived's
+    /// `unicast_ttl`: per packet, as instances with different ones may share the socket).
+    pub async fn send(&self, dst: IpAddr, vrrp_message: &[u8], ttl: u8) -> Result<(), SocketError> {
         self.check_family("destination", dst)?;
         let fd = self.fd.get_ref().as_raw_fd();
         let iov = [IoSlice::new(vrrp_message)];
@@ -323,9 +324,20 @@ impl AdvertSocket {
                     ipi_addr: libc::in_addr { s_addr: 0 },
                 };
                 let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
+                let ttl = unicast_ttl(dst.into(), ttl);
                 send_or_wait(&self.fd, || {
-                    let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
-                    sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&to)).map_err(io::Error::from)
+                    let info = ControlMessage::Ipv4PacketInfo(&info);
+                    let sent = match &ttl {
+                        Some(t) => sendmsg(
+                            fd,
+                            &iov,
+                            &[info, ControlMessage::Ipv4Ttl(t)],
+                            MsgFlags::empty(),
+                            Some(&to),
+                        ),
+                        None => sendmsg(fd, &iov, &[info], MsgFlags::empty(), Some(&to)),
+                    };
+                    sent.map_err(io::Error::from)
                 })
                 .await
             }
@@ -343,9 +355,20 @@ impl AdvertSocket {
                     0
                 };
                 let to = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope));
+                let hops = unicast_ttl(dst.into(), ttl);
                 send_or_wait(&self.fd, || {
-                    let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
-                    sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&to)).map_err(io::Error::from)
+                    let info = ControlMessage::Ipv6PacketInfo(&info);
+                    let sent = match &hops {
+                        Some(h) => sendmsg(
+                            fd,
+                            &iov,
+                            &[info, ControlMessage::Ipv6HopLimit(h)],
+                            MsgFlags::empty(),
+                            Some(&to),
+                        ),
+                        None => sendmsg(fd, &iov, &[info], MsgFlags::empty(), Some(&to)),
+                    };
+                    sent.map_err(io::Error::from)
                 })
                 .await
             }
@@ -451,6 +474,12 @@ impl AdvertSocket {
             }),
         }
     }
+}
+
+/// The TTL / hop limit control message value for a send to `dst`: `ttl` for a unicast
+/// destination when it is not the socket's 255, none otherwise (the group always gets 255).
+fn unicast_ttl(dst: IpAddr, ttl: u8) -> Option<libc::c_int> {
+    (!dst.is_multicast() && ttl != VRRP_TTL).then_some(libc::c_int::from(ttl))
 }
 
 struct RecvMeta {

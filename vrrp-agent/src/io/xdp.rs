@@ -34,7 +34,7 @@ use vrrp_common::event::{
 };
 use vrrp_common::maps::{
     self, AdvertState, CFG_F_CONSUME_ADVERTS, DataPlaneConfig, DeathWatch, OWNED_F_ROUTER,
-    OwnedVip, PeerKey, SilenceTimer, VRID_SLOTS, VridConfig, vrid_slot,
+    OwnedVip, PeerKey, PeerLimits, SilenceTimer, VRID_SLOTS, VridConfig, vrid_slot,
 };
 
 /// The XDP object, embedded at build time (empty when built without `cargo xtask build`).
@@ -343,8 +343,14 @@ impl DataPlane {
 
     /// Replaces the unicast peers allowed for a virtual router. They are enforced only while
     /// its `VridConfig` has `VRID_F_UNICAST_PEERS` (set through [`Self::set_vrid`]); with the
-    /// flag and no peers, every advert for the VRID is dropped.
-    pub fn set_peers(&mut self, ipv6: bool, vrid: u8, peers: &[IpAddr]) -> Result<(), XdpError> {
+    /// flag and no peers, every advert for the VRID is dropped. Each peer's unicast adverts
+    /// must arrive with a TTL in its limits.
+    pub fn set_peers(
+        &mut self,
+        ipv6: bool,
+        vrid: u8,
+        peers: &[(IpAddr, PeerLimits)],
+    ) -> Result<(), XdpError> {
         set_peers(&mut self.ebpf, ipv6, vrid, peers)
     }
 
@@ -551,12 +557,17 @@ fn addr16(addr: &IpAddr) -> [u8; 16] {
     }
 }
 
-pub fn set_peers(ebpf: &mut Ebpf, ipv6: bool, vrid: u8, peers: &[IpAddr]) -> Result<(), XdpError> {
+pub fn set_peers(
+    ebpf: &mut Ebpf,
+    ipv6: bool,
+    vrid: u8,
+    peers: &[(IpAddr, PeerLimits)],
+) -> Result<(), XdpError> {
     let slot = vrid_slot(ipv6, vrid);
     let map = ebpf
         .map_mut(maps::PEERS)
         .ok_or(XdpError::NoMap(maps::PEERS))?;
-    let mut hm: HashMap<&mut MapData, PeerKey, u32> =
+    let mut hm: HashMap<&mut MapData, PeerKey, PeerLimits> =
         HashMap::try_from(map).map_err(map_err(maps::PEERS))?;
     let stale: Vec<PeerKey> = hm
         .keys()
@@ -570,12 +581,12 @@ pub fn set_peers(ebpf: &mut Ebpf, ipv6: bool, vrid: u8, peers: &[IpAddr]) -> Res
             Err(e) => return Err(map_err(maps::PEERS)(e)),
         }
     }
-    for p in peers.iter().filter(|p| p.is_ipv6() == ipv6) {
+    for (p, limits) in peers.iter().filter(|p| p.0.is_ipv6() == ipv6) {
         let key = PeerKey {
             slot,
             addr: addr16(p),
         };
-        hm.insert(key, 1, 0).map_err(map_err(maps::PEERS))?;
+        hm.insert(key, *limits, 0).map_err(map_err(maps::PEERS))?;
     }
     Ok(())
 }

@@ -75,6 +75,16 @@ pub struct RxMeta {
     pub ttl: u8,
 }
 
+impl RxMeta {
+    /// The TTL of an advert sent to a unicast address, which [`decode`] leaves to the instance
+    /// (keepalived holds a unicast instance's adverts to its peers' `min_ttl`/`max_ttl`, not
+    /// to 255: a peer may be routed hops away); `None` for one to a multicast group, which
+    /// `decode` holds to 255.
+    pub fn unchecked_ttl(&self) -> Option<u8> {
+        (!self.dst.is_multicast()).then_some(self.ttl)
+    }
+}
+
 /// A VRRP message that passed every configuration-independent receive check.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Decoded {
@@ -527,8 +537,9 @@ fn decode_inner(meta: &RxMeta, vrrp: &[u8], covered: &[u8]) -> Result<Decoded, D
             need: VRRP_HEADER_LEN,
         });
     }
-    // RFC 9568 §7.1 / RFC 3768 §7.1: "MUST verify that the IP TTL is 255".
-    if meta.ttl != VRRP_TTL {
+    // RFC 9568 §7.1 / RFC 3768 §7.1: "MUST verify that the IP TTL is 255", here for adverts
+    // to the group; for one to our unicast address the instance decides (`unchecked_ttl`).
+    if meta.unchecked_ttl().is_none() && meta.ttl != VRRP_TTL {
         return Err(DecodeError::BadTtl { ttl: meta.ttl });
     }
     // RFC 9568 §7.1: "MUST verify that the VRRP version is 3"; RFC 3768 §7.1: "is 2".

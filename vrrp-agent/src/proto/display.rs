@@ -97,6 +97,8 @@ impl super::vr::DropReason {
             D::IntervalMismatch { .. } => "interval_mismatch",
             D::OwnerIgnoresAdverts => "owner_ignores_adverts",
             D::UnknownUnicastSource => "unknown_unicast_source",
+            // The codec's label for the same RFC check: one counter, whoever refused it.
+            D::BadTtl { .. } => "bad_ttl",
             D::OwnAddress => "own_address",
             D::AddressListMismatch => "address_list_mismatch",
             D::V2FromV3Sender => "v2_from_v3_sender",

@@ -7,7 +7,7 @@ use std::vec::Vec;
 use super::{Action, DataPlane};
 use crate::event::{EVENT_DATA_MAX, EVENT_DATA_SMALL, counter};
 use crate::maps::{
-    AdvertState, DataPlaneConfig, OwnedVip, PeerKey, VRID_SLOTS, VridConfig, vrid_slot,
+    AdvertState, DataPlaneConfig, OwnedVip, PeerKey, PeerLimits, VRID_SLOTS, VridConfig, vrid_slot,
 };
 use crate::wire::ETH_HLEN;
 
@@ -39,7 +39,8 @@ pub struct Plane {
     pub config: Option<DataPlaneConfig>,
     /// `VRID_CONFIG`, by slot.
     pub vrids: Vec<(u32, VridConfig)>,
-    pub peers: Vec<PeerKey>,
+    /// `PEERS`.
+    pub peers: Vec<(PeerKey, PeerLimits)>,
     pub owned4: Vec<([u8; 4], OwnedVip)>,
     pub owned6: Vec<([u8; 16], OwnedVip)>,
     /// `DEATH[0].dead_ns != 0`.
@@ -130,8 +131,8 @@ impl DataPlane for Plane {
         self.config
     }
 
-    fn peer_allowed(&self, key: &PeerKey) -> bool {
-        self.peers.contains(key)
+    fn peer(&self, key: &PeerKey) -> Option<PeerLimits> {
+        self.peers.iter().find(|(k, _)| k == key).map(|(_, l)| *l)
     }
 
     fn owned4(&self, addr: [u8; 4]) -> Option<OwnedVip> {

@@ -7,7 +7,7 @@ use super::host::Plane;
 use super::{Action, run};
 use crate::event::{EVENT_ADVERT, counter};
 use crate::maps::{
-    CFG_F_CONSUME_ADVERTS, OwnedVip, PeerKey, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS,
+    CFG_F_CONSUME_ADVERTS, OwnedVip, PeerKey, PeerLimits, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS,
     VRID_F_VMAC_OWNED, VridConfig, vrid_slot,
 };
 use crate::respond::{Arp, arp_reply};
@@ -27,14 +27,19 @@ fn sum(b: &[u8]) -> u64 {
 
 /// A VRRPv3 advert over IPv4 for VRID 51 (one VIP), both checksums as keepalived sends them.
 fn advert(src: [u8; 4], priority: u8) -> Vec<u8> {
+    advert_to(src, [224, 0, 0, 18], 255, priority)
+}
+
+/// [`advert`] to `dst` with TTL `ttl`.
+fn advert_to(src: [u8; 4], dst: [u8; 4], ttl: u8, priority: u8) -> Vec<u8> {
     let mut f = vec![0u8; ETH_HLEN + 20 + 12];
     f[0..6].copy_from_slice(&[0x01, 0, 0x5e, 0, 0, 0x12]);
     f[6..12].copy_from_slice(&PEER_MAC);
     f[12..14].copy_from_slice(&[0x08, 0x00]);
     let ip = ETH_HLEN;
-    f[ip..ip + 12].copy_from_slice(&[0x45, 0, 0, 32, 0, 0, 0, 0, 255, 112, 0, 0]);
+    f[ip..ip + 12].copy_from_slice(&[0x45, 0, 0, 32, 0, 0, 0, 0, ttl, 112, 0, 0]);
     f[ip + 12..ip + 16].copy_from_slice(&src);
-    f[ip + 16..ip + 20].copy_from_slice(&[224, 0, 0, 18]);
+    f[ip + 16..ip + 20].copy_from_slice(&dst);
     let c = csum_fold(sum(&f[ip..ip + 20])).to_be_bytes();
     f[ip + 10..ip + 12].copy_from_slice(&c);
     let v = ip + 20;
@@ -108,14 +113,14 @@ fn unicast_peers_are_an_allowlist() {
         (Action::Drop, vec![(counter::DROP_PEER_NOT_ALLOWED, 1)])
     );
     // Allowed for another virtual router, or the other family: still not for this one.
-    p.peers.push(peer(false, 52, MASTER));
-    p.peers.push(peer(true, 51, MASTER));
+    p.peers.push((peer(false, 52, MASTER), PeerLimits::ANY));
+    p.peers.push((peer(true, 51, MASTER), PeerLimits::ANY));
     assert_eq!(
         run_on(&mut p, &f).1,
         vec![(counter::DROP_PEER_NOT_ALLOWED, 1)]
     );
     assert!(p.events.is_empty() && p.advert(51).last_ns == 0);
-    p.peers.push(peer(false, 51, MASTER));
+    p.peers.push((peer(false, 51, MASTER), PeerLimits::ANY));
     assert_eq!(
         run_on(&mut p, &f),
         (
@@ -135,6 +140,51 @@ fn unicast_peers_are_an_allowlist() {
     p.set_vrid(false, 51, v3(0));
     p.peers.clear();
     assert!(run_on(&mut p, &f).1.contains(&(counter::ADVERT_VALID, 1)));
+}
+
+/// keepalived skips the TTL 255 check for unicast: a peer a routed hop away works, held to
+/// the `min_ttl`/`max_ttl` of its `unicast_peer` line if given. Multicast stays held to 255.
+#[test]
+fn a_unicast_adverts_ttl_is_held_to_its_peers_limits_only() {
+    const US: [u8; 4] = [198, 51, 100, 2];
+    let valid = |r: &(Action, Vec<(u32, u64)>)| r.1.contains(&(counter::ADVERT_VALID, 1));
+    let bad_ttl = (Action::Drop, vec![(counter::DROP_BAD_TTL, 1)]);
+    let mut p = consuming();
+    p.set_vrid(false, 51, v3(VRID_F_UNICAST_PEERS));
+    p.peers.push((peer(false, 51, MASTER), PeerLimits::ANY));
+    assert!(valid(&run_on(&mut p, &advert_to(MASTER, US, 64, 100))));
+    assert_eq!(
+        run_on(&mut p, &advert_to(MASTER, [224, 0, 0, 18], 64, 100)),
+        bad_ttl,
+        "multicast stays held to 255"
+    );
+    // Not a peer: refused as such, whatever its TTL.
+    assert_eq!(
+        run_on(&mut p, &advert_to([192, 0, 2, 9], US, 64, 100)),
+        (Action::Drop, vec![(counter::DROP_PEER_NOT_ALLOWED, 1)])
+    );
+    p.peers[0].1 = PeerLimits::new(60, 70);
+    for (ttl, ok) in [
+        (59, false),
+        (60, true),
+        (64, true),
+        (70, true),
+        (71, false),
+        (255, false),
+    ] {
+        let r = run_on(&mut p, &advert_to(MASTER, US, ttl, 100));
+        assert_eq!(valid(&r), ok, "ttl {ttl}: {r:?}");
+        if !ok {
+            assert_eq!(r, bad_ttl, "ttl {ttl}");
+        }
+    }
+    // min_ttl 255: only a peer on the link.
+    p.peers[0].1 = PeerLimits::new(255, 255);
+    assert_eq!(run_on(&mut p, &advert_to(MASTER, US, 254, 100)), bad_ttl);
+    assert!(valid(&run_on(&mut p, &advert_to(MASTER, US, 255, 100))));
+    // An instance without unicast peers holds unicast adverts to 255 too.
+    p.set_vrid(false, 51, v3(0));
+    assert_eq!(run_on(&mut p, &advert_to(MASTER, US, 64, 100)), bad_ttl);
 }
 
 #[test]

@@ -67,6 +67,19 @@ pub(super) fn complete(ctx: &mut Ctx<'_>, mut r: RawInstance, g: &GlobalDefs) ->
         ));
     }
 
+    // keepalived: "Cannot use unicast_ttl without unicast peers - resetting".
+    let unicast_ttl = match r.unicast_ttl {
+        Some((_, span)) if r.unicast_peers.is_empty() => {
+            ctx.warn(
+                &span,
+                "unicast_ttl has no effect without unicast_peer: multicast adverts are sent \
+                 with TTL 255",
+            );
+            None
+        }
+        t => t.map(|t| t.0),
+    };
+
     Ok(Instance {
         name: r.name,
         span: r.span,
@@ -86,6 +99,8 @@ pub(super) fn complete(ctx: &mut Ctx<'_>, mut r: RawInstance, g: &GlobalDefs) ->
         preempt_delay,
         unicast_src: r.unicast_src.map(|s| s.0),
         unicast_peers: r.unicast_peers,
+        unicast_ttl,
+        check_unicast_src: r.check_unicast_src,
         heartbeats: r.heartbeats,
         garp,
         native_ipv6: r.native_ipv6.is_some(),

@@ -30,6 +30,8 @@ pub(super) const KEYWORDS: &[Kw] = &[
     block("virtual_ipaddress"),
     block("virtual_ipaddress_excluded"),
     block("unicast_peer"),
+    args("unicast_ttl", 1, 1),
+    args("check_unicast_src", 0, 0),
     block("track_interface"),
     block("track_script"),
     block("track_file"),
@@ -65,9 +67,7 @@ pub(super) const KEYWORDS: &[Kw] = &[
         "log verbosity is set with RUST_LOG / --log-level, not per instance",
     ),
     unsupported("mcast_dst_ip", NOT_YET),
-    unsupported("unicast_ttl", NOT_YET),
     unsupported("unicast_fault_no_peer", NOT_YET),
-    unsupported("check_unicast_src", NOT_YET),
     unsupported(
         "old_unicast_checksum",
         "keepalived < 1.3.6 unicast checksums are not produced",
@@ -140,6 +140,8 @@ pub(super) struct RawInstance {
     pub(super) preempt_delay: Option<(Duration, Span)>,
     pub(super) unicast_src: Option<(IpAddr, Span)>,
     pub(super) unicast_peers: Vec<UnicastPeer>,
+    pub(super) unicast_ttl: Option<(u8, Span)>,
+    pub(super) check_unicast_src: bool,
     pub(super) heartbeats: Vec<Heartbeat>,
     pub(super) garp: GarpOverrides,
     pub(super) native_ipv6: Option<Span>,
@@ -190,6 +192,8 @@ pub(super) fn instance(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<Raw
         preempt_delay: None,
         unicast_src: None,
         unicast_peers: Vec::new(),
+        unicast_ttl: None,
+        check_unicast_src: false,
         heartbeats: Vec::new(),
         garp: GarpOverrides::default(),
         native_ipv6: None,
@@ -294,7 +298,19 @@ pub(super) fn instance(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<Raw
                 let t = item.arg(0)?;
                 r.unicast_src = Some((ip(t, item.name())?, t.span.clone()));
             }
-            "unicast_peer" => r.unicast_peers.extend(peers(item.block)?),
+            "unicast_peer" => {
+                let ps = peers(item.block)?;
+                // keepalived (alloc_vrrp_unicast_peer): a TTL option turns on the instance's
+                // unicast source check.
+                r.check_unicast_src |= ps.iter().any(|p| p.ttl_given);
+                r.unicast_peers.extend(ps);
+            }
+            "unicast_ttl" => {
+                let t = item.arg(0)?;
+                let v = uint(t, 0, 255, "unicast_ttl")?;
+                r.unicast_ttl = Some((u8::try_from(v).unwrap_or(255), t.span.clone()));
+            }
+            "check_unicast_src" => r.check_unicast_src = true,
             "vrrp_xdp_heartbeat" => {
                 let h = heartbeat(ctx, item.kw, item.block)?;
                 if let Some(o) = r.heartbeats.iter().find(|o| o.interface == h.interface) {
@@ -418,6 +434,7 @@ pub(super) fn peers(block: Option<&Block>) -> Res<Vec<UnicastPeer>> {
             addr: ip(first, "unicast_peer")?,
             min_ttl: 0,
             max_ttl: 255,
+            ttl_given: false,
             span: first.span.clone(),
         };
         let mut rest = line.get(1..).unwrap_or_default().iter();
@@ -431,6 +448,7 @@ pub(super) fn peers(block: Option<&Block>) -> Res<Vec<UnicastPeer>> {
                 "max_ttl" => p.max_ttl = ttl,
                 _ => return err(opt, format!("unknown unicast_peer option '{}'", opt.text)),
             }
+            p.ttl_given = true;
         }
         if p.min_ttl > p.max_ttl {
             return err(

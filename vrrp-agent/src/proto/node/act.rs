@@ -397,6 +397,7 @@ impl Node {
             ifindex: s.ifindex,
             src: s.src,
             release: inst.encode_to(Priority::RELEASE, s.src, &s.destinations),
+            ttl: s.ttl,
             vips: s
                 .vips
                 .iter()
@@ -410,6 +411,7 @@ impl Node {
                 ifindex: p.ifindex,
                 src: p.src,
                 release: inst.encode_to(Priority::RELEASE, p.src, &p.peers),
+                ttl: vrrp_common::wire::VRRP_TTL,
                 vips: Vec::new(),
             }));
         }
@@ -431,6 +433,7 @@ impl Node {
                 v2_interop: i.spec.vr.v2_interop,
                 auth: i.spec.vr.auth,
                 unicast_peers: &i.spec.vr.unicast_peers,
+                peer_ttl: &i.spec.vr.peer_ttl,
                 answers,
                 has_xdp,
                 owned: i.wants_ownership && answers,

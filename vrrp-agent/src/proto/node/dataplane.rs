@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use vrrp_common::maps::{
-    VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VRID_F_V2_INTEROP,
-    VRID_F_VMAC_OWNED, VridConfig,
+    PeerLimits, VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2,
+    VRID_F_V2_INTEROP, VRID_F_VMAC_OWNED, VridConfig,
 };
 
+use crate::proto::vr::TtlRange;
 use crate::proto::{Auth, Family, Version};
 
 /// One VRID slot of an interface's program. `master_down_ns` stays 0 here: the master-silence
@@ -21,7 +22,8 @@ use crate::proto::{Auth, Family, Version};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slot {
     pub cfg: VridConfig,
-    pub peers: Vec<IpAddr>,
+    /// The unicast peers, each with the TTL range its unicast adverts must arrive with.
+    pub peers: Vec<(IpAddr, PeerLimits)>,
 }
 
 /// What one instance contributes.
@@ -36,6 +38,8 @@ pub struct Contribution<'a> {
     pub v2_interop: bool,
     pub auth: Auth,
     pub unicast_peers: &'a [IpAddr],
+    /// `VrConfig::peer_ttl`.
+    pub peer_ttl: &'a [(IpAddr, TtlRange)],
     /// The interface has XDP and its XDP_TX works.
     pub answers: bool,
     pub has_xdp: bool,
@@ -93,7 +97,20 @@ impl serde::Serialize for Slot {
                 .to_string()
         });
         st.serialize_field("auth_pass", &pass)?;
-        st.serialize_field("peers", &self.peers)?;
+        let addrs: Vec<IpAddr> = self.peers.iter().map(|p| p.0).collect();
+        st.serialize_field("peers", &addrs)?;
+        // Only where configured: transcripts without min_ttl/max_ttl stay as they were.
+        let limited: Vec<(IpAddr, u8, u8)> = self
+            .peers
+            .iter()
+            .filter(|p| p.1 != PeerLimits::ANY)
+            .map(|(a, l)| (*a, l.min_ttl, l.max_ttl))
+            .collect();
+        if limited.is_empty() {
+            st.skip_field("peer_ttl")?;
+        } else {
+            st.serialize_field("peer_ttl", &limited)?;
+        }
         st.end()
     }
 }
@@ -135,7 +152,18 @@ pub fn plan<'a>(contribs: impl IntoIterator<Item = Contribution<'a>>) -> Plan {
             (c.ifindex, c.family == Family::V6, c.vrid),
             Slot {
                 cfg,
-                peers: c.unicast_peers.to_vec(),
+                peers: c
+                    .unicast_peers
+                    .iter()
+                    .map(|a| {
+                        let r = c
+                            .peer_ttl
+                            .iter()
+                            .find(|p| p.0 == *a)
+                            .map_or(TtlRange::ANY, |p| p.1);
+                        (*a, PeerLimits::new(r.min, r.max))
+                    })
+                    .collect(),
             },
         );
         if c.owned {
@@ -226,6 +254,7 @@ mod tests {
             v2_interop: false,
             auth: Auth::Pass(*b"1111\0\0\0\0"),
             unicast_peers: &[],
+            peer_ttl: &[],
             answers: true,
             has_xdp: true,
             owned,

@@ -34,14 +34,15 @@ impl Node {
         self.ifaces.get(&i.spec.ifindex).is_some_and(|f| f.spec.xdp)
     }
 
+    /// `on`: the interface and family it came in on.
     pub(super) fn on_advert(
         &mut self,
         now: Instant,
-        ifindex: u32,
-        family: Family,
+        (ifindex, family): (u32, Family),
         src: IpAddr,
         result: Result<Advert, DecodeError>,
         form: Option<ChecksumForm>,
+        ttl: Option<u8>,
     ) {
         // No instance runs on a heartbeat interface (the config refuses it).
         if self
@@ -49,6 +50,13 @@ impl Node {
             .values()
             .any(|i| i.spec.heartbeats.iter().any(|p| p.ifindex == ifindex))
         {
+            // Heartbeat paths are links: their adverts are held to TTL 255 like multicast.
+            let result = match (result, ttl) {
+                (Ok(_), Some(ttl)) if ttl != vrrp_common::wire::VRRP_TTL => {
+                    Err(DecodeError::BadTtl { ttl })
+                }
+                (r, _) => r,
+            };
             return self.on_heartbeat_advert(now, ifindex, family, src, result);
         }
         let advert = match result {
@@ -103,7 +111,7 @@ impl Node {
                 }
             }
         }
-        self.feed(id, now, Input::Advert { src, advert });
+        self.feed(id, now, Input::Advert { src, advert, ttl });
     }
 
     pub(super) fn on_heartbeat_advert(

@@ -77,6 +77,10 @@ pub struct InstanceSpec {
     pub vips: Vec<VipBinding>,
     /// The multicast group or the unicast peers.
     pub destinations: Vec<IpAddr>,
+    /// The TTL / hop limit adverts to `destinations` leave with: 255 (RFC 9568 §5.1.1.3), or
+    /// keepalived's `unicast_ttl` to unicast peers.
+    #[serde(default = "rfc_ttl", skip_serializing_if = "is_rfc_ttl")]
+    pub ttl: u8,
     pub heartbeats: Vec<HeartbeatSpec>,
     pub form: ChecksumForm,
     /// `use_vmac` in effect (needs XDP): the MAC answers, GARPs and adverts use while MASTER.
@@ -88,6 +92,15 @@ pub struct InstanceSpec {
     pub garp_refresh_repeat: u32,
     /// The instance tracks something: it waits in Initialize for the first result.
     pub tracks: bool,
+}
+
+fn rfc_ttl() -> u8 {
+    vrrp_common::wire::VRRP_TTL
+}
+
+/// Left out of transcripts when it is the RFC's 255.
+fn is_rfc_ttl(ttl: &u8) -> bool {
+    *ttl == vrrp_common::wire::VRRP_TTL
 }
 
 /// Everything the node runs.
@@ -131,6 +144,10 @@ pub enum NodeInput {
         /// The checksum form the sender used (RFC 9568 §5.2.8 or the pseudo-header one).
         #[serde(default)]
         form: Option<ChecksumForm>,
+        /// `RxMeta::unchecked_ttl`: the TTL of an advert to our unicast address, which the
+        /// codec left to the instance (see `vr::Input::Advert`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<u8>,
     },
     /// The kernel timer watching a backup's master ran out.
     MasterSilent {
@@ -229,6 +246,9 @@ pub struct Armed {
     pub src: IpAddr,
     /// Each destination with its encoded priority 0 VRRP message (checksum included).
     pub release: Vec<(IpAddr, Vec<u8>)>,
+    /// Their TTL (`InstanceSpec::ttl`).
+    #[serde(default = "rfc_ttl", skip_serializing_if = "is_rfc_ttl")]
+    pub ttl: u8,
     /// VIPs to unbind: (interface index, address, prefix length).
     pub vips: Vec<(u32, IpAddr, u8)>,
 }
@@ -449,6 +469,8 @@ impl Instance {
 pub struct AdvertOut<'a> {
     pub ifindex: u32,
     pub src: IpAddr,
+    /// `InstanceSpec::ttl`.
+    pub ttl: u8,
     /// `use_vmac`: a whole frame from this MAC on the packet socket.
     pub from_vmac: Option<[u8; 6]>,
     pub adverts: &'a [(IpAddr, Vec<u8>)],
@@ -729,6 +751,7 @@ impl Node {
         Some(AdvertOut {
             ifindex: inst.spec.ifindex,
             src,
+            ttl: inst.spec.ttl,
             from_vmac,
             adverts: inst.advert_cache.as_ref().map_or(&[][..], |c| &c.2[..]),
         })
@@ -952,7 +975,8 @@ impl Node {
                 src,
                 result,
                 form,
-            } => self.on_advert(now, ifindex, family, src, result, form),
+                ttl,
+            } => self.on_advert(now, (ifindex, family), src, result, form, ttl),
             NodeInput::MasterSilent { key, slot } => self.on_master_silent(now, key, slot),
             NodeInput::Timer { early, slots } => self.on_timer(now, early, &slots),
             NodeInput::Cover { id, cover } => {

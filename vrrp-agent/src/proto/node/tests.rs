@@ -30,6 +30,7 @@ pub(crate) fn spec(name: &str, vrid: u8, vip: &str) -> InstanceSpec {
             spec: VipSpec::new(vip, 24),
         }],
         destinations: vec!["224.0.0.18".parse().unwrap()],
+        ttl: 255,
         heartbeats: Vec::new(),
         form: ChecksumForm::WithPseudoHeader,
         vmac: None,
@@ -161,6 +162,98 @@ fn a_refused_reload_changes_nothing_and_asks_for_nothing() {
     assert_eq!(state(&n, "VI_1"), State::Master);
 }
 
+/// Unicast across routers: `unicast_ttl` is the TTL of the adverts and of the guardian's
+/// priority 0, and each peer's `min_ttl`/`max_ttl` reach its XDP slot.
+#[test]
+fn unicast_ttl_and_peer_limits_reach_the_sends_and_the_data_plane() {
+    use vrrp_common::maps::PeerLimits;
+    let t0 = clock();
+    let (near, far): (IpAddr, IpAddr) = (
+        "198.51.100.2".parse().unwrap(),
+        "198.51.100.3".parse().unwrap(),
+    );
+    let mut s = master(spec("VI_1", 51, "192.0.2.3"));
+    s.destinations = vec![near, far];
+    s.vr.unicast_peers = vec![near, far];
+    s.vr.peer_ttl = vec![(near, crate::proto::vr::TtlRange { min: 255, max: 255 })];
+    s.ttl = 64;
+    let (mut n, acts) = started(cfg(vec![s], &[]), t0);
+    assert_eq!(state(&n, "VI_1"), State::Master);
+    let slot = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Dataplane(DpOp::SetSlot {
+                ipv6: false,
+                vrid: 51,
+                slot,
+                ..
+            }) => Some(slot.clone()),
+            _ => None,
+        })
+        .expect("slot 51 written");
+    assert_eq!(
+        slot.peers,
+        [(near, PeerLimits::new(255, 255)), (far, PeerLimits::ANY)]
+    );
+    let armed = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::GuardianArm(a) => Some(a.clone()),
+            _ => None,
+        })
+        .expect("guardian armed");
+    assert_eq!((armed.ttl, armed.release.len()), (64, 2));
+    let id = n.instances().next().map(|(id, _)| id).unwrap();
+    let out = n.adverts(id, Priority(200)).expect("adverts");
+    assert_eq!(out.ttl, 64);
+    let dsts: Vec<IpAddr> = out.adverts.iter().map(|a| a.0).collect();
+    assert_eq!(dsts, [near, far]);
+}
+
+/// Heartbeat paths are links: a unicast advert arriving there with a TTL below 255 is
+/// refused like a malformed one.
+#[test]
+fn a_unicast_advert_with_a_low_ttl_is_refused_on_a_heartbeat_path_only() {
+    let t0 = clock();
+    let peer: IpAddr = "198.51.100.2".parse().unwrap();
+    let mut s = spec("VI_1", 51, "192.0.2.3");
+    s.vr.unicast_peers = vec!["192.0.2.9".parse().unwrap()];
+    s.heartbeats = vec![HeartbeatSpec {
+        iface: "hb0".into(),
+        ifindex: 9,
+        src: "198.51.100.1".parse().unwrap(),
+        peers: vec![peer],
+    }];
+    let mut c = cfg(vec![s], &[]);
+    c.ifaces.push(IfaceSpec {
+        index: 9,
+        name: "hb0".into(),
+        mac: [2, 0, 0, 0, 0, 9],
+        up: true,
+        xdp: false,
+    });
+    let (mut n, _) = started(c, t0);
+    let rx = |src: IpAddr, ifindex: u32, ttl: u8| NodeInput::Advert {
+        ifindex,
+        family: Family::V4,
+        src,
+        result: Ok(advert(200)),
+        form: None,
+        ttl: Some(ttl),
+    };
+    n.handle(t0 + Duration::from_secs(1), rx(peer, 9, 64));
+    let inst = n.instances().next().map(|(_, i)| i).unwrap();
+    assert_eq!(inst.paths[0].decode_errors, 1);
+    // On the instance's own interface a unicast peer may be routed hops away.
+    n.handle(
+        t0 + Duration::from_secs(1),
+        rx("192.0.2.9".parse().unwrap(), IF, 64),
+    );
+    let inst = n.instances().next().map(|(_, i)| i).unwrap();
+    assert_eq!(inst.vr.counters().adverts_rx, 1);
+    assert_eq!(inst.vr.counters().dropped_ttl, 0);
+}
+
 #[test]
 fn a_malformed_advert_is_counted_once_per_interface() {
     // Defect: counted once per instance on the interface (x255 at scale).
@@ -172,6 +265,7 @@ fn a_malformed_advert_is_counted_once_per_interface() {
     n.handle(
         t0,
         NodeInput::Advert {
+            ttl: None,
             ifindex: IF,
             form: None,
             family: Family::V4,
@@ -233,6 +327,7 @@ fn a_flood_of_spoofed_sources_is_bounded_and_changes_no_state() {
         n.handle(
             t0 + Duration::from_secs(6),
             NodeInput::Advert {
+                ttl: None,
                 ifindex: IF,
                 form: None,
                 family: Family::V4,
@@ -341,6 +436,7 @@ fn a_heartbeat_advert_reaches_only_its_instance_and_path() {
         n.handle(
             t0,
             NodeInput::Advert {
+                ttl: None,
                 ifindex: 20,
                 form: None,
                 family: Family::V4,
@@ -402,6 +498,7 @@ fn a_peer_in_the_other_checksum_form_is_warned_once_and_counted() {
         n.handle(
             t0 + Duration::from_millis(100 * k),
             NodeInput::Advert {
+                ttl: None,
                 ifindex: IF,
                 family: Family::V4,
                 src: "192.0.2.7".parse().unwrap(),
@@ -503,6 +600,7 @@ fn a_handover_is_make_before_break_the_new_master_answers_before_its_first_adver
     let old_src: IpAddr = "192.0.2.1".parse().unwrap();
     let new_src: IpAddr = "192.0.2.2".parse().unwrap();
     let master_advert = |prio: u8| NodeInput::Advert {
+        ttl: None,
         ifindex: IF,
         form: None,
         family: Family::V4,
@@ -572,6 +670,7 @@ fn a_handover_is_make_before_break_the_new_master_answers_before_its_first_adver
     m.handle(
         t3 + Duration::from_millis(8),
         NodeInput::Advert {
+            ttl: None,
             ifindex: IF,
             form: None,
             family: Family::V4,

@@ -59,6 +59,10 @@ pub struct VrConfig {
     pub auth: Auth,
     pub initial: InitialState,
     pub unicast_peers: Vec<IpAddr>,
+    /// keepalived's `min_ttl` / `max_ttl` of the `unicast_peers` that have them: the TTL range
+    /// their unicast adverts must arrive with (others: any TTL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer_ttl: Vec<(IpAddr, TtlRange)>,
     /// keepalived's `check_unicast_src`: drop unicast adverts from addresses not in
     /// `unicast_peers`. Off by default in keepalived.
     pub check_unicast_src: bool,
@@ -85,7 +89,33 @@ pub struct VrConfig {
     pub v2_interop: bool,
 }
 
+/// A TTL / hop limit range, both ends included (keepalived's `min_ttl` / `max_ttl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TtlRange {
+    pub min: u8,
+    pub max: u8,
+}
+
+impl TtlRange {
+    /// keepalived's default for a peer: any TTL.
+    pub const ANY: Self = Self { min: 0, max: 255 };
+    /// RFC 9568 §7.1: what multicast adverts, and unicast ones to a multicast instance, need.
+    pub const RFC: Self = Self { min: 255, max: 255 };
+
+    pub const fn contains(self, ttl: u8) -> bool {
+        ttl >= self.min && ttl <= self.max
+    }
+}
+
 impl VrConfig {
+    /// The TTL range unicast adverts from `peer` must arrive with.
+    pub fn peer_ttl(&self, peer: IpAddr) -> TtlRange {
+        self.peer_ttl
+            .iter()
+            .find(|(a, _)| *a == peer)
+            .map_or(TtlRange::ANY, |(_, r)| *r)
+    }
+
     /// A configuration with keepalived's defaults for everything not given (non-strict mode):
     /// VRRPv2, priority 100, advert_int 1 s, preempt, accept, garp_master_delay 5 s.
     pub fn keepalived_defaults(
@@ -108,6 +138,7 @@ impl VrConfig {
             auth: Auth::None,
             initial: InitialState::Backup,
             unicast_peers: Vec::new(),
+            peer_ttl: Vec::new(),
             check_unicast_src: false,
             down_timer_adverts: DEFAULT_DOWN_TIMER_ADVERTS,
             lower_prio_no_advert: false,

@@ -56,7 +56,7 @@ impl VirtualRouter {
             });
             return;
         }
-        if let Err(reason) = self.check(src, adv, false) {
+        if let Err(reason) = self.check(src, adv, false, None) {
             self.emit(Output::Dropped { src, reason });
             return;
         }

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use super::advert::{Advert, Auth};
 use super::types::{Centisecs, Family, Priority, Version, Vrid};
 
-pub use config::{ConfigError, DEFAULT_DOWN_TIMER_ADVERTS, InitialState, VrConfig};
+pub use config::{ConfigError, DEFAULT_DOWN_TIMER_ADVERTS, InitialState, TtlRange, VrConfig};
 pub use master::LOWER_PRIO_ANNOUNCE_EVERY;
 pub use sync_group::{SyncEvent, SyncStatus};
 pub use timers::{master_down_interval, skew_time};
@@ -173,7 +173,7 @@ impl VirtualRouter {
                 self.reevaluate_fault(now, reason);
             }
             Input::Priority(p) => self.set_effective(p),
-            Input::Advert { src, advert } => self.receive(now, now, src, advert, false),
+            Input::Advert { src, advert, ttl } => self.receive(now, now, src, advert, ttl, false),
             Input::HeartbeatAdvert { src, local, advert } => {
                 self.heartbeat_rx(now, src, local, &advert)
             }
@@ -183,7 +183,7 @@ impl VirtualRouter {
                     Some(adv) => {
                         let adv = adv.clone();
                         self.counters.adverts_seen += 1;
-                        self.receive(now, at, src, adv, true);
+                        self.receive(now, at, src, adv, None, true);
                     }
                     _ => self.counters.seen_unmatched += 1,
                 }

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::{
-    Advert, DropReason, Family, Output, Priority, RxWarning, State, Version, VirtualRouter,
+    Advert, DropReason, Family, Output, Priority, RxWarning, State, TtlRange, Version,
+    VirtualRouter,
 };
 
 pub(super) fn family_of(a: IpAddr) -> Family {
@@ -36,13 +37,32 @@ impl VirtualRouter {
     /// RFC 9568 §7.1 / RFC 3768 §7.1 receive checks that depend on configuration, in
     /// keepalived's order (`vrrp_check_packet`). The codec has done the rest.
     /// `unicast_allowlist`: apply `check_unicast_src` (primary path only; the driver accepts
-    /// heartbeat adverts from the path's configured peers only).
+    /// heartbeat adverts from the path's configured peers only). `ttl`: see `Input::Advert`.
     pub(super) fn check(
         &mut self,
         src: IpAddr,
         adv: &Advert,
         unicast_allowlist: bool,
+        ttl: Option<u8>,
     ) -> Result<(), DropReason> {
+        // RFC 9568 §7.1 "MUST verify that the IPv4 TTL / IPv6 Hop Limit is 255", which
+        // keepalived skips for a unicast instance (its peers may be routed hops away), then
+        // holding each peer to the min_ttl/max_ttl of its unicast_peer line.
+        if let Some(ttl) = ttl {
+            let range = if unicast_allowlist && !self.cfg.unicast_peers.is_empty() {
+                self.cfg.peer_ttl(src)
+            } else {
+                TtlRange::RFC
+            };
+            if !range.contains(ttl) {
+                self.counters.dropped_ttl += 1;
+                return Err(DropReason::BadTtl {
+                    ttl,
+                    min: range.min,
+                    max: range.max,
+                });
+            }
+        }
         if adv.vrid != self.cfg.vrid {
             self.counters.dropped_vrid += 1;
             return Err(DropReason::VridMismatch { got: adv.vrid });
@@ -172,6 +192,7 @@ impl VirtualRouter {
         at: Instant,
         src: IpAddr,
         adv: Advert,
+        ttl: Option<u8>,
         replay: bool,
     ) {
         if !matches!(self.state, State::Backup | State::Master) {
@@ -179,7 +200,7 @@ impl VirtualRouter {
             self.counters.ignored_not_running += 1;
             return;
         }
-        if let Err(reason) = self.check(src, &adv, true) {
+        if let Err(reason) = self.check(src, &adv, true, ttl) {
             self.emit(Output::Dropped { src, reason });
             return;
         }

@@ -81,7 +81,18 @@ impl One {
         std::iter::from_fn(|| self.vr.poll_output()).collect()
     }
     fn rx(&mut self, t: Duration, src: IpAddr, a: Advert) -> Vec<Output> {
-        self.at(t, Input::Advert { src, advert: a })
+        self.rx_ttl(t, src, a, None)
+    }
+    /// `ttl`: as `Input::Advert` (Some: sent to our unicast address).
+    fn rx_ttl(&mut self, t: Duration, src: IpAddr, a: Advert, ttl: Option<u8>) -> Vec<Output> {
+        self.at(
+            t,
+            Input::Advert {
+                src,
+                advert: a,
+                ttl,
+            },
+        )
     }
     fn next(&self) -> Option<Duration> {
         self.vr.poll_timeout().map(|d| d - self.t0)
@@ -552,6 +563,49 @@ fn receive_checks_drop_without_state_change() {
     );
     // A configured peer passes.
     assert_eq!(o.rx(ms(900), B, adv(200)), vec![]);
+}
+
+/// keepalived skips the TTL 255 check for a unicast instance (`vrrp_check_packet`: "but not
+/// if unicast"), holding each peer to its `min_ttl`/`max_ttl` instead (`check_ttl_hl`).
+#[test]
+fn unicast_adverts_are_held_to_their_peers_ttl_range_not_255() {
+    let mut c = v3(100, A);
+    c.unicast_peers = vec![B, C];
+    c.peer_ttl = vec![(C, TtlRange { min: 255, max: 255 })];
+    let mut o = One::started(c);
+    // B has no limits: a routed hop away (TTL 64) is fine.
+    assert_eq!(o.rx_ttl(ms(100), B, adv(200), Some(64)), vec![]);
+    assert_eq!(o.vr.master().map(|m| m.addr), Some(B));
+    // C must be on the link.
+    assert_eq!(
+        o.rx_ttl(ms(200), C, adv(250), Some(254)),
+        vec![Output::Dropped {
+            src: C,
+            reason: DropReason::BadTtl {
+                ttl: 254,
+                min: 255,
+                max: 255
+            }
+        }]
+    );
+    assert_eq!(o.vr.counters().dropped_ttl, 1);
+    assert_eq!(o.vr.master().map(|m| m.addr), Some(B));
+    assert_eq!(o.rx_ttl(ms(300), C, adv(250), Some(255)), vec![]);
+    assert_eq!(o.vr.master().map(|m| m.addr), Some(C));
+    // A multicast instance holds unicast adverts to 255 (RFC 9568 §7.1).
+    let mut o = One::started(v3(100, A));
+    assert_eq!(
+        o.rx_ttl(ms(100), B, adv(200), Some(64)),
+        vec![Output::Dropped {
+            src: B,
+            reason: DropReason::BadTtl {
+                ttl: 64,
+                min: 255,
+                max: 255
+            }
+        }]
+    );
+    assert_eq!(o.rx_ttl(ms(200), B, adv(200), Some(255)), vec![]);
 }
 
 #[test]
@@ -1312,6 +1366,7 @@ impl Wire {
                                 queue.push_back((
                                     j,
                                     Input::Advert {
+                                        ttl: None,
                                         src,
                                         advert: advert.clone(),
                                     },
@@ -1613,7 +1668,11 @@ proptest! {
                     if interval_off {
                         a.interval = Centisecs(200);
                     }
-                    (Input::Advert { src: srcs[usize::from(i)], advert: a }, false)
+                    (Input::Advert {
+                        src: srcs[usize::from(i)],
+                        advert: a,
+                        ttl: None,
+                    }, false)
                 }
                 Step::Link(up) => (Input::Link { up }, false),
                 Step::Fault(f) => (Input::Fault(f), false),
@@ -2076,7 +2135,15 @@ fn group_follows_a_member_to_master_and_back() {
         for (n, vrid) in [("VI_1", 51), ("VI_2", 52)] {
             let mut a = adv(200);
             a.vrid = Vrid::new(vrid).unwrap_or_else(|| unreachable!());
-            g.feed(t, n, Input::Advert { src: B, advert: a });
+            g.feed(
+                t,
+                n,
+                Input::Advert {
+                    src: B,
+                    advert: a,
+                    ttl: None,
+                },
+            );
         }
     };
     peer(&mut g, ms(1000));
@@ -2090,6 +2157,7 @@ fn group_follows_a_member_to_master_and_back() {
             ms(s * 1000),
             "VI_2",
             Input::Advert {
+                ttl: None,
                 src: B,
                 advert: a.clone(),
             },
@@ -2115,6 +2183,7 @@ fn group_follows_a_member_to_master_and_back() {
         ms(20_500),
         "VI_1",
         Input::Advert {
+            ttl: None,
             src: B,
             advert: adv(200),
         },
@@ -2141,7 +2210,15 @@ fn group_preempt_pulls_the_other_member() {
     for (n, vrid) in [("VI_1", 51), ("VI_2", 52)] {
         let mut a = adv(50);
         a.vrid = Vrid::new(vrid).unwrap_or_else(|| unreachable!());
-        g.feed(ms(100), n, Input::Advert { src: B, advert: a });
+        g.feed(
+            ms(100),
+            n,
+            Input::Advert {
+                src: B,
+                advert: a,
+                ttl: None,
+            },
+        );
     }
     g.until(ms(10_000));
     assert_eq!(g.state("VI_1"), State::Master);

@@ -87,6 +87,13 @@ pub enum DropReason {
     OwnerIgnoresAdverts,
     /// Unicast source not in `unicast_peers` (with `check_unicast_src`).
     UnknownUnicastSource,
+    /// RFC 9568 §7.1: the TTL / hop limit is not 255; for a unicast advert of a unicast
+    /// instance, not in its peer's `min_ttl..=max_ttl` (keepalived `check_ttl_hl`).
+    BadTtl {
+        ttl: u8,
+        min: u8,
+        max: u8,
+    },
     /// Our own primary address as source: a loop.
     OwnAddress,
     /// RFC 3768 §7.1: a VRRPv2 advert not from the address owner whose address list differs
@@ -131,6 +138,11 @@ pub enum Input {
     Advert {
         src: IpAddr,
         advert: Advert,
+        /// The TTL / hop limit of an advert sent to our unicast address, which the codec does
+        /// not hold to 255 (keepalived: a unicast peer may be routed hops away): the instance
+        /// checks it. `None`: sent to the group, held to 255 by the codec already.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<u8>,
     },
     /// A deadline may have passed.
     Timeout,
@@ -299,6 +311,8 @@ pub struct Counters {
     pub dropped_interval: u64,
     pub dropped_owner: u64,
     pub dropped_unknown_unicast_src: u64,
+    /// TTL / hop limit refused (see `DropReason::BadTtl`).
+    pub dropped_ttl: u64,
     pub dropped_own_address: u64,
     /// RFC 3768 §7.1: a VRRPv2 advert from a non-owner whose address list differs from ours.
     pub dropped_address_list: u64,
