@@ -1328,3 +1328,38 @@ fn seq_and_lst_repeat_the_rest_of_the_line() {
         "{e}"
     );
 }
+
+/// issue 18 item 1: `vrrp_xdp_checksum_auto` in global_defs is the default of each instance,
+/// which may override it; off unless written, and no warning either way.
+#[test]
+fn checksum_auto_from_global_defs_and_per_instance() {
+    let inst = |name: &str, vrid: u8, extra: &str| {
+        format!(
+            "vrrp_instance {name} {{\n interface eth0\n virtual_router_id {vrid}\n version 3\n{extra} virtual_ipaddress {{ 192.0.2.{vrid} }}\n}}\n"
+        )
+    };
+    let l = one(&inst("A", 1, ""));
+    assert!(!l.config.instances[0].checksum_auto);
+    assert!(!l.config.global.xdp.checksum_auto);
+    let text = format!(
+        "global_defs {{\n vrrp_xdp_checksum_auto\n}}\n{}{}{}",
+        inst("A", 1, ""),
+        inst("B", 2, " vrrp_xdp_checksum_auto false\n"),
+        inst("C", 3, " vrrp_xdp_checksum_auto on\n v3_checksum_as_v2\n"),
+    );
+    let l = one(&text);
+    assert!(l.config.global.xdp.checksum_auto);
+    let got: Vec<(bool, bool)> = l
+        .config
+        .instances
+        .iter()
+        .map(|i| (i.checksum_auto, i.v3_checksum_as_v2))
+        .collect();
+    assert_eq!(got, [(true, false), (false, false), (true, true)]);
+    assert!(l.warnings.is_empty(), "{:?}", warnings(&l));
+    let Err(e) = config::parse_str(&inst("A", 1, " vrrp_xdp_checksum_auto maybe\n"), "x.conf")
+    else {
+        panic!("a bad value is refused");
+    };
+    assert!(e.to_string().contains("x.conf:5:25"), "{e}");
+}

@@ -86,6 +86,8 @@ pub struct XdpSettings {
     pub control_socket: Option<PathBuf>,
     /// `vrrp_xdp_mode native|generic|off`.
     pub mode: XdpMode,
+    /// `vrrp_xdp_checksum_auto [BOOL]`: the default of the instances' `vrrp_xdp_checksum_auto`.
+    pub checksum_auto: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -167,6 +169,9 @@ pub struct Instance {
     pub skip_check_adv_addr: bool,
     pub strict: bool,
     pub v3_checksum_as_v2: bool,
+    /// `vrrp_xdp_checksum_auto` (our extension): answer each peer in the VRRPv3 IPv4 checksum
+    /// form it uses; `v3_checksum_as_v2` gives the form for peers never heard.
+    pub checksum_auto: bool,
     /// Which values were not written and came from a default.
     pub defaulted: Defaulted,
 }

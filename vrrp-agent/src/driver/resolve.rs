@@ -171,6 +171,7 @@ pub async fn resolve(nl: &Netlink, cfg: &Config) -> Result<Resolved> {
             } else {
                 ChecksumForm::WithPseudoHeader
             },
+            form_auto: inst.checksum_auto,
             vmac: inst.vmac.as_ref().map(|v| {
                 v.mac.unwrap_or(vrrp_common::wire::vmac(
                     inst.family == Family::V6,

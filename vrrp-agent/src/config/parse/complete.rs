@@ -77,6 +77,7 @@ pub(super) fn complete(ctx: &mut Ctx<'_>, mut r: RawInstance, g: &GlobalDefs) ->
         skip_check_adv_addr: r.skip_check_adv_addr.unwrap_or(g.skip_check_adv_addr),
         strict,
         v3_checksum_as_v2: r.v3_checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
+        checksum_auto: r.checksum_auto.unwrap_or(g.xdp.checksum_auto),
         defaulted,
     })
 }

@@ -50,6 +50,7 @@ pub(super) const KEYWORDS: &[Kw] = &[
         "traffic to the VIPs is not filtered (keepalived drops it with iptables/nftables)",
     ),
     args("v3_checksum_as_v2", 0, 1),
+    args("vrrp_xdp_checksum_auto", 0, 1),
     args("notify_master", 1, 3),
     args("notify_backup", 1, 3),
     args("notify_fault", 1, 3),
@@ -154,6 +155,7 @@ pub(super) struct RawInstance {
     pub(super) skip_check_adv_addr: Option<bool>,
     pub(super) strict: Option<bool>,
     pub(super) v3_checksum_as_v2: Option<bool>,
+    pub(super) checksum_auto: Option<bool>,
 }
 
 #[derive(Default)]
@@ -202,6 +204,7 @@ pub(super) fn instance(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<Raw
         skip_check_adv_addr: None,
         strict: None,
         v3_checksum_as_v2: None,
+        checksum_auto: None,
     };
     let mut it = ItemIter::new(Kind::Instance, stmts);
     while let Some(item) = it.next(ctx)? {
@@ -356,6 +359,7 @@ pub(super) fn instance(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<Raw
             "skip_check_adv_addr" => r.skip_check_adv_addr = Some(opt_bool(&item)?),
             "strict_mode" => r.strict = Some(opt_bool(&item)?),
             "v3_checksum_as_v2" => r.v3_checksum_as_v2 = Some(opt_bool(&item)?),
+            "vrrp_xdp_checksum_auto" => r.checksum_auto = Some(opt_bool(&item)?),
             _ => {}
         }
     }

@@ -395,7 +395,8 @@ impl Node {
             ifname: iface.spec.name.clone(),
             ifindex: s.ifindex,
             src: s.src,
-            release: inst.encode_to(Priority::RELEASE, s.src, &s.destinations),
+            // The forms we send now (auto mode): re-armed when they change.
+            release: inst.encode_plan(Priority::RELEASE, s.src, &inst.form_plan()),
             vips: s
                 .vips
                 .iter()
