@@ -339,8 +339,8 @@ pub struct PeerKey {
 
 const _: () = assert!(size_of::<PeerKey>() == 20);
 
-/// `OwnedVip::flags`: answer Neighbor Solicitations with the Router flag (RFC 4861 §4.4), as
-/// keepalived does when IPv6 forwarding is on.
+/// `OwnedVip::flags`: answer Neighbor Solicitations with the Router flag (RFC 4861 §4.4). The
+/// agent sets it for every VIP (RFC 9568 §6.4.3: the Active Router's NAs say "router").
 pub const OWNED_F_ROUTER: u8 = 1 << 0;
 
 /// A VIP this node answers for (value of `OWNED_VIPS` / `OWNED_VIPS6`).
