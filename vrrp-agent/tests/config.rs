@@ -1363,3 +1363,40 @@ fn checksum_auto_from_global_defs_and_per_instance() {
     };
     assert!(e.to_string().contains("x.conf:5:25"), "{e}");
 }
+
+/// RFC 9568 §5.2.9 / erratum 8300: keepalived 2.4.3 refuses a multicast IPv6 instance whose
+/// first VIP is not link-local in strict mode and only logs otherwise; so do we, and strict
+/// mode makes the router drop such adverts.
+#[test]
+fn erratum_8300_first_ipv6_vip_link_local() {
+    let inst = |strict: &str, vips: &str| {
+        format!(
+            "vrrp_instance A {{\n interface eth0\n virtual_router_id 1\n{strict} virtual_ipaddress {{\n{vips} }}\n}}\n"
+        )
+    };
+    let l = one(&inst("", "  2001:db8::1/64\n  fe80::1/64\n"));
+    assert_eq!(
+        warnings(&l),
+        [
+            "x.conf:5:3: the first IPv6 virtual address should be link-local (RFC 9568 \
+          §5.2.9): strict RFC 9568 routers discard adverts that list another first \
+          (erratum 8300)"
+        ]
+    );
+    assert!(!l.config.instances[0].strict);
+    let l = one(&inst(" strict_mode\n", "  fe80::1/64\n  2001:db8::1/64\n"));
+    assert!(
+        !warnings(&l).iter().any(|w| w.contains("link-local")),
+        "{:?}",
+        warnings(&l)
+    );
+    assert!(l.config.instances[0].strict);
+    let Err(e) = config::parse_str(&inst(" strict_mode\n", "  2001:db8::1/64\n"), "x.conf") else {
+        panic!("strict mode refuses it");
+    };
+    assert!(
+        e.to_string()
+            .starts_with("x.conf:6:3: the first IPv6 virtual address must be link-local"),
+        "{e}"
+    );
+}

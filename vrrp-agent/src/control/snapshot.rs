@@ -60,6 +60,10 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
             ("unknown_unicast_source", c.dropped_unknown_unicast_src),
             ("own_address", c.dropped_own_address),
             ("address_list_mismatch", c.dropped_address_list),
+            (
+                "first_address_not_link_local",
+                c.dropped_first_not_link_local,
+            ),
         ] {
             if v > 0 {
                 drops.insert(k.to_string(), v);

@@ -277,6 +277,7 @@ fn vr_config(cfg: &Config, inst: &config::Instance, primary: IpAddr) -> VrConfig
     c.unicast_peers = inst.unicast_peers.iter().map(|p| p.addr).collect();
     c.check_unicast_src = cfg.global.check_unicast_src;
     c.garp_master_delay = inst.garp.master_delay;
+    c.first_address_link_local = inst.strict;
     c.garp_master_refresh =
         (!inst.garp.master_refresh.is_zero()).then_some(inst.garp.master_refresh);
     c

@@ -99,6 +99,7 @@ impl super::vr::DropReason {
             D::UnknownUnicastSource => "unknown_unicast_source",
             D::OwnAddress => "own_address",
             D::AddressListMismatch => "address_list_mismatch",
+            D::FirstAddressNotLinkLocal => "first_address_not_link_local",
         }
     }
 }

@@ -79,6 +79,11 @@ pub struct VrConfig {
     /// keepalived's `owner_ignore_adverts`: an address owner drops every advert, as RFC 3768
     /// §7.1 and RFC 9568 §7.1 literally say. keepalived's default (false) processes them.
     pub owner_ignore_adverts: bool,
+    /// RFC 9568 erratum 8300: discard an IPv6 advert whose first address is not link-local.
+    /// keepalived's `vrrp_strict` (it refuses such a VIP list there too); otherwise counted and
+    /// logged but processed, as keepalived 2.4.3 runs and sends such lists.
+    #[serde(default)]
+    pub first_address_link_local: bool,
 }
 
 impl VrConfig {
@@ -112,6 +117,7 @@ impl VrConfig {
             garp_master_delay: Duration::from_secs(5),
             garp_master_refresh: None,
             owner_ignore_adverts: false,
+            first_address_link_local: false,
         }
     }
 

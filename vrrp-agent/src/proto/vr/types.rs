@@ -92,6 +92,9 @@ pub enum DropReason {
     /// RFC 3768 §7.1: a VRRPv2 advert not from the address owner whose address list differs
     /// from ours MUST be dropped (one cluster cannot depose another by VRID collision).
     AddressListMismatch,
+    /// RFC 9568 erratum 8300 (§7.1): an IPv6 advert's first address must be link-local
+    /// (with `first_address_link_local`).
+    FirstAddressNotLinkLocal,
 }
 
 /// Accepted, but worth a log line (RFC 9568 §7.1 "MUST log"; keepalived logs and processes).
@@ -108,6 +111,9 @@ pub enum RxWarning {
     /// Another router advertises our own priority: the election falls to the primary
     /// address tie-break (RFC 9568 §6.4.3), which is rarely what was meant.
     EqualPriority,
+    /// RFC 9568 erratum 8300: the first IPv6 address is not link-local; strict RFC 9568 routers
+    /// discard such adverts (we do with `vrrp_strict`).
+    FirstAddressNotLinkLocal,
 }
 
 /// What an `Announce` is for; the I/O shell picks the repeat count (keepalived's
@@ -300,6 +306,10 @@ pub struct Counters {
     pub dropped_own_address: u64,
     /// RFC 3768 §7.1: a VRRPv2 advert from a non-owner whose address list differs from ours.
     pub dropped_address_list: u64,
+    /// RFC 9568 erratum 8300: IPv6 adverts whose first address is not link-local, dropped.
+    pub dropped_first_not_link_local: u64,
+    /// The same, accepted (without `first_address_link_local`).
+    pub first_not_link_local: u64,
     /// Adverts of another priority-255 router while we own the addresses.
     pub another_owner: u64,
     /// Adverts at our own effective priority (decided by the address tie-break).
