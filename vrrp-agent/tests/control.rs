@@ -119,6 +119,8 @@ fn sample() -> Snapshot {
             peers_evicted: 0,
             vips_restored: 0,
             checksum_form_mismatches: 0,
+            checksum_auto: true,
+            checksum_forms_sent: vec!["pseudo_header".into(), "rfc9568".into()],
         },
         InstanceStatus {
             name: "VI_6".into(),
