@@ -1334,3 +1334,57 @@ fn checksum_auto_answers_a_strict_peer_xdp() {
 fn checksum_auto_answers_a_strict_peer_raw_socket() {
     checksum_auto_answers_a_strict_peer("csum-auto-raw", &["--no-xdp"]);
 }
+
+/// RFC 9568 §6.4.3: the master's Neighbor Advertisements for its IPv6 VIPs set the Router
+/// flag, the unsolicited ones it sends on becoming master and XDP's answers to a client's
+/// solicitation, with `net.ipv6.conf.eth0.forwarding` off (a load balancer; before, the flag
+/// followed that sysctl, as keepalived's).
+#[test]
+fn ipv6_master_neighbor_adverts_set_the_router_flag() {
+    let mut n = net("na-router");
+    let (lb02, client) = (n.lb02.clone(), n.client.clone());
+    let fwd = n
+        .lab
+        .sh(&lb02.ns, "cat /proc/sys/net/ipv6/conf/eth0/forwarding")
+        .expect("sysctl");
+    assert_eq!(fwd.trim(), "0", "the lab host does not forward");
+    n.lab
+        .capture(&client, "na", "icmp6 and ip6[40] == 136", 2, 20)
+        .expect("capture");
+    n.lab
+        .agent_conf(
+            &lb02,
+            "lb02",
+            &keepalived_conf("lb02", &[v6_instance("MASTER", 100)]),
+            &[],
+        )
+        .expect("start lb02");
+    n.lab
+        .wait_state("lb02", "VI_1", "MASTER", T)
+        .expect("lb02 master");
+    let file = n
+        .lab
+        .capture_wait("na", Duration::from_secs(30))
+        .expect("unsolicited NAs");
+    let rows = n
+        .lab
+        .tshark_fields(
+            &file,
+            "icmpv6.type == 136",
+            &["icmpv6.nd.na.target_address", "icmpv6.nd.na.flag.r"],
+        )
+        .expect("tshark");
+    assert!(!rows.is_empty(), "no NA captured");
+    for r in &rows {
+        assert_eq!(r[0], VIP6, "{rows:?}");
+        assert!(r[1] == "1" || r[1] == "True", "Router flag clear: {rows:?}");
+    }
+    // XDP's answer to the client's solicitation: the kernel marks the neighbour a router.
+    let mac = n.lab.wait_nd_reply(&client, VIP6, T).expect("ND reply");
+    assert_eq!(mac, lb02.mac.to_lowercase());
+    let neigh = n
+        .lab
+        .ip(&client.ns, &format!("-6 neigh show to {VIP6} dev eth0"))
+        .expect("neigh");
+    assert!(neigh.split_whitespace().any(|w| w == "router"), "{neigh}");
+}
