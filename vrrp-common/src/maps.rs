@@ -102,6 +102,9 @@ pub const VRID_F_UNICAST_PEERS: u32 = 1 << 3;
 /// are ours, and XDP rewrites their destination to the interface MAC so the stack takes them
 /// (it drops frames for any other MAC as PACKET_OTHERHOST; keepalived needs a macvlan for it).
 pub const VRID_F_VMAC_OWNED: u32 = 1 << 4;
+/// RFC 9568 erratum 8300 (`vrrp_strict`): an IPv6 advert whose first address is not link-local
+/// is dropped with `DROP_FIRST_NOT_LINK_LOCAL`, as the agent's router drops it.
+pub const VRID_F_FIRST_LINK_LOCAL: u32 = 1 << 5;
 
 /// What the data plane knows of one configured virtual router.
 #[repr(C)]

@@ -439,6 +439,7 @@ impl Node {
                     .or(iface.map(|f| f.spec.mac))
                     .unwrap_or_default(),
                 vmac: i.spec.vmac.is_some(),
+                first_link_local: i.spec.vr.first_address_link_local,
                 own_vips: i
                     .spec
                     .vips
