@@ -1212,3 +1212,179 @@ fn use_vmac_without_macvlan() {
     let c = &st["dataplanes"][0]["counters"]["vmac_to_host"];
     assert!(c.as_u64().unwrap_or(0) > 0, "{st}");
 }
+
+/// The checksum forms lb01's instance sends now, from `vrrp-agent status --json`.
+fn forms_sent(lab: &vrrp_tests::Lab) -> Vec<String> {
+    let s = lab.status_json("lb01").expect("status");
+    s["instances"][0]["checksum_forms_sent"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// issue 18 item 1: a strict RFC 9568 peer (checksum without the pseudo-header) drops our
+/// default adverts and claims master at a lower priority. With `vrrp_xdp_checksum_auto` the
+/// master answers it in its form too, on the wire, and stays master: XDP passes the new
+/// sender's advert up with its form; raw sockets see every advert.
+fn checksum_auto_answers_a_strict_peer(test: &str, extra: &[&str]) {
+    let mut n = net(test);
+    let strict = n.lab.host("strict", &["192.0.2.20/24"]).expect("strict");
+    let mut inst = Instance::seed("MASTER", 200);
+    inst.version = 3;
+    inst.auth_pass = None;
+    inst.advert_int = "0.1".into();
+    let conf = keepalived_conf("lb01", &[inst]).replace(
+        "    router_id lb01\n",
+        "    router_id lb01\n    vrrp_xdp_checksum_auto\n",
+    );
+    let lb01 = n.lb01.clone();
+    n.lab
+        .agent_conf(&lb01, "lb01", &conf, extra)
+        .expect("start lb01");
+    n.lab
+        .wait_state("lb01", "VI_1", "MASTER", T)
+        .expect("lb01 master");
+    assert_eq!(forms_sent(&n.lab), ["pseudo_header"]);
+
+    let (ours, theirs) = (
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20)),
+    );
+    let group = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+    let advert = |priority: u8| Advert {
+        version: Version::V3,
+        vrid: Vrid::new(51).expect("vrid"),
+        priority: Priority(priority),
+        interval: Centisecs(10),
+        addresses: vec![VIP.parse().expect("vip")],
+        auth: Auth::None,
+    };
+    let mut ip = Vec::new();
+    encode_ip(
+        &advert(100),
+        theirs,
+        group,
+        255,
+        ChecksumForm::WithoutPseudoHeader,
+        &mut ip,
+    )
+    .expect("encode");
+    let frame = eth_frame(
+        VRRP_MAC_V4,
+        parse_mac(&strict.mac).expect("mac"),
+        0x0800,
+        &ip,
+    );
+    n.lab
+        .send_frames(&strict, vec![frame], 10, Duration::from_secs(1))
+        .expect("send the strict peer's adverts");
+    n.lab
+        .wait_until("lb01 to send both forms", T, || {
+            Ok(forms_sent(&n.lab) == ["pseudo_header", "rfc9568"])
+        })
+        .expect("both forms");
+
+    // On the wire: lb01's adverts carry both checksums, ours and the strict peer's form.
+    let checksum = |form| {
+        let mut p = Vec::new();
+        encode_ip(&advert(200), ours, group, 255, form, &mut p).expect("encode");
+        format!("0x{:02x}{:02x}", p[26], p[27])
+    };
+    let want = [
+        checksum(ChecksumForm::WithPseudoHeader),
+        checksum(ChecksumForm::WithoutPseudoHeader),
+    ];
+    let cap = n
+        .lab
+        .capture(
+            &strict,
+            "cap",
+            "ip proto 112 and src host 192.0.2.1",
+            20,
+            10,
+        )
+        .expect("capture");
+    let file = n
+        .lab
+        .capture_wait("cap", Duration::from_secs(30))
+        .unwrap_or(cap);
+    let seen: Vec<String> = n
+        .lab
+        .tshark_fields(&file, "vrrp", &["vrrp.checksum"])
+        .expect("tshark")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .collect();
+    for w in &want {
+        assert!(seen.contains(w), "{w} not among {seen:?} (want {want:?})");
+    }
+    assert_eq!(n.lab.state("lb01", "VI_1").as_deref(), Some("MASTER"));
+}
+
+#[test]
+fn checksum_auto_answers_a_strict_peer_xdp() {
+    checksum_auto_answers_a_strict_peer("csum-auto", &[]);
+}
+
+#[test]
+fn checksum_auto_answers_a_strict_peer_raw_socket() {
+    checksum_auto_answers_a_strict_peer("csum-auto-raw", &["--no-xdp"]);
+}
+
+/// RFC 9568 §6.4.3: the master's Neighbor Advertisements for its IPv6 VIPs set the Router
+/// flag, the unsolicited ones it sends on becoming master and XDP's answers to a client's
+/// solicitation, with `net.ipv6.conf.eth0.forwarding` off (a load balancer; before, the flag
+/// followed that sysctl, as keepalived's).
+#[test]
+fn ipv6_master_neighbor_adverts_set_the_router_flag() {
+    let mut n = net("na-router");
+    let (lb02, client) = (n.lb02.clone(), n.client.clone());
+    let fwd = n
+        .lab
+        .sh(&lb02.ns, "cat /proc/sys/net/ipv6/conf/eth0/forwarding")
+        .expect("sysctl");
+    assert_eq!(fwd.trim(), "0", "the lab host does not forward");
+    n.lab
+        .capture(&client, "na", "icmp6 and ip6[40] == 136", 2, 20)
+        .expect("capture");
+    n.lab
+        .agent_conf(
+            &lb02,
+            "lb02",
+            &keepalived_conf("lb02", &[v6_instance("MASTER", 100)]),
+            &[],
+        )
+        .expect("start lb02");
+    n.lab
+        .wait_state("lb02", "VI_1", "MASTER", T)
+        .expect("lb02 master");
+    let file = n
+        .lab
+        .capture_wait("na", Duration::from_secs(30))
+        .expect("unsolicited NAs");
+    let rows = n
+        .lab
+        .tshark_fields(
+            &file,
+            "icmpv6.type == 136",
+            &["icmpv6.nd.na.target_address", "icmpv6.nd.na.flag.r"],
+        )
+        .expect("tshark");
+    assert!(!rows.is_empty(), "no NA captured");
+    for r in &rows {
+        assert_eq!(r[0], VIP6, "{rows:?}");
+        assert!(r[1] == "1" || r[1] == "True", "Router flag clear: {rows:?}");
+    }
+    // XDP's answer to the client's solicitation: the kernel marks the neighbour a router.
+    let mac = n.lab.wait_nd_reply(&client, VIP6, T).expect("ND reply");
+    assert_eq!(mac, lb02.mac.to_lowercase());
+    let neigh = n
+        .lab
+        .ip(&client.ns, &format!("-6 neigh show to {VIP6} dev eth0"))
+        .expect("neigh");
+    assert!(neigh.split_whitespace().any(|w| w == "router"), "{neigh}");
+}

@@ -20,8 +20,8 @@ use vrrp_agent::io::xdp::{self as dp, DataPlaneEvent, EventReader};
 use vrrp_agent::proto::codec::decode_ip;
 use vrrp_common::event::{EVENT_ADVERT, EVENT_HEADER_LEN, counter};
 use vrrp_common::maps::{
-    PeerLimits, VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2, VridConfig,
-    vrid_slot,
+    PeerLimits, VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_FIRST_LINK_LOCAL, VRID_F_UNICAST_PEERS,
+    VRID_F_V2, VridConfig, vrid_slot,
 };
 use vrrp_common::wire::{ARPOP_REPLY, ARPOP_REQUEST, vmac};
 use vrrp_tests::{Lab, ebpf_object, in_netns, require_lab};
@@ -1720,4 +1720,38 @@ fn a_backup_sleeps_on_the_kernel_timer_and_takes_over_on_its_report() {
     assert!(last.line.contains("master down"), "{}", last.line);
     assert!(status_sum(&lab, "backup", "instances", "master_silent_reports") >= 1);
     assert!(status_sum(&lab, "backup", "dataplanes", "master_silent") >= 1);
+}
+
+/// RFC 9568 erratum 8300 in strict mode (`VRID_F_FIRST_LINK_LOCAL`): an IPv6 advert whose
+/// first address is not link-local is dropped and counted, so it restarts no master timer
+/// (the router drops it too). Without the flag it is valid, as before.
+#[test]
+fn erratum_8300_strict_slot_drops_a_first_address_that_is_not_link_local() {
+    let mut p = Prog::load();
+    dp::set_mode(&mut p.ebpf, true).expect("consume mode");
+    let src: IpAddr = "fe80::2".parse().expect("addr");
+    let dst: IpAddr = "ff02::12".parse().expect("addr");
+    let ll: IpAddr = "fe80::51".parse().expect("addr");
+    let global: IpAddr = "2001:db8::51".parse().expect("addr");
+    let bad = advert_frame(51, src, dst, 100, 100, vec![global, ll]);
+    let good = advert_frame(51, src, dst, 100, 100, vec![ll, global]);
+    p.configure(true, 51, v3());
+    let (action, moved) = p.run(&bad);
+    assert_eq!(action, XDP_DROP);
+    assert!(moved.contains(&(counter::ADVERT_VALID, 1)), "{moved:?}");
+    p.configure(
+        true,
+        51,
+        VridConfig {
+            flags: VRID_F_CONFIGURED | VRID_F_FIRST_LINK_LOCAL,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        p.run(&bad),
+        (XDP_DROP, vec![(counter::DROP_FIRST_NOT_LINK_LOCAL, 1)])
+    );
+    let (_, moved) = p.run(&good);
+    assert!(moved.contains(&(counter::ADVERT_VALID, 1)), "{moved:?}");
+    let _ = p.events();
 }

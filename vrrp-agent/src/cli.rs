@@ -205,6 +205,12 @@ pub const EXTENSION_KEYWORDS: &[(&str, &str, &str)] = &[
         "append every state event as a JSON line with a sequence number",
     ),
     (
+        "vrrp_xdp_checksum_auto [BOOL]",
+        "global_defs, vrrp_instance",
+        "VRRPv3 over IPv4: answer each peer in the checksum form it uses (pseudo-header or \
+         RFC 9568 strict); peers never heard get the v3_checksum_as_v2 form",
+    ),
+    (
         "vrrp_xdp_notify_split_brain CMD",
         "vrrp_instance",
         "run once per split-brain episode, with INSTANCE name kind source appended",

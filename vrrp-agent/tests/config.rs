@@ -1404,3 +1404,75 @@ fn v2_interop_is_for_a_v3_ipv4_instance_with_whole_seconds() {
         assert!(e.to_string().contains("vrrp_xdp_v2_interop"), "{e}");
     }
 }
+
+/// issue 18 item 1: `vrrp_xdp_checksum_auto` in global_defs is the default of each instance,
+/// which may override it; off unless written, and no warning either way.
+#[test]
+fn checksum_auto_from_global_defs_and_per_instance() {
+    let inst = |name: &str, vrid: u8, extra: &str| {
+        format!(
+            "vrrp_instance {name} {{\n interface eth0\n virtual_router_id {vrid}\n version 3\n{extra} virtual_ipaddress {{ 192.0.2.{vrid} }}\n}}\n"
+        )
+    };
+    let l = one(&inst("A", 1, ""));
+    assert!(!l.config.instances[0].checksum_auto);
+    assert!(!l.config.global.xdp.checksum_auto);
+    let text = format!(
+        "global_defs {{\n vrrp_xdp_checksum_auto\n}}\n{}{}{}",
+        inst("A", 1, ""),
+        inst("B", 2, " vrrp_xdp_checksum_auto false\n"),
+        inst("C", 3, " vrrp_xdp_checksum_auto on\n v3_checksum_as_v2\n"),
+    );
+    let l = one(&text);
+    assert!(l.config.global.xdp.checksum_auto);
+    let got: Vec<(bool, bool)> = l
+        .config
+        .instances
+        .iter()
+        .map(|i| (i.checksum_auto, i.v3_checksum_as_v2))
+        .collect();
+    assert_eq!(got, [(true, false), (false, false), (true, true)]);
+    assert!(l.warnings.is_empty(), "{:?}", warnings(&l));
+    let Err(e) = config::parse_str(&inst("A", 1, " vrrp_xdp_checksum_auto maybe\n"), "x.conf")
+    else {
+        panic!("a bad value is refused");
+    };
+    assert!(e.to_string().contains("x.conf:5:25"), "{e}");
+}
+
+/// RFC 9568 §5.2.9 / erratum 8300: keepalived 2.4.3 refuses a multicast IPv6 instance whose
+/// first VIP is not link-local in strict mode and only logs otherwise; so do we, and strict
+/// mode makes the router drop such adverts.
+#[test]
+fn erratum_8300_first_ipv6_vip_link_local() {
+    let inst = |strict: &str, vips: &str| {
+        format!(
+            "vrrp_instance A {{\n interface eth0\n virtual_router_id 1\n{strict} virtual_ipaddress {{\n{vips} }}\n}}\n"
+        )
+    };
+    let l = one(&inst("", "  2001:db8::1/64\n  fe80::1/64\n"));
+    assert_eq!(
+        warnings(&l),
+        [
+            "x.conf:5:3: the first IPv6 virtual address should be link-local (RFC 9568 \
+          §5.2.9): strict RFC 9568 routers discard adverts that list another first \
+          (erratum 8300)"
+        ]
+    );
+    assert!(!l.config.instances[0].strict);
+    let l = one(&inst(" strict_mode\n", "  fe80::1/64\n  2001:db8::1/64\n"));
+    assert!(
+        !warnings(&l).iter().any(|w| w.contains("link-local")),
+        "{:?}",
+        warnings(&l)
+    );
+    assert!(l.config.instances[0].strict);
+    let Err(e) = config::parse_str(&inst(" strict_mode\n", "  2001:db8::1/64\n"), "x.conf") else {
+        panic!("strict mode refuses it");
+    };
+    assert!(
+        e.to_string()
+            .starts_with("x.conf:6:3: the first IPv6 virtual address must be link-local"),
+        "{e}"
+    );
+}

@@ -120,6 +120,8 @@ fn sample() -> Snapshot {
             vips_restored: 0,
             vip_removals_held: 0,
             checksum_form_mismatches: 0,
+            checksum_auto: true,
+            checksum_forms_sent: vec!["pseudo_header".into(), "rfc9568".into()],
         },
         InstanceStatus {
             name: "VI_6".into(),

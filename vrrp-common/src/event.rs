@@ -144,8 +144,11 @@ pub mod counter {
     pub const SILENCE_TIMER_ERROR: u32 = 24;
     /// Frames for an owned virtual MAC (`use_vmac`) re-addressed to the interface MAC.
     pub const VMAC_TO_HOST: u32 = 25;
+    /// RFC 9568 erratum 8300: an IPv6 advert whose first address is not link-local, dropped
+    /// for a VRID with `VRID_F_FIRST_LINK_LOCAL`.
+    pub const DROP_FIRST_NOT_LINK_LOCAL: u32 = 26;
 
-    pub const COUNT: u32 = 26;
+    pub const COUNT: u32 = 27;
 
     /// Prometheus/status label of each counter, indexed like the array.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -175,6 +178,7 @@ pub mod counter {
         "master_silent",
         "silence_timer_error",
         "vmac_to_host",
+        "first_address_not_link_local",
     ];
 
     /// True for the counters that mean "this advert was dropped".
@@ -182,5 +186,6 @@ pub mod counter {
         (c >= DROP_TRUNCATED && c <= DROP_BAD_CHECKSUM)
             || c == DROP_BAD_INTERVAL
             || c == DROP_BAD_IP_HEADER
+            || c == DROP_FIRST_NOT_LINK_LOCAL
     }
 }

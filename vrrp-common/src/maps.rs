@@ -107,7 +107,10 @@ pub const VRID_F_VMAC_OWNED: u32 = 1 << 4;
 /// (held to `interval_cs`, as v2 adverts always are) and reported to the agent every time,
 /// never filed: the agent alone knows whether their sender also speaks v3 (then it ignores
 /// them), and filing both would make every advert news.
-pub const VRID_F_V2_INTEROP: u32 = 1 << 5;
+pub const VRID_F_V2_INTEROP: u32 = 1 << 6;
+/// RFC 9568 erratum 8300 (`vrrp_strict`): an IPv6 advert whose first address is not link-local
+/// is dropped with `DROP_FIRST_NOT_LINK_LOCAL`, as the agent's router drops it.
+pub const VRID_F_FIRST_LINK_LOCAL: u32 = 1 << 5;
 
 /// What the data plane knows of one configured virtual router.
 #[repr(C)]
@@ -390,8 +393,8 @@ impl Default for PeerLimits {
     }
 }
 
-/// `OwnedVip::flags`: answer Neighbor Solicitations with the Router flag (RFC 4861 §4.4), as
-/// keepalived does when IPv6 forwarding is on.
+/// `OwnedVip::flags`: answer Neighbor Solicitations with the Router flag (RFC 4861 §4.4). The
+/// agent sets it for every VIP (RFC 9568 §6.4.3: the Active Router's NAs say "router").
 pub const OWNED_F_ROUTER: u8 = 1 << 0;
 
 /// A VIP this node answers for (value of `OWNED_VIPS` / `OWNED_VIPS6`).

@@ -10,8 +10,8 @@
 use crate::event::{EVENT_ADVERT, EVENT_ARP_CONFLICT, EVENT_NA_CONFLICT, counter};
 use crate::maps::{
     AdvertState, DataPlaneConfig, OWNED_F_ROUTER, Observation, OwnedVip, PeerKey, PeerLimits,
-    VRID_F_AUTH_PASS, VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED, VridConfig, observe, same_sender,
-    takes_slot, vrid_slot,
+    VRID_F_AUTH_PASS, VRID_F_FIRST_LINK_LOCAL, VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED, VridConfig,
+    observe, same_sender, takes_slot, vrid_slot,
 };
 use crate::respond::{
     Arp, NA_FRAME_LEN, ND_FIXED_LEN, ND_HOP_LIMIT, ND_OPT_SOURCE_LL, ND_OPT_TARGET_LL, arp_reply,
@@ -350,6 +350,15 @@ fn verdict<P: Packet + ?Sized, D: DataPlane>(
     } else {
         dp.count(counter::DROP_BAD_CHECKSUM);
         return Some(Action::Drop);
+    }
+    // RFC 9568 erratum 8300 (strict mode): the first IPv6 address must be link-local
+    // (fe80::/10). The agent's router drops it too; here it must not restart the master's timer.
+    if f.ipv6 && cfg.flags & VRID_F_FIRST_LINK_LOCAL != 0 {
+        let first: [u8; 2] = p.read((vrrp + VRRP_HEADER_LEN) & MAX_OFF)?;
+        if first[0] != 0xfe || first[1] & 0xc0 != 0x80 {
+            dp.count(counter::DROP_FIRST_NOT_LINK_LOCAL);
+            return Some(Action::Drop);
+        }
     }
     dp.count(counter::ADVERT_VALID);
     Some(deliver(dp, f, slot, src, ip_len))

@@ -139,6 +139,19 @@ pub fn differences(cfg: &Config, path: Option<&Path>, run: RunChoices) -> Vec<Di
             );
         }
     }
+    if let Some(inst) = cfg
+        .instances
+        .iter()
+        .find(|i| i.family == crate::proto::Family::V6)
+    {
+        add(
+            "na-router",
+            Some(&inst.span),
+            "the master's Neighbor Advertisements for IPv6 VIPs set the Router flag (RFC 9568 \
+             §6.4.3); keepalived sets it only when net.ipv6.conf.IF.forwarding is on"
+                .into(),
+        );
+    }
     if let Some(span) = first_script_span(cfg) {
         add(
             "scripts",
@@ -210,6 +223,8 @@ fn first_extension_span(cfg: &Config) -> Option<Span> {
         || global.xdp.control_socket.is_some()
         || global.xdp.mode != XdpMode::Auto
         || global.notify_json.is_some()
+        || global.xdp.checksum_auto
+        || cfg.instances.iter().any(|i| i.checksum_auto)
         || !cfg.checks.is_empty();
     let mut spans: Vec<Span> = Vec::new();
     for i in &cfg.instances {
@@ -355,6 +370,16 @@ mod tests {
         );
         assert!(t.contains(&"config-path"), "{t:?}");
         assert!(!topics(BASE, None, RunChoices::default()).contains(&"config-path"));
+    }
+
+    #[test]
+    fn ipv6_instances_get_the_na_router_point_and_checksum_auto_is_an_extension() {
+        assert!(!topics(BASE, None, RunChoices::default()).contains(&"na-router"));
+        let v6 = BASE.replace("192.0.2.10/24", "fe80::10/64");
+        assert!(topics(&v6, None, RunChoices::default()).contains(&"na-router"));
+        assert!(!topics(BASE, None, RunChoices::default()).contains(&"extensions"));
+        let auto = BASE.replace("priority 100", "priority 100\n  vrrp_xdp_checksum_auto");
+        assert!(topics(&auto, None, RunChoices::default()).contains(&"extensions"));
     }
 
     #[test]

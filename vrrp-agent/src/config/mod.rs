@@ -8,7 +8,7 @@
 //! to start); unknown or unsupported keywords are warnings that carry their location.
 //!
 //! vrrp-agent's own keywords (keepalived would warn about them and skip them): in `global_defs`,
-//! `vrrp_xdp_metrics`, `vrrp_xdp_control_socket`, `vrrp_xdp_mode`, `vrrp_xdp_notify_json`; at
+//! `vrrp_xdp_metrics`, `vrrp_xdp_control_socket`, `vrrp_xdp_mode`, `vrrp_xdp_notify_json`, `vrrp_xdp_checksum_auto` (also per instance); at
 //! the root, `vrrp_xdp_check NAME { tcp IP:PORT | http_get { url .. status .. body .. host .. }
 //! interval .. timeout .. rise .. fall .. weight N [reverse] init_fail }`, a built-in check that
 //! `track_script` names like a `vrrp_script` (syntax and defaults: `parse::check::xdp_check`); in

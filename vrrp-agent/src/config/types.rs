@@ -86,6 +86,8 @@ pub struct XdpSettings {
     pub control_socket: Option<PathBuf>,
     /// `vrrp_xdp_mode native|generic|off`.
     pub mode: XdpMode,
+    /// `vrrp_xdp_checksum_auto [BOOL]`: the default of the instances' `vrrp_xdp_checksum_auto`.
+    pub checksum_auto: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -175,6 +177,9 @@ pub struct Instance {
     pub v3_checksum_as_v2: bool,
     /// Our `vrrp_xdp_v2_interop`: RFC 9568 §8.4 VRRPv2 interoperation.
     pub v2_interop: bool,
+    /// `vrrp_xdp_checksum_auto` (our extension): answer each peer in the VRRPv3 IPv4 checksum
+    /// form it uses; `v3_checksum_as_v2` gives the form for peers never heard.
+    pub checksum_auto: bool,
     /// Which values were not written and came from a default.
     pub defaulted: Defaulted,
 }

@@ -123,6 +123,11 @@ pub struct InstanceStatus {
     pub heartbeat_restarts: u64,
     /// Adverts whose VRRPv3 checksum form differs from the one we send.
     pub checksum_form_mismatches: u64,
+    /// `vrrp_xdp_checksum_auto` is on.
+    pub checksum_auto: bool,
+    /// The checksum forms of the adverts we send now, in sending order ("pseudo_header",
+    /// "rfc9568"): two on a mixed segment in auto mode. Empty for VRRPv2 and IPv6 (one form).
+    pub checksum_forms_sent: Vec<String>,
     /// VIPs put back after something else removed them while we were MASTER.
     pub vips_restored: u64,
     /// Removals of our VIPs whose restore waited for the back-off (something keeps removing

@@ -38,6 +38,14 @@ fn ms(d: std::time::Duration) -> u64 {
     d.as_millis() as u64
 }
 
+/// The status label of a checksum form.
+fn form_label(f: crate::proto::codec::ChecksumForm) -> &'static str {
+    match f {
+        crate::proto::codec::ChecksumForm::WithPseudoHeader => "pseudo_header",
+        crate::proto::codec::ChecksumForm::WithoutPseudoHeader => "rfc9568",
+    }
+}
+
 pub fn build(s: &Sources<'_>) -> Snapshot {
     let t = s.now;
     let mut snap = Snapshot::new(std::process::id(), s.started_unix);
@@ -62,6 +70,10 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
             ("own_address", c.dropped_own_address),
             ("address_list_mismatch", c.dropped_address_list),
             ("v2_from_v3_sender", c.dropped_v2_from_v3),
+            (
+                "first_address_not_link_local",
+                c.dropped_first_not_link_local,
+            ),
         ] {
             if v > 0 {
                 drops.insert(k.to_string(), v);
@@ -116,6 +128,20 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
             vips_restored: inst.vips_restored,
             vip_removals_held: inst.restore.held,
             checksum_form_mismatches: inst.form_mismatches,
+            checksum_auto: spec.form_auto,
+            // Only VRRPv3 over IPv4 has a choice of forms.
+            checksum_forms_sent: {
+                let mut forms: Vec<String> = Vec::new();
+                let v3v4 = (spec.vr.version, spec.vr.family)
+                    == (crate::proto::Version::V3, crate::proto::Family::V4);
+                for (_, f) in inst.form_plan().into_iter().filter(|_| v3v4) {
+                    let f = form_label(f).to_string();
+                    if !forms.contains(&f) {
+                        forms.push(f);
+                    }
+                }
+                forms
+            },
             timer_wakeups: inst.timer_wakeups,
             kernel_watch: inst.cover.is_some(),
             master_silent_reports: inst.silent_reports,
@@ -164,13 +190,7 @@ pub fn build(s: &Sources<'_>) -> Snapshot {
                     priority: p.priority.get(),
                     interval_ms: u64::from(p.interval.get()) * 10,
                     last_seen_ago_ms: ms(t.saturating_duration_since(p.last_seen)),
-                    checksum_form: p.form.map(|f| {
-                        match f {
-                            crate::proto::codec::ChecksumForm::WithPseudoHeader => "pseudo_header",
-                            crate::proto::codec::ChecksumForm::WithoutPseudoHeader => "rfc9568",
-                        }
-                        .to_string()
-                    }),
+                    checksum_form: p.form.map(|f| form_label(f).to_string()),
                 })
                 .collect(),
             peers_evicted: inst.peers.evictions(),

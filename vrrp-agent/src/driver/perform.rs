@@ -322,12 +322,10 @@ impl Driver {
                 vrid,
                 mac,
             } => {
-                let iface = self.res.ifaces.get(&ifindex).map(|i| i.name.clone());
-                let router = iface.as_deref().is_some_and(announce::ipv6_forwarding);
                 let Some(dp) = self.res.dataplane(ifindex) else {
                     return;
                 };
-                if let Err(e) = dp.own_vip(vip, vrid, mac, router) {
+                if let Err(e) = dp.own_vip(vip, vrid, mac, announce::NA_ROUTER) {
                     warn!(%vip, error = %e, "XDP responder update failed");
                 }
             }
@@ -377,17 +375,7 @@ impl Driver {
         let Some(announcer) = iface.announcer.clone() else {
             return;
         };
-        let router = announce::ipv6_forwarding(&iface.name);
-        let frames: Vec<Vec<u8>> = a
-            .vips
-            .iter()
-            .map(|v| match v {
-                std::net::IpAddr::V4(v) => announce::garp_frame(a.mac, *v).to_vec(),
-                std::net::IpAddr::V6(v) => {
-                    announce::unsolicited_na_frame(a.mac, *v, *v, router).to_vec()
-                }
-            })
-            .collect();
+        let frames = announce::announcement_frames(a.mac, &a.vips);
         tokio::spawn(async move {
             for round in 0..a.repeat {
                 for f in &frames {

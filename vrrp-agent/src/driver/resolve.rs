@@ -174,6 +174,7 @@ pub async fn resolve(nl: &Netlink, cfg: &Config) -> Result<Resolved> {
             } else {
                 ChecksumForm::WithPseudoHeader
             },
+            form_auto: inst.checksum_auto,
             vmac: inst.vmac.as_ref().map(|v| {
                 v.mac.unwrap_or(vrrp_common::wire::vmac(
                     inst.family == Family::V6,
@@ -292,6 +293,7 @@ fn vr_config(cfg: &Config, inst: &config::Instance, primary: IpAddr) -> VrConfig
     c.check_unicast_src = cfg.global.check_unicast_src || inst.check_unicast_src;
     c.v2_interop = inst.v2_interop;
     c.garp_master_delay = inst.garp.master_delay;
+    c.first_address_link_local = inst.strict;
     c.garp_master_refresh =
         (!inst.garp.master_refresh.is_zero()).then_some(inst.garp.master_refresh);
     c

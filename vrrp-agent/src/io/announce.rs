@@ -7,7 +7,7 @@
 //! tests, hence the NS and plain ARP builders beside them.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Socket, Type};
@@ -52,7 +52,6 @@ pub fn vrrp_multicast_frame(
     dst: std::net::IpAddr,
     vrrp_message: &[u8],
 ) -> Option<Vec<u8>> {
-    use std::net::IpAddr;
     let mut f = Vec::with_capacity(ETH_HLEN + IPV6_HLEN + vrrp_message.len());
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) if d.is_multicast() => {
@@ -227,8 +226,8 @@ fn nd_frame(nd: &Nd) -> [u8; ND_FRAME_LEN] {
 /// ICMPv6 type 136 code 0 with Override set, Solicited clear, Router set when `router`;
 /// target `vip`; a Target Link-Layer Address option with `src_mac`. 86 bytes.
 ///
-/// keepalived uses the VIP itself as the IPv6 source (`src_ip == vip`), and sets the Router
-/// flag when `net.ipv6.conf.<if>.forwarding` is on (see [`ipv6_forwarding`]).
+/// keepalived uses the VIP itself as the IPv6 source (`src_ip == vip`), as we do; it sets the
+/// Router flag only when `net.ipv6.conf.<if>.forwarding` is on, we always ([`NA_ROUTER`]).
 pub fn unsolicited_na_frame(
     src_mac: [u8; 6],
     src_ip: Ipv6Addr,
@@ -286,16 +285,22 @@ pub fn neighbor_solicitation_frame(
     })
 }
 
-/// Whether IPv6 forwarding is on for an interface, which keepalived turns into the NA Router
-/// flag. Reads `/proc/sys/net/ipv6/conf/<ifname>/forwarding` in the calling thread's network
-/// namespace; an unreadable value counts as off.
-pub fn ipv6_forwarding(ifname: &str) -> bool {
-    if ifname.is_empty() || ifname.contains('/') || ifname.starts_with('.') {
-        return false;
-    }
-    std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{ifname}/forwarding"))
-        .map(|s| s.trim() != "0")
-        .unwrap_or(false)
+/// RFC 9568 §6.4.3 (item: the Active Router's Neighbor Advertisements): the master's NAs for
+/// its IPv6 addresses, unsolicited and XDP's solicited ones, set the Router flag. The virtual
+/// router is a router whatever this host's `forwarding` sysctl says (keepalived looks at the
+/// sysctl: off, its NAs say "not a router" and a host drops the VIP from its default routers,
+/// RFC 4861 §7.2.5).
+pub const NA_ROUTER: bool = true;
+
+/// The frames announcing a new master's VIPs from `mac`: a gratuitous ARP per IPv4 VIP, an
+/// unsolicited NA (Router flag set, [`NA_ROUTER`]) per IPv6 VIP.
+pub fn announcement_frames(mac: [u8; 6], vips: &[IpAddr]) -> Vec<Vec<u8>> {
+    vips.iter()
+        .map(|v| match v {
+            IpAddr::V4(v) => garp_frame(mac, *v).to_vec(),
+            IpAddr::V6(v) => unsolicited_na_frame(mac, *v, *v, NA_ROUTER).to_vec(),
+        })
+        .collect()
 }
 
 /// Errors of the announcement sender.
@@ -566,8 +571,22 @@ mod tests {
     }
 
     #[test]
-    fn forwarding_rejects_path_tricks() {
-        assert!(!ipv6_forwarding("../../../etc"));
-        assert!(!ipv6_forwarding(""));
+    fn rfc9568_6_4_3_the_masters_nas_set_the_router_flag() {
+        // Before: only with net.ipv6.conf.IF.forwarding on (off on a load balancer).
+        let vips: Vec<IpAddr> = vec![
+            "192.0.2.3".parse().unwrap(),
+            "fe80::3".parse().unwrap(),
+            "2001:db8::3".parse().unwrap(),
+        ];
+        let f = announcement_frames(MAC, &vips);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0], garp_frame(MAC, "192.0.2.3".parse().unwrap()).to_vec());
+        for (frame, vip) in f[1..].iter().zip(&vips[1..]) {
+            let IpAddr::V6(vip) = vip else { unreachable!() };
+            assert_eq!(frame[54], ICMPV6_NA);
+            assert_eq!(frame[54 + 4], NA_FLAG_ROUTER | NA_FLAG_OVERRIDE);
+            assert_eq!(&frame[54 + 8..54 + 24], &vip.octets());
+            assert!(verify_icmpv6(*vip, ALL_NODES, &frame[54..]));
+        }
     }
 }

@@ -102,6 +102,7 @@ impl super::vr::DropReason {
             D::OwnAddress => "own_address",
             D::AddressListMismatch => "address_list_mismatch",
             D::V2FromV3Sender => "v2_from_v3_sender",
+            D::FirstAddressNotLinkLocal => "first_address_not_link_local",
         }
     }
 }

@@ -33,7 +33,7 @@ pub(super) fn complete(ctx: &mut Ctx<'_>, mut r: RawInstance, g: &GlobalDefs) ->
     let (preempt, preempt_delay) = preemption(ctx, &r, owner, state, strict);
     let accept = accept_mode(ctx, &r, owner, strict, version);
     let advert_int = advert_int(ctx, &r, version, &mut defaulted);
-    warn_v6_source(ctx, &r, family, &vips);
+    first_v6_vip(ctx, &r, family, &vips, strict)?;
     let garp = garp(&r.garp, g);
     let vmac = vmac_of(ctx, &mut r);
     let v2_interop = match r.v2_interop.take() {
@@ -116,6 +116,7 @@ pub(super) fn complete(ctx: &mut Ctx<'_>, mut r: RawInstance, g: &GlobalDefs) ->
         strict,
         v3_checksum_as_v2: r.v3_checksum_as_v2.unwrap_or(g.v3_checksum_as_v2),
         v2_interop,
+        checksum_auto: r.checksum_auto.unwrap_or(g.xdp.checksum_auto),
         defaulted,
     })
 }
@@ -479,23 +480,36 @@ fn advert_int(
 }
 
 /// IPv6 adverts come from a link-local address: say so when the first VIP is not one.
-fn warn_v6_source(ctx: &mut Ctx<'_>, r: &RawInstance, family: Family, vips: &[VirtualAddress]) {
-    if let (Family::V6, true, Some(IpAddr::V6(a))) = (
-        family,
-        r.unicast_peers.is_empty(),
-        vips.first().map(|v| v.addr),
-    ) {
-        // RFC 9568 §5.1.2.2: the source of v6 adverts is link-local; keepalived expects the
-        // first VIP to be one.
-        if !a.is_unicast_link_local()
-            && let Some(v) = vips.first()
-        {
-            ctx.warn(
+/// RFC 9568 §5.2.9: the first IPv6 address of an advert is the virtual router's link-local
+/// one, and erratum 8300 makes receivers discard adverts where it is not. keepalived 2.4.3
+/// (`vrrp_complete_instance`, multicast instances only) refuses the list in strict mode and
+/// only logs otherwise; so do we (a warning; the router then drops such adverts in strict
+/// mode only, see `VrConfig::first_address_link_local`). keepalived adds no address itself.
+fn first_v6_vip(
+    ctx: &mut Ctx<'_>,
+    r: &RawInstance,
+    family: Family,
+    vips: &[VirtualAddress],
+    strict: bool,
+) -> Res<()> {
+    if let (Family::V6, true, Some(v)) = (family, r.unicast_peers.is_empty(), vips.first())
+        && let IpAddr::V6(a) = v.addr
+        && !a.is_unicast_link_local()
+    {
+        if strict {
+            return Err(ConfigError::at(
                 &v.span,
-                "the first IPv6 virtual address should be link-local",
-            );
+                "the first IPv6 virtual address must be link-local in strict mode \
+                 (RFC 9568 §5.2.9, erratum 8300), as keepalived requires",
+            ));
         }
+        ctx.warn(
+            &v.span,
+            "the first IPv6 virtual address should be link-local (RFC 9568 §5.2.9): strict \
+             RFC 9568 routers discard adverts that list another first (erratum 8300)",
+        );
     }
+    Ok(())
 }
 
 /// The instance's gratuitous ARP / NA settings over the global ones.

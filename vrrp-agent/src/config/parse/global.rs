@@ -25,6 +25,7 @@ pub(super) const KEYWORDS: &[Kw] = &[
     args("vrrp_xdp_control_socket", 1, 1),
     args("vrrp_xdp_mode", 1, 1),
     args("vrrp_xdp_notify_json", 1, 1),
+    args("vrrp_xdp_checksum_auto", 0, 1),
     args("vrrp_rt_priority", 1, 1),
     args("vrrp_rlimit_rttime", 1, 1),
     args("vrrp_rlimit_rtime", 1, 1),
@@ -344,6 +345,7 @@ pub(super) fn global_defs(
             }
             "vrrp_skip_check_adv_addr" => g.skip_check_adv_addr = opt_bool(&item)?,
             "v3_checksum_as_v2" => g.v3_checksum_as_v2 = opt_bool(&item)?,
+            "vrrp_xdp_checksum_auto" => g.xdp.checksum_auto = opt_bool(&item)?,
             "vrrp_strict" => g.strict = true,
             "vrrp_check_unicast_src" => g.check_unicast_src = true,
             "enable_script_security" => g.enable_script_security = true,

@@ -53,6 +53,7 @@ pub(super) const KEYWORDS: &[Kw] = &[
     ),
     args("v3_checksum_as_v2", 0, 1),
     args("vrrp_xdp_v2_interop", 0, 1),
+    args("vrrp_xdp_checksum_auto", 0, 1),
     args("notify_master", 1, 3),
     args("notify_backup", 1, 3),
     args("notify_fault", 1, 3),
@@ -159,6 +160,7 @@ pub(super) struct RawInstance {
     pub(super) v3_checksum_as_v2: Option<bool>,
     /// Our `vrrp_xdp_v2_interop [bool]`, where it was written.
     pub(super) v2_interop: Option<(bool, crate::config::Span)>,
+    pub(super) checksum_auto: Option<bool>,
 }
 
 #[derive(Default)]
@@ -210,6 +212,7 @@ pub(super) fn instance(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<Raw
         strict: None,
         v3_checksum_as_v2: None,
         v2_interop: None,
+        checksum_auto: None,
     };
     let mut it = ItemIter::new(Kind::Instance, stmts);
     while let Some(item) = it.next(ctx)? {
@@ -379,6 +382,7 @@ pub(super) fn instance(ctx: &mut Ctx<'_>, name: &Tok, stmts: &[Stmt]) -> Res<Raw
             "vrrp_xdp_v2_interop" => {
                 r.v2_interop = Some((opt_bool(&item)?, item.kw.span.clone()));
             }
+            "vrrp_xdp_checksum_auto" => r.checksum_auto = Some(opt_bool(&item)?),
             _ => {}
         }
     }

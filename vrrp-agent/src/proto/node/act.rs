@@ -396,7 +396,8 @@ impl Node {
             ifname: iface.spec.name.clone(),
             ifindex: s.ifindex,
             src: s.src,
-            release: inst.encode_to(Priority::RELEASE, s.src, &s.destinations),
+            // The forms we send now (auto mode): re-armed when they change.
+            release: inst.encode_plan(Priority::RELEASE, s.src, &inst.form_plan()),
             ttl: s.ttl,
             vips: s
                 .vips
@@ -443,6 +444,7 @@ impl Node {
                     .or(iface.map(|f| f.spec.mac))
                     .unwrap_or_default(),
                 vmac: i.spec.vmac.is_some(),
+                first_link_local: i.spec.vr.first_address_link_local,
                 own_vips: i
                     .spec
                     .vips

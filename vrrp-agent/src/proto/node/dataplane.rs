@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use vrrp_common::maps::{
-    PeerLimits, VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_UNICAST_PEERS, VRID_F_V2,
-    VRID_F_V2_INTEROP, VRID_F_VMAC_OWNED, VridConfig,
+    PeerLimits, VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_FIRST_LINK_LOCAL, VRID_F_UNICAST_PEERS,
+    VRID_F_V2, VRID_F_V2_INTEROP, VRID_F_VMAC_OWNED, VridConfig,
 };
 
 use crate::proto::vr::TtlRange;
@@ -48,6 +48,8 @@ pub struct Contribution<'a> {
     /// The MAC answers carry (virtual MAC or the interface's).
     pub mac: [u8; 6],
     pub vmac: bool,
+    /// RFC 9568 erratum 8300 in strict mode (`VrConfig::first_address_link_local`).
+    pub first_link_local: bool,
     /// VIPs on the instance's own interface (others are bound, not answered by XDP).
     pub own_vips: Vec<IpAddr>,
     pub all_vips: &'a [IpAddr],
@@ -147,6 +149,9 @@ pub fn plan<'a>(contribs: impl IntoIterator<Item = Contribution<'a>>) -> Plan {
         }
         if c.owned && c.vmac {
             cfg.flags |= VRID_F_VMAC_OWNED;
+        }
+        if c.first_link_local && c.family == Family::V6 {
+            cfg.flags |= VRID_F_FIRST_LINK_LOCAL;
         }
         p.slots.insert(
             (c.ifindex, c.family == Family::V6, c.vrid),
@@ -260,9 +265,42 @@ mod tests {
             owned,
             mac: [2, 0, 0, 0, 0, 1],
             vmac: false,
+            first_link_local: false,
             own_vips: vips.to_vec(),
             all_vips: vips,
         }
+    }
+
+    #[test]
+    fn erratum_8300_strict_ipv6_slots_check_the_first_address_in_xdp() {
+        // Without the flag XDP timed such an advert like any other while the router dropped it.
+        let v4: Vec<IpAddr> = vec!["192.0.2.3".parse().unwrap()];
+        let v6: Vec<IpAddr> = vec!["fe80::3".parse().unwrap()];
+        let strict = |vips, family| Contribution {
+            family,
+            version: Version::V3,
+            first_link_local: true,
+            ..c(vips, false)
+        };
+        let p = plan([strict(&v6, Family::V6)]);
+        assert_ne!(
+            p.slots[&(7, true, 51)].cfg.flags & VRID_F_FIRST_LINK_LOCAL,
+            0
+        );
+        // IPv4 has no such rule; without strict mode no flag either.
+        let p = plan([strict(&v4, Family::V4)]);
+        assert_eq!(
+            p.slots[&(7, false, 51)].cfg.flags & VRID_F_FIRST_LINK_LOCAL,
+            0
+        );
+        let lax = Contribution {
+            first_link_local: false,
+            ..strict(&v6, Family::V6)
+        };
+        assert_eq!(
+            plan([lax]).slots[&(7, true, 51)].cfg.flags & VRID_F_FIRST_LINK_LOCAL,
+            0
+        );
     }
 
     #[test]

@@ -88,7 +88,9 @@ impl Node {
             debug!(%src, vrid = %advert.vrid, "advert for a VRID we do not run");
             return;
         };
+        let mut rearm = false;
         if let Some(i) = self.instances.get_mut(&id) {
+            let before = i.spec.form_auto.then(|| i.form_plan());
             i.peers.heard(
                 src,
                 peers::Peer {
@@ -107,9 +109,26 @@ impl Node {
             {
                 i.form_mismatches += 1;
                 if i.form_warned.len() < peers::PEERS_MAX && i.form_warned.insert(src) {
-                    warn!(instance = %i.spec.name, %src, theirs = ?theirs, ours = ?ours, "this peer uses the other VRRPv3 checksum form: it may drop our adverts (two masters); set v3_checksum_as_v2 to match it");
+                    if i.spec.form_auto {
+                        info!(instance = %i.spec.name, %src, theirs = ?theirs, ours = ?ours, "this peer uses the other VRRPv3 checksum form: answering it in its form (vrrp_xdp_checksum_auto)");
+                    } else {
+                        warn!(instance = %i.spec.name, %src, theirs = ?theirs, ours = ?ours, "this peer uses the other VRRPv3 checksum form: it may drop our adverts (two masters); set v3_checksum_as_v2 to match it, or vrrp_xdp_checksum_auto");
+                    }
                 }
             }
+            // Auto mode: new forms to send make the pre-encoded adverts stale, the guardian's
+            // priority 0 included.
+            if let Some(before) = before {
+                let after = i.form_plan();
+                if after != before {
+                    info!(instance = %i.spec.name, forms = ?after, "checksum forms we send changed");
+                    i.advert_cache = None;
+                    rearm = i.installed;
+                }
+            }
+        }
+        if rearm {
+            self.arm_guardian(id);
         }
         self.feed(id, now, Input::Advert { src, advert, ttl });
     }

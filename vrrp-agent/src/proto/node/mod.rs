@@ -82,7 +82,12 @@ pub struct InstanceSpec {
     #[serde(default = "rfc_ttl", skip_serializing_if = "is_rfc_ttl")]
     pub ttl: u8,
     pub heartbeats: Vec<HeartbeatSpec>,
+    /// The checksum form we send (VRRPv3 over IPv4), and to peers never heard in auto mode.
     pub form: ChecksumForm,
+    /// `vrrp_xdp_checksum_auto`: answer each peer in the form it uses (see
+    /// [`Instance::form_plan`]).
+    #[serde(default)]
+    pub form_auto: bool,
     /// `use_vmac` in effect (needs XDP): the MAC answers, GARPs and adverts use while MASTER.
     pub vmac: Option<[u8; 6]>,
     /// `vmac_xmit_base`: adverts from the interface MAC anyway.
@@ -426,17 +431,29 @@ impl Instance {
         }
     }
 
+    /// Our form to each destination (heartbeat paths: their peers are agents, which accept
+    /// both forms).
     fn encode_to(
         &self,
         priority: Priority,
         src: IpAddr,
         dsts: &[IpAddr],
     ) -> Vec<(IpAddr, Vec<u8>)> {
+        let plan: Vec<_> = dsts.iter().map(|d| (*d, self.spec.form)).collect();
+        self.encode_plan(priority, src, &plan)
+    }
+
+    fn encode_plan(
+        &self,
+        priority: Priority,
+        src: IpAddr,
+        plan: &[(IpAddr, ChecksumForm)],
+    ) -> Vec<(IpAddr, Vec<u8>)> {
         let advert = self.advert(priority);
-        let mut out = Vec::with_capacity(dsts.len());
-        for dst in dsts {
+        let mut out = Vec::with_capacity(plan.len());
+        for (dst, form) in plan {
             let mut buf = Vec::with_capacity(64);
-            if let Err(e) = codec::encode(&advert, src, *dst, self.spec.form, &mut buf) {
+            if let Err(e) = codec::encode(&advert, src, *dst, *form, &mut buf) {
                 error!(instance = %self.spec.name, error = %e, "cannot encode advert");
                 return Vec::new();
             }
@@ -450,14 +467,57 @@ impl Instance {
                 auth: Auth::None,
                 ..advert
             };
-            for dst in dsts {
+            let mut dsts: Vec<IpAddr> = Vec::with_capacity(plan.len());
+            for (dst, _) in plan {
+                if !dsts.contains(dst) {
+                    dsts.push(*dst);
+                }
+            }
+            for dst in &dsts {
                 let mut buf = Vec::with_capacity(64);
+                // VRRPv2 has one checksum form (RFC 3768 §5.3.8): `form` is not used.
                 match codec::encode(&v2, src, *dst, self.spec.form, &mut buf) {
                     Ok(()) => out.push((*dst, buf)),
                     Err(e) => {
                         error!(instance = %self.spec.name, error = %e, "cannot encode VRRPv2 advert");
                     }
                 }
+            }
+        }
+        out
+    }
+
+    /// The primary path's messages: (destination, checksum form), in sending order. Without
+    /// `vrrp_xdp_checksum_auto`, or where only one form exists (VRRPv2, IPv6), ours to each.
+    /// In auto mode a unicast peer gets the form it was last heard in (ours if never heard);
+    /// a multicast group gets ours first, then the other form if a peer in the table uses it
+    /// (a mixed segment: two messages per interval).
+    ///
+    /// A form is not aged out by time: a peer of the other form that accepted our advert in
+    /// its form is a silent backup, indistinguishable from a gone one, and dropping its form
+    /// would make it master again a master-down interval later, and again after each hold.
+    /// It goes when no peer in the table uses it (the peer switched forms, or was evicted),
+    /// or at restart.
+    pub fn form_plan(&self) -> Vec<(IpAddr, ChecksumForm)> {
+        let (v, f) = (self.spec.vr.version, self.spec.vr.family);
+        let ours = self.spec.form.effective(v, f);
+        let auto = self.spec.form_auto && (v, f) == (Version::V3, Family::V4);
+        let mut out = Vec::with_capacity(self.spec.destinations.len() + 1);
+        for dst in &self.spec.destinations {
+            if !auto {
+                out.push((*dst, ours));
+            } else if dst.is_multicast() {
+                out.push((*dst, ours));
+                let other = match ours {
+                    ChecksumForm::WithPseudoHeader => ChecksumForm::WithoutPseudoHeader,
+                    ChecksumForm::WithoutPseudoHeader => ChecksumForm::WithPseudoHeader,
+                };
+                if self.peers.iter().any(|(_, p)| p.form == Some(other)) {
+                    out.push((*dst, other));
+                }
+            } else {
+                let theirs = self.peers.get(dst).and_then(|p| p.form);
+                out.push((*dst, theirs.unwrap_or(ours)));
             }
         }
         out
@@ -739,7 +799,7 @@ impl Node {
         let src = inst.spec.src;
         let cached = matches!(&inst.advert_cache, Some((p, s, _)) if *p == priority && *s == src);
         if !cached {
-            let enc = inst.encode_to(priority, src, &inst.spec.destinations);
+            let enc = inst.encode_plan(priority, src, &inst.form_plan());
             inst.advert_cache = Some((priority, src, enc));
         }
         // use_vmac: a master's multicast adverts come from the virtual MAC (RFC 9568 §7.3),

@@ -27,7 +27,11 @@ pub struct PeerTable {
 }
 
 impl PeerTable {
-    pub fn heard(&mut self, src: IpAddr, peer: Peer) {
+    /// An advert whose form is unknown keeps the form last heard from that peer.
+    pub fn heard(&mut self, src: IpAddr, mut peer: Peer) {
+        if peer.form.is_none() {
+            peer.form = self.peers.get(&src).and_then(|p| p.form);
+        }
         if !self.peers.contains_key(&src)
             && self.peers.len() >= PEERS_MAX
             && let Some(oldest) = self
@@ -40,6 +44,10 @@ impl PeerTable {
             self.evictions += 1;
         }
         self.peers.insert(src, peer);
+    }
+
+    pub fn get(&self, src: &IpAddr) -> Option<&Peer> {
+        self.peers.get(src)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Peer)> {

@@ -42,6 +42,7 @@ fn same_core(a: &InstanceSpec, b: &InstanceSpec) -> bool {
         && a.destinations == b.destinations
         && a.heartbeats == b.heartbeats
         && a.form == b.form
+        && a.form_auto == b.form_auto
         && a.src == b.src
 }
 

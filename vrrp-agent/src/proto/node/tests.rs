@@ -33,6 +33,7 @@ pub(crate) fn spec(name: &str, vrid: u8, vip: &str) -> InstanceSpec {
         ttl: 255,
         heartbeats: Vec::new(),
         form: ChecksumForm::WithPseudoHeader,
+        form_auto: false,
         vmac: None,
         vmac_xmit_base: false,
         garp_repeat: 5,
@@ -793,4 +794,169 @@ fn rfc9568_8_4_a_master_in_v2_interop_sends_both_versions_and_xdp_takes_both() {
     // The v2 copy carries whole seconds and no authentication (RFC 3768 §5.3.6-7).
     let v2 = &out.adverts[1].1;
     assert_eq!((v2[4], v2[5]), (0, 1));
+}
+
+/// The checksum form of each message the instance sends now (priority 200), by destination.
+fn sent_forms(n: &mut Node, id: InstanceId) -> Vec<(IpAddr, ChecksumForm)> {
+    let out = n.adverts(id, Priority(200)).expect("instance");
+    let src = out.src;
+    out.adverts
+        .iter()
+        .map(|(dst, msg)| {
+            let meta = codec::RxMeta {
+                src,
+                dst: *dst,
+                ttl: 255,
+            };
+            (*dst, codec::decode(&meta, msg).expect("decodes").checksum)
+        })
+        .collect()
+}
+
+fn heard_in(n: &mut Node, at: Instant, src: &str, prio: u8, form: ChecksumForm) {
+    n.handle(
+        at,
+        NodeInput::Advert {
+            ifindex: IF,
+            family: Family::V4,
+            src: src.parse().unwrap(),
+            form: Some(form),
+            ttl: None,
+            result: Ok(advert(prio)),
+        },
+    );
+}
+
+/// The priority-0 messages the guardian was last armed with, by form.
+fn armed_forms(acts: &[Action]) -> Option<Vec<ChecksumForm>> {
+    acts.iter().rev().find_map(|a| match a {
+        Action::GuardianArm(armed) if armed.key == "VI_1" => Some(
+            armed
+                .release
+                .iter()
+                .map(|(dst, msg)| {
+                    let meta = codec::RxMeta {
+                        src: armed.src,
+                        dst: *dst,
+                        ttl: 255,
+                    };
+                    let d = codec::decode(&meta, msg).expect("decodes");
+                    assert_eq!(d.advert.priority, Priority::RELEASE);
+                    d.checksum
+                })
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
+#[test]
+fn checksum_auto_answers_each_form_on_a_multicast_segment() {
+    // issue 18 item 1: a strict RFC 9568 peer drops our pseudo-header adverts and claims
+    // master; in auto mode it gets an advert in its own form too, ours first, in the adverts
+    // and in the guardian's pre-encoded priority 0. Without auto: one form, as before.
+    use ChecksumForm::*;
+    let t0 = clock();
+    let group: IpAddr = "224.0.0.18".parse().unwrap();
+    for auto in [false, true] {
+        let mut s = master(spec("VI_1", 51, "192.0.2.3"));
+        s.form_auto = auto;
+        let (mut n, acts) = started(cfg(vec![s], &[]), t0);
+        let id = n.instances().next().unwrap().0;
+        assert_eq!(state(&n, "VI_1"), State::Master);
+        assert_eq!(armed_forms(&acts), Some(vec![WithPseudoHeader]));
+        // Filled the cache: it must not survive the change.
+        assert_eq!(sent_forms(&mut n, id), [(group, WithPseudoHeader)]);
+        let t1 = t0 + Duration::from_secs(6);
+        heard_in(&mut n, t1, "192.0.2.7", 100, WithoutPseudoHeader);
+        let acts = drain(&mut n);
+        if !auto {
+            assert_eq!(sent_forms(&mut n, id), [(group, WithPseudoHeader)]);
+            assert_eq!(armed_forms(&acts), None);
+            continue;
+        }
+        assert_eq!(
+            sent_forms(&mut n, id),
+            [(group, WithPseudoHeader), (group, WithoutPseudoHeader)]
+        );
+        assert_eq!(
+            armed_forms(&acts),
+            Some(vec![WithPseudoHeader, WithoutPseudoHeader]),
+            "the guardian's priority 0 follows"
+        );
+        // A second peer in our form: still one message per form, nothing re-armed.
+        heard_in(&mut n, t1, "192.0.2.8", 100, WithPseudoHeader);
+        assert_eq!(armed_forms(&drain(&mut n)), None);
+        assert_eq!(sent_forms(&mut n, id).len(), 2);
+        // The strict peer, now a backup that accepts our advert in its form, is silent: its
+        // form stays (aged out after 3 intervals, it would time out and claim master again).
+        let acts = run_until(&mut n, t0, Duration::from_secs(60));
+        assert_eq!(armed_forms(&acts), None);
+        assert_eq!(
+            sent_forms(&mut n, id),
+            [(group, WithPseudoHeader), (group, WithoutPseudoHeader)]
+        );
+        // No peer uses the strict form any more: back to one message.
+        let t2 = t0 + Duration::from_secs(61);
+        heard_in(&mut n, t2, "192.0.2.7", 100, WithPseudoHeader);
+        assert_eq!(armed_forms(&drain(&mut n)), Some(vec![WithPseudoHeader]));
+        assert_eq!(sent_forms(&mut n, id), [(group, WithPseudoHeader)]);
+    }
+}
+
+#[test]
+fn checksum_auto_answers_each_unicast_peer_in_its_form() {
+    // issue 18 item 1: each unicast peer gets the form it uses; one never heard gets ours
+    // (v3_checksum_as_v2 here). VRRPv2 and IPv6 have one form: auto changes nothing there.
+    use ChecksumForm::*;
+    let t0 = clock();
+    let peers: Vec<IpAddr> = ["192.0.2.7", "192.0.2.8", "192.0.2.9"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let mut s = master(spec("VI_1", 51, "192.0.2.3"));
+    s.form_auto = true;
+    s.form = WithoutPseudoHeader;
+    s.destinations = peers.clone();
+    let (mut n, _) = started(cfg(vec![s.clone()], &[]), t0);
+    let id = n.instances().next().unwrap().0;
+    assert!(
+        sent_forms(&mut n, id)
+            .iter()
+            .all(|(_, f)| *f == WithoutPseudoHeader)
+    );
+    let t1 = t0 + Duration::from_secs(6);
+    heard_in(&mut n, t1, "192.0.2.7", 100, WithoutPseudoHeader);
+    heard_in(&mut n, t1, "192.0.2.8", 100, WithPseudoHeader);
+    // A form unknown (a transcript, the data plane) keeps the one heard before.
+    n.handle(
+        t1,
+        NodeInput::Advert {
+            ifindex: IF,
+            family: Family::V4,
+            src: peers[1],
+            form: None,
+            ttl: None,
+            result: Ok(advert(100)),
+        },
+    );
+    assert_eq!(
+        sent_forms(&mut n, id),
+        [
+            (peers[0], WithoutPseudoHeader),
+            (peers[1], WithPseudoHeader),
+            (peers[2], WithoutPseudoHeader)
+        ]
+    );
+    // VRRPv2: the form is not ours to choose.
+    s.vr.version = Version::V2;
+    let (mut n, _) = started(cfg(vec![s], &[]), t0);
+    let id = n.instances().next().unwrap().0;
+    heard_in(&mut n, t1, "192.0.2.8", 100, WithPseudoHeader);
+    let plan = n.instances().next().unwrap().1.form_plan();
+    assert!(
+        plan.iter().all(|(_, f)| *f == WithoutPseudoHeader),
+        "{plan:?}"
+    );
+    assert_eq!(n.adverts(id, Priority(200)).unwrap().adverts.len(), 3);
 }

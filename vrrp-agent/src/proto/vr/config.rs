@@ -83,6 +83,11 @@ pub struct VrConfig {
     /// keepalived's `owner_ignore_adverts`: an address owner drops every advert, as RFC 3768
     /// §7.1 and RFC 9568 §7.1 literally say. keepalived's default (false) processes them.
     pub owner_ignore_adverts: bool,
+    /// RFC 9568 erratum 8300: discard an IPv6 advert whose first address is not link-local.
+    /// keepalived's `vrrp_strict` (it refuses such a VIP list there too); otherwise counted and
+    /// logged but processed, as keepalived 2.4.3 runs and sends such lists.
+    #[serde(default)]
+    pub first_address_link_local: bool,
     /// RFC 9568 §8.4 (our `vrrp_xdp_v2_interop`): a v3 router that also sends and takes
     /// VRRPv2, for a rolling upgrade of a v2 cluster. IPv4, whole-second intervals.
     #[serde(default)]
@@ -148,6 +153,7 @@ impl VrConfig {
             garp_master_refresh: None,
             owner_ignore_adverts: false,
             v2_interop: false,
+            first_address_link_local: false,
         }
     }
 

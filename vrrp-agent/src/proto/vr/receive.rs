@@ -30,6 +30,15 @@ pub(super) fn same_set(a: &[IpAddr], b: &[IpAddr]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
 
+/// RFC 9568 §5.2.9 and erratum 8300 (§7.1): an IPv6 advert's first address is link-local
+/// (fe80::/10). True for IPv4 adverts.
+pub(super) fn first_is_link_local(adv: &Advert) -> bool {
+    match adv.addresses.first() {
+        Some(IpAddr::V6(a)) => a.is_unicast_link_local(),
+        _ => true,
+    }
+}
+
 /// Senders remembered for `AdvertSeenAt` replays.
 pub(super) const HEARD_MAX: usize = 8;
 
@@ -79,6 +88,10 @@ impl VirtualRouter {
         {
             self.counters.dropped_family += 1;
             return Err(DropReason::FamilyMismatch);
+        }
+        if self.cfg.first_address_link_local && !first_is_link_local(adv) {
+            self.counters.dropped_first_not_link_local += 1;
+            return Err(DropReason::FirstAddressNotLinkLocal);
         }
         if adv.version == Version::V2 {
             // RFC 3768 §7.1: MUST perform the authentication given by Auth Type.
@@ -164,6 +177,10 @@ impl VirtualRouter {
         if !same_set(&adv.addresses, &self.cfg.addresses) {
             self.counters.address_list_mismatch += 1;
             found.push(RxWarning::AddressListMismatch);
+        }
+        if !first_is_link_local(adv) {
+            self.counters.first_not_link_local += 1;
+            found.push(RxWarning::FirstAddressNotLinkLocal);
         }
         if adv.priority == Priority::OWNER && self.effective == Priority::OWNER {
             self.counters.another_owner += 1;

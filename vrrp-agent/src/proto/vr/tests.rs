@@ -2565,3 +2565,66 @@ fn rfc9568_8_4_interop_needs_v3_ipv4_and_whole_seconds() {
     c.v2_interop = true;
     assert_eq!(c.validate(), Err(ConfigError::V2Interop));
 }
+
+/// RFC 9568 erratum 8300 (§7.1): an IPv6 advert whose first address is not link-local is
+/// invalid. With `first_address_link_local` (vrrp_strict) it is discarded, counted, and the
+/// backup times out as if nothing was heard; without it (keepalived's default, which sends
+/// such lists) it is processed, counted and warned about.
+#[test]
+fn erratum_8300_first_ipv6_address_not_link_local() {
+    let ll: IpAddr = "fe80::51".parse().unwrap_or(VIP);
+    let global: IpAddr = "2001:db8::51".parse().unwrap_or(VIP);
+    let (a6, b6): (IpAddr, IpAddr) = (
+        "fe80::1".parse().unwrap_or(VIP),
+        "fe80::2".parse().unwrap_or(VIP),
+    );
+    let v6 = |strict: bool| {
+        let mut c = v3(100, a6);
+        c.family = Family::V6;
+        c.addresses = vec![ll, global];
+        c.first_address_link_local = strict;
+        c
+    };
+    let bad = |c: &VrConfig| {
+        let mut a = advert_from(c, 200);
+        a.addresses = vec![global, ll];
+        a
+    };
+    // Strict: dropped with its reason, the master-down timer from startup runs out.
+    let c = v6(true);
+    let mut o = One::started(c.clone());
+    let down = o.next();
+    let out = o.rx(ms(1000), b6, bad(&c));
+    assert_eq!(
+        out,
+        vec![Output::Dropped {
+            src: b6,
+            reason: DropReason::FirstAddressNotLinkLocal
+        }]
+    );
+    assert_eq!(o.next(), down, "the master-down timer was not restarted");
+    assert_eq!(o.vr.counters().dropped_first_not_link_local, 1);
+    assert_eq!(o.vr.master(), None);
+    // A link-local first address passes.
+    let mut good = bad(&c);
+    good.addresses = vec![ll, global];
+    assert_eq!(o.rx(ms(1100), b6, good), vec![]);
+    assert_eq!(o.vr.master().map(|m| m.addr), Some(b6));
+    // Not strict: processed (keepalived peers send such lists), counted and warned about.
+    let c = v6(false);
+    let mut o = One::started(c.clone());
+    let out = o.rx(ms(1000), b6, bad(&c));
+    assert!(
+        out.contains(&Output::Warning {
+            src: b6,
+            warning: RxWarning::FirstAddressNotLinkLocal
+        }),
+        "{out:?}"
+    );
+    assert_eq!(o.vr.counters().first_not_link_local, 1);
+    assert_eq!(o.vr.master().map(|m| m.addr), Some(b6));
+    // IPv4 adverts have no such rule.
+    let mut o = One::started(v3(100, A));
+    assert_eq!(o.rx(ms(1000), B, adv(200)), vec![]);
+    assert_eq!(o.vr.counters().first_not_link_local, 0);
+}

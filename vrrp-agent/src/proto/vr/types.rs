@@ -101,6 +101,9 @@ pub enum DropReason {
     AddressListMismatch,
     /// RFC 9568 §8.4: in v2 interoperation, a v2 advert from a router that also sends v3.
     V2FromV3Sender,
+    /// RFC 9568 erratum 8300 (§7.1): an IPv6 advert's first address must be link-local
+    /// (with `first_address_link_local`).
+    FirstAddressNotLinkLocal,
 }
 
 /// Accepted, but worth a log line (RFC 9568 §7.1 "MUST log"; keepalived logs and processes).
@@ -117,6 +120,9 @@ pub enum RxWarning {
     /// Another router advertises our own priority: the election falls to the primary
     /// address tie-break (RFC 9568 §6.4.3), which is rarely what was meant.
     EqualPriority,
+    /// RFC 9568 erratum 8300: the first IPv6 address is not link-local; strict RFC 9568 routers
+    /// discard such adverts (we do with `vrrp_strict`).
+    FirstAddressNotLinkLocal,
 }
 
 /// What an `Announce` is for; the I/O shell picks the repeat count (keepalived's
@@ -318,6 +324,10 @@ pub struct Counters {
     pub dropped_address_list: u64,
     /// RFC 9568 §8.4: v2 adverts ignored because their sender also sends v3.
     pub dropped_v2_from_v3: u64,
+    /// RFC 9568 erratum 8300: IPv6 adverts whose first address is not link-local, dropped.
+    pub dropped_first_not_link_local: u64,
+    /// The same, accepted (without `first_address_link_local`).
+    pub first_not_link_local: u64,
     /// Adverts of another priority-255 router while we own the addresses.
     pub another_owner: u64,
     /// Adverts at our own effective priority (decided by the address tie-break).
