@@ -259,7 +259,11 @@ fn systemd_runs_the_package_start_reload_kill_restart_stop() {
     // systemctl stop: SIGTERM to the agent alone, make-before-break: at every sample one of
     // the two holds the VIP, and the container gave it up only after hearing the peer.
     let guardian_lines = count(&c.journal(UNIT), "guardian:");
-    let mut stop = c.cmd(&["systemctl", "stop", UNIT]).spawn().expect("stop");
+    let mut stop = c
+        .cmd(&["systemctl", "stop", UNIT])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("stop");
     let mut samples = 0;
     let mut gaps = 0;
     loop {
@@ -345,7 +349,9 @@ fn systemd_verifies_the_unit_and_keepalived_conflicts() {
         );
     }
 
-    // Conflicts=keepalived.service: starting either stops the other. keepalived (Debian's
+    // Conflicts=keepalived.service: starting either stops the other, and the one stopped is
+    // gone before the other starts (the stop is ordered first), so that the two never run at
+    // once: when `systemctl start` returns, the other is already inactive. keepalived (Debian's
     // 2.2.7, in the container too) really runs: its own VIP comes and goes with it.
     c.write(&lab, CONF, &keepalived_conf("sd", &[fast("MASTER", 100)]))
         .expect("write the config");
