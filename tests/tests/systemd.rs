@@ -134,6 +134,10 @@ fn systemd_runs_the_package_start_reload_kill_restart_stop() {
             .all(|t| t.line.contains(" reason=") && !t.line.ends_with("reason=")),
         "a transition without its reason:\n{journal}"
     );
+    assert!(
+        ts.len() >= 2 && ts[0].to == "BACKUP" && ts[0].line.contains("reason=startup"),
+        "{journal}"
+    );
 
     // systemctl reload: SIGHUP (ExecReload), the same process, no state change anywhere.
     let pid = c.prop(UNIT, "MainPID").expect("MainPID");
@@ -278,6 +282,7 @@ fn systemd_runs_the_package_start_reload_kill_restart_stop() {
         assert!(samples < 10_000, "no handover: owners {owners:?}");
     }
     assert!(stop.wait().unwrap().success(), "systemctl stop failed");
+    eprintln!("systemctl stop: {samples} samples of the VIP's owners, {gaps} without one");
     assert_eq!(
         gaps, 0,
         "{gaps} of {samples} samples saw no owner of the VIP"
@@ -403,4 +408,19 @@ fn systemd_verifies_the_unit_and_keepalived_conflicts() {
         Ok(!lab.has_addr(&sd, "192.0.2.60")?)
     })
     .expect("keepalived's VIP released");
+
+    // Removing the package stops the running agent first (prerm, under this systemd): it
+    // hands over and releases the VIP rather than being left running without its files.
+    c.ok(&["dpkg", "-r", "vrrp-agent"]).expect("dpkg -r");
+    assert_eq!(
+        c.text(&["systemctl", "is-active", UNIT]).unwrap(),
+        "inactive"
+    );
+    assert!(
+        !lab.has_addr(&sd, VIP).unwrap(),
+        "the VIP outlived the package"
+    );
+    let journal = c.journal(UNIT);
+    assert!(journal.contains("SIGTERM: handing over"), "{journal}");
+    assert!(journal.contains("vrrp-agent stopped"), "{journal}");
 }
