@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod systemd;
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Fails loudly unless the lab can run: root, and the XDP object built.

@@ -86,10 +86,13 @@ fn deb_package_installs_removes_and_purges() {
         .lines()
         .find_map(|l| l.strip_prefix("Depends: "))
         .unwrap_or_else(|| panic!("no Depends in\n{fields}"));
-    assert!(
-        depends.split(',').any(|d| d.trim() == "nftables"),
-        "{depends}"
-    );
+    // nftables for the kernel ARP filter, procps for the unit's /bin/kill (ExecReload).
+    for need in ["nftables", "procps"] {
+        assert!(
+            depends.split(',').any(|d| d.trim() == need),
+            "{need} not in {depends}"
+        );
+    }
     let conffiles = ok(Command::new("dpkg-deb")
         .arg("-I")
         .arg(&deb)

@@ -8,7 +8,8 @@ use crate::util::{self, run};
 
 /// Packages for the test suite: a real keepalived peer, captures with a VRRP dissector,
 /// ARP probes, nftables for partitions, ethtool for XDP TX counters, man-db for the Debian
-/// package test's `man -w`, prometheus for promtool and the alert-rule lab test.
+/// package test's `man -w`, prometheus for promtool and the alert-rule lab test, debootstrap
+/// for the root file system the systemd lab test boots a real systemd in.
 pub const TEST_PACKAGES: &[&str] = &[
     "iproute2",
     "keepalived",
@@ -21,6 +22,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "bpftool",
     "man-db",
     "prometheus",
+    "debootstrap",
 ];
 
 /// Packages for the bench: the baseline daemon, the kernel ARP filter, the lab's ARP checks.

@@ -8,6 +8,7 @@ mod demo;
 mod deps;
 mod fuzz;
 mod keepalived;
+mod rootfs;
 mod soak;
 mod test;
 mod toolchain;
@@ -62,6 +63,9 @@ enum Cmd {
     /// Build keepalived 2.4.3 from its source tarball into target/keepalived-2.4.3/ (once),
     /// the auth_hmac interoperability peer.
     Keepalived,
+    /// Make the systemd lab test's root file system (debootstrap, bookworm minbase with
+    /// systemd) under target/systemd-rootfs/ (once) and print its path.
+    Rootfs,
 }
 
 fn main() -> Result<()> {
@@ -79,5 +83,6 @@ fn main() -> Result<()> {
         Cmd::Deb => deb::build_deb().map(|_| ()),
         Cmd::Deps => deps::ensure_debian_packages(deps::TEST_PACKAGES),
         Cmd::Keepalived => keepalived::ensure().map(|p| println!("{}", p.display())),
+        Cmd::Rootfs => rootfs::ensure().map(|p| println!("{}", p.display())),
     }
 }

@@ -12,6 +12,7 @@ use crate::build::{self, BuildOpts};
 use crate::deb;
 use crate::deps;
 use crate::fuzz;
+use crate::rootfs;
 use crate::soak;
 use crate::util::{self, run};
 
@@ -87,8 +88,13 @@ pub fn main(opts: &TestOpts) -> Result<()> {
     // The package needs a release build: only when a test that installs it is selected (a run
     // without a filter, or a filter naming it), so subsets stay quick. Without VRRP_DEB the
     // package test fails, it does not skip.
-    if selects(&opts.args, DEB_TEST) {
+    let systemd = SYSTEMD_TESTS.iter().any(|t| selects(&opts.args, t));
+    if selects(&opts.args, DEB_TEST) || systemd {
         env.push(("VRRP_DEB", deb::build_deb()?.display().to_string()));
+    }
+    // The systemd tests boot a real systemd in a debootstrapped root (made once, cached).
+    if systemd {
+        env.push(("VRRP_SYSTEMD_ROOT", rootfs::ensure()?.display().to_string()));
     }
     cargo_test(
         &mut tally,
@@ -138,6 +144,13 @@ fn soak_once(tally: &mut Tally, agent: &std::path::Path, secs: u64, seed: u64) {
 
 /// The lab test that installs the Debian package (tests/tests/deb.rs).
 const DEB_TEST: &str = "deb_package_installs_removes_and_purges";
+
+/// The lab tests that boot systemd in a container and install the package there
+/// (tests/tests/systemd.rs).
+const SYSTEMD_TESTS: &[&str] = &[
+    "systemd_runs_the_package_start_reload_kill_restart_stop",
+    "systemd_verifies_the_unit_and_keepalived_conflicts",
+];
 
 /// Whether cargo test's name filters in `args` select the test `name`: no filter selects
 /// everything; a filter selects names containing it. Flags (`--nocapture`, ...) are not filters.
