@@ -148,7 +148,11 @@ pub mod counter {
     /// for a VRID with `VRID_F_FIRST_LINK_LOCAL`.
     pub const DROP_FIRST_NOT_LINK_LOCAL: u32 = 26;
 
-    pub const COUNT: u32 = 27;
+    /// Requests for an owned VIP not answered because a higher-priority master's advert holds
+    /// the VRID's slot (`VRID_F_YIELD`): the new master answers, we are about to leave.
+    pub const YIELDED: u32 = 27;
+
+    pub const COUNT: u32 = 28;
 
     /// Prometheus/status label of each counter, indexed like the array.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -179,6 +183,7 @@ pub mod counter {
         "silence_timer_error",
         "vmac_to_host",
         "first_address_not_link_local",
+        "yielded_to_higher_priority",
     ];
 
     /// True for the counters that mean "this advert was dropped".

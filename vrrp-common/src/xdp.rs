@@ -10,8 +10,8 @@
 use crate::event::{EVENT_ADVERT, EVENT_ARP_CONFLICT, EVENT_NA_CONFLICT, counter};
 use crate::maps::{
     AdvertState, DataPlaneConfig, OWNED_F_ROUTER, Observation, OwnedVip, PeerKey, PeerLimits,
-    VRID_F_AUTH_PASS, VRID_F_FIRST_LINK_LOCAL, VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED, VridConfig,
-    observe, same_sender, takes_slot, vrid_slot,
+    VRID_F_AUTH_PASS, VRID_F_FIRST_LINK_LOCAL, VRID_F_UNICAST_PEERS, VRID_F_VMAC_OWNED,
+    VRID_F_YIELD, VridConfig, observe, same_sender, takes_slot, vrid_slot,
 };
 use crate::respond::{
     Arp, NA_FRAME_LEN, ND_FIXED_LEN, ND_HOP_LIMIT, ND_OPT_SOURCE_LL, ND_OPT_TARGET_LL, arp_reply,
@@ -547,6 +547,30 @@ fn may_answer<D: DataPlane>(dp: &mut D) -> bool {
     true
 }
 
+/// A higher-priority master spoke within two of its intervals (`VRID_F_YIELD`): it answers
+/// now, and so must we no longer. Two intervals, not three: a master that died is stale here
+/// before our Master_Down_Interval (3 intervals + skew) makes us master again.
+#[inline(always)]
+fn superseded<D: DataPlane>(dp: &mut D, slot: u32) -> bool {
+    let Some(cfg) = dp.vrid_config(slot) else {
+        return false;
+    };
+    if cfg.flags & VRID_F_YIELD == 0 {
+        return false;
+    }
+    let now = dp.now_ns();
+    let (last_ns, priority, interval_cs) = match dp.slots(slot).0 {
+        Some(s) => (s.last_ns, s.priority, s.interval_cs),
+        None => return false,
+    };
+    let window = 2 * interval_cs as u64 * 10_000_000;
+    if last_ns == 0 || priority <= cfg.own_priority || now.saturating_sub(last_ns) > window {
+        return false;
+    }
+    dp.count(counter::YIELDED);
+    true
+}
+
 #[inline(always)]
 fn arp<P: Packet + ?Sized, D: DataPlane>(p: &P, dp: &mut D) -> Option<Action> {
     let body: [u8; ARP_LEN] = p.read(ETH_HLEN)?;
@@ -569,7 +593,7 @@ fn arp<P: Packet + ?Sized, D: DataPlane>(p: &P, dp: &mut D) -> Option<Action> {
     let Some(v) = dp.owned4(a.tpa) else {
         return Some(Action::Pass);
     };
-    if !may_answer(dp) {
+    if superseded(dp, vrid_slot(false, v.vrid)) || !may_answer(dp) {
         return Some(Action::Pass);
     }
     if !dp.write(&arp_reply(&a, a.tpa, v.mac)) {
@@ -701,7 +725,7 @@ fn nd<P: Packet + ?Sized, D: DataPlane>(p: &P, dp: &mut D) -> Option<Action> {
     } else if let LlOption::Invalid = ll_option(p, opts, end, ND_OPT_SOURCE_LL)? {
         return Some(Action::Pass);
     }
-    if !may_answer(dp) {
+    if superseded(dp, vrid_slot(true, v.vrid)) || !may_answer(dp) {
         return Some(Action::Pass);
     }
     let eth_src: [u8; 6] = p.read(6)?;

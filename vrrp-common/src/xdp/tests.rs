@@ -301,3 +301,57 @@ fn the_masters_adverts_restart_its_timer_and_repeats_are_absorbed() {
     );
     assert_eq!(p.timers.len(), 2);
 }
+
+#[test]
+fn a_master_stops_answering_the_moment_a_higher_priority_master_speaks() {
+    // Soak seed 20261204 faults #128, #254, #268: at a preemption or a planned handover the
+    // old master's agent left MASTER only after a ring event and a wake-up, and both nodes
+    // answered ARP/ND for 25-36 ms under load. The old master's XDP now yields on the advert.
+    let mut p = consuming();
+    p.owned4.push((
+        VIP4,
+        OwnedVip {
+            vrid: 51,
+            flags: 0,
+            mac: OUR_MAC,
+        },
+    ));
+    let yielding = |own_priority| VridConfig {
+        own_priority,
+        ..v3(crate::maps::VRID_F_YIELD)
+    };
+    p.set_vrid(false, 51, yielding(100));
+    let req = arp_request(VIP4);
+    assert_eq!(run_on(&mut p, &req).0, Action::Tx, "alone: we answer");
+    run_on(&mut p, &advert([192, 0, 2, 7], 50));
+    assert_eq!(
+        run_on(&mut p, &req).0,
+        Action::Tx,
+        "a lower priority changes nothing"
+    );
+    run_on(&mut p, &advert(MASTER, 200));
+    assert_eq!(
+        run_on(&mut p, &req),
+        (Action::Pass, vec![(counter::YIELDED, 1)]),
+        "a higher priority master answers from now on"
+    );
+    // Without the flag (a backup's slot, VRRPv2) nothing yields.
+    p.set_vrid(false, 51, v3(0));
+    assert_eq!(run_on(&mut p, &req).0, Action::Tx);
+    // It died: two of its intervals (1 s each) later we answer again, before our
+    // Master_Down_Interval would make us master.
+    p.set_vrid(false, 51, yielding(100));
+    p.now_ns += 2_000_000_001;
+    assert_eq!(
+        run_on(&mut p, &req).0,
+        Action::Tx,
+        "a stale advert is no master"
+    );
+    // Handing over we advertise priority 0: the new master, at any priority, takes over.
+    p.set_vrid(false, 51, yielding(0));
+    run_on(&mut p, &advert(MASTER, 50));
+    assert_eq!(
+        run_on(&mut p, &req),
+        (Action::Pass, vec![(counter::YIELDED, 1)])
+    );
+}

@@ -141,6 +141,14 @@ impl Node {
         if let Output::SendAdvert { priority } = out {
             // The advert before the stamp: after a stall, the gate reopens only behind it.
             self.actions.push_back(Action::SendAdvert { id, priority });
+            // XDP yields to a higher priority than the one we advertise (`VRID_F_YIELD`): it
+            // must know that one (0 while handing over).
+            if let Some(inst) = self.instances.get_mut(&id)
+                && inst.advertised != Some(priority)
+            {
+                inst.advertised = Some(priority);
+                self.dp_dirty = true;
+            }
             if let Some(inst) = self.instances.get(&id)
                 && self.owned(inst)
                 && let Some(bound) = self.gate_bound(inst.spec.ifindex)
@@ -432,6 +440,7 @@ impl Node {
                 version: i.spec.vr.version,
                 interval_cs: i.spec.vr.interval.get(),
                 v2_interop: i.spec.vr.v2_interop,
+                advertised: i.advertised.map(|p| p.0),
                 auth: i.spec.vr.auth,
                 unicast_peers: &i.spec.vr.unicast_peers,
                 peer_ttl: &i.spec.vr.peer_ttl,

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use vrrp_common::maps::{
     PeerLimits, VRID_F_AUTH_PASS, VRID_F_CONFIGURED, VRID_F_FIRST_LINK_LOCAL, VRID_F_UNICAST_PEERS,
-    VRID_F_V2, VRID_F_V2_INTEROP, VRID_F_VMAC_OWNED, VridConfig,
+    VRID_F_V2, VRID_F_V2_INTEROP, VRID_F_VMAC_OWNED, VRID_F_YIELD, VridConfig,
 };
 
 use crate::proto::vr::TtlRange;
@@ -36,6 +36,8 @@ pub struct Contribution<'a> {
     pub interval_cs: u16,
     /// RFC 9568 §8.4: a v3 instance that takes VRRPv2 adverts too.
     pub v2_interop: bool,
+    /// The priority of our last advert, if any.
+    pub advertised: Option<u8>,
     pub auth: Auth,
     pub unicast_peers: &'a [IpAddr],
     /// `VrConfig::peer_ttl`.
@@ -90,9 +92,14 @@ pub enum DpOp {
 impl serde::Serialize for Slot {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Slot", 4)?;
+        let mut st = s.serialize_struct("Slot", 5)?;
         st.serialize_field("flags", &self.cfg.flags)?;
         st.serialize_field("interval_cs", &self.cfg.interval_cs)?;
+        if self.cfg.flags & VRID_F_YIELD != 0 {
+            st.serialize_field("own_priority", &self.cfg.own_priority)?;
+        } else {
+            st.skip_field("own_priority")?;
+        }
         let pass = (self.cfg.flags & VRID_F_AUTH_PASS != 0).then(|| {
             String::from_utf8_lossy(&self.cfg.auth_pass)
                 .trim_end_matches('\0')
@@ -146,6 +153,15 @@ pub fn plan<'a>(contribs: impl IntoIterator<Item = Contribution<'a>>) -> Plan {
             // v2 adverts are held to our interval, as on a v2 instance (RFC 3768 §7.1).
             cfg.flags |= VRID_F_V2_INTEROP;
             cfg.interval_cs = c.interval_cs;
+        }
+        // VRRPv3 only: a v2 advert with another address list (another cluster on our VRID,
+        // RFC 3768 §7.1) is dropped by the agent but not by XDP, and must not silence us.
+        if c.owned
+            && c.version == Version::V3
+            && let Some(p) = c.advertised
+        {
+            cfg.flags |= VRID_F_YIELD;
+            cfg.own_priority = p;
         }
         if c.owned && c.vmac {
             cfg.flags |= VRID_F_VMAC_OWNED;
@@ -257,6 +273,7 @@ mod tests {
             version: Version::V2,
             interval_cs: 100,
             v2_interop: false,
+            advertised: None,
             auth: Auth::Pass(*b"1111\0\0\0\0"),
             unicast_peers: &[],
             peer_ttl: &[],

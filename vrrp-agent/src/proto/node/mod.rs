@@ -344,6 +344,8 @@ pub struct Instance {
     pub conflicts: u64,
     /// VIPs restored after someone else removed them while we were MASTER.
     pub vips_restored: u64,
+    /// The priority of our last advert (XDP yields to a higher one while we own the VIPs).
+    pub advertised: Option<Priority>,
     /// Paces restores against something that keeps removing our VIPs.
     pub restore: restore::Backoff,
     pub split_brain: split_brain::SplitBrain,
@@ -378,6 +380,7 @@ impl Instance {
             wants_ownership: false,
             conflicts: 0,
             vips_restored: 0,
+            advertised: None,
             restore: restore::Backoff::default(),
             split_brain: split_brain::SplitBrain::default(),
             peers: peers::PeerTable::default(),

@@ -359,12 +359,13 @@ fn becoming_master_owns_the_vips_in_xdp_before_binding_them_and_filters_the_kern
         .expect("bound");
     assert!(own < bind, "{acts:#?}");
     assert!(acts.iter().any(|a| *a == Action::KernelFilter(vec![vip])));
-    // The 510 slots of the fresh program were written once.
+    // The 510 slots of the fresh program were written once, the VRID's once more after its
+    // first advert, with the priority XDP yields above (VRID_F_YIELD).
     let slots = acts
         .iter()
         .filter(|a| matches!(a, Action::Dataplane(DpOp::SetSlot { .. })))
         .count();
-    assert_eq!(slots, 510);
+    assert_eq!(slots, 511);
 }
 
 #[test]
@@ -959,4 +960,33 @@ fn checksum_auto_answers_each_unicast_peer_in_its_form() {
         "{plan:?}"
     );
     assert_eq!(n.adverts(id, Priority(200)).unwrap().adverts.len(), 3);
+}
+
+#[test]
+fn xdp_yields_to_a_priority_above_the_one_we_advertise_even_while_handing_over() {
+    // The old master's XDP stops answering on the new master's advert (VRID_F_YIELD) only if
+    // it knows the priority we advertise: 200 as master, 0 once we hand over.
+    let t0 = clock();
+    let (mut n, acts) = started(cfg(vec![master(spec("VI_1", 51, "192.0.2.3"))], &[]), t0);
+    let slots = |acts: &[Action]| -> Vec<(u32, u8)> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Dataplane(dataplane::DpOp::SetSlot { vrid: 51, slot, .. }) => Some((
+                    slot.cfg.flags & vrrp_common::maps::VRID_F_YIELD,
+                    slot.cfg.own_priority,
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        slots(&acts).last(),
+        Some(&(vrrp_common::maps::VRID_F_YIELD, 200))
+    );
+    let t1 = t0 + Duration::from_secs(6);
+    n.handover(t1, None).expect("a master");
+    assert_eq!(
+        slots(&drain(&mut n)).last(),
+        Some(&(vrrp_common::maps::VRID_F_YIELD, 0))
+    );
 }
