@@ -469,3 +469,98 @@ fn keepalived_and_the_agent_side_by_side_on_one_interface() {
     );
     n.lab.stays("agent01", "VI_1", "BACKUP", Duration::ZERO);
 }
+
+/// Asserts for `d` (sampled every 100 ms) that exactly `owner` holds the VIP.
+fn sole_owner_for(lab: &Lab, vip: &str, owner: &str, d: Duration) {
+    let deadline = std::time::Instant::now() + d;
+    while std::time::Instant::now() < deadline {
+        assert_eq!(lab.vip_owner(vip), [owner], "{}", lab.all_logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The agent's config for an upgraded node: VRRPv3 with RFC 9568 §8.4 interoperation.
+fn upgraded(router: &str, state: &str, priority: u8) -> String {
+    let mut conf = keepalived_conf(router, &[Flavor::V2Pass.instance(state, priority)]);
+    conf = conf.replace(
+        "    version 2\n",
+        "    version 3\n    vrrp_xdp_v2_interop\n",
+    );
+    assert!(conf.contains("vrrp_xdp_v2_interop"));
+    conf
+}
+
+/// RFC 9568 §8.4 (checklist item 58): a VRRPv2 keepalived pair (the seed's, PASS 1111)
+/// upgraded to VRRPv3 one node at a time. keepalived 2.2.7 drops v3 adverts on a v2 instance, so without the v2 copies either
+/// side of the mixed pair would become master beside the other. Never two VIP owners.
+#[test]
+fn v2_keepalived_pair_upgraded_to_v3_one_node_at_a_time() {
+    let mut n = net("v2v3");
+    let (lb01, lb02) = (n.lb01.clone(), n.lb02.clone());
+    let v2 = |router: &str, state: &str, prio: u8| {
+        keepalived_conf(router, &[Flavor::V2Pass.instance(state, prio)])
+    };
+    n.lab
+        .keepalived(&lb01, "ka01", &v2("lb01", "MASTER", 100))
+        .expect("keepalived lb01");
+    n.lab
+        .keepalived(&lb02, "ka02", &v2("lb02", "BACKUP", 50))
+        .expect("keepalived lb02");
+    n.lab
+        .wait_owner(VIP, &["lb01"], T)
+        .expect("v2 pair: lb01 owns");
+    n.lab
+        .wait_log("ka02", "Entering BACKUP STATE", T)
+        .expect("keepalived lb02 backup");
+
+    // Upgrade the master first: its graceful stop hands over to keepalived on lb02, then the
+    // agent (priority 100, v3 + v2) preempts it. keepalived hears the v2 copy and backs off.
+    n.lab.signal("ka01", Signal::SIGTERM).expect("stop ka01");
+    n.lab.wait_exit("ka01", T).expect("ka01 exits");
+    n.lab
+        .wait_owner(VIP, &["lb02"], T)
+        .expect("ka02 takes over");
+    n.lab
+        .agent_conf(&lb01, "agent01", &upgraded("lb01", "MASTER", 100), &[])
+        .expect("agent lb01");
+    n.lab
+        .wait_state("agent01", "VI_1", "MASTER", T)
+        .expect("agent lb01 master");
+    n.lab
+        .wait_owner(VIP, &["lb01"], T)
+        .expect("keepalived lb02 gives the VIP up on our v2 adverts");
+    sole_owner_for(&n.lab, VIP, "lb01", Duration::from_secs(6));
+    assert!(n.lab.running("ka02"), "{}", n.lab.log("ka02"));
+    let ka02 = n.lab.log("ka02");
+    let backups = ka02.matches("Entering BACKUP STATE").count();
+    assert!(backups >= 2, "keepalived lb02 went back to BACKUP:\n{ka02}");
+
+    // Upgrade the backup: keepalived's v2 master is gone, the agent's v2 copies are ignored
+    // (it also sends v3) and its v3 adverts keep lb02 backup.
+    n.lab.signal("ka02", Signal::SIGTERM).expect("stop ka02");
+    n.lab.wait_exit("ka02", T).expect("ka02 exits");
+    n.lab
+        .agent_conf(&lb02, "agent02", &upgraded("lb02", "BACKUP", 50), &[])
+        .expect("agent lb02");
+    n.lab
+        .wait_state("agent02", "VI_1", "BACKUP", T)
+        .expect("agent lb02 backup");
+    n.lab
+        .stays("agent02", "VI_1", "BACKUP", Duration::from_secs(5));
+    sole_owner_for(&n.lab, VIP, "lb01", Duration::ZERO);
+    let s = n.lab.status_json("agent02").expect("status");
+    let drops = &s["instances"][0]["drops"]["v2_from_v3_sender"];
+    assert!(
+        drops.as_u64() >= Some(1),
+        "lb02 ignored lb01's v2 copies: {s}"
+    );
+
+    // The upgraded pair fails over as any v3 pair.
+    n.lab
+        .signal("agent01", Signal::SIGTERM)
+        .expect("stop agent lb01");
+    n.lab
+        .wait_state("agent02", "VI_1", "MASTER", T)
+        .expect("agent lb02 master");
+    n.lab.wait_owner(VIP, &["lb02"], T).expect("lb02 owns");
+}

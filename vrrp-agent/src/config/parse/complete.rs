@@ -29,7 +29,9 @@ pub(super) fn complete(ctx: &mut Ctx<'_>, mut r: RawInstance, g: &GlobalDefs) ->
     let (vips, excluded_vips) = vip_lists(ctx, &mut r, version, strict)?;
     let (priority, state) = priority_state(ctx, &r, strict, &mut defaulted);
     let owner = priority == Priority::OWNER;
-    let auth = auth_of(ctx, &r, strict, version);
+    // With VRRPv2 interoperation the v2 copies carry the v2 nodes' authentication.
+    let interop = r.v2_interop.as_ref().is_some_and(|(on, _)| *on);
+    let auth = auth_of(ctx, &r, strict, if interop { Version::V2 } else { version });
     let (preempt, preempt_delay) = preemption(ctx, &r, owner, state, strict);
     let accept = accept_mode(ctx, &r, owner, strict, version);
     let advert_int = advert_int(ctx, &r, version, &mut defaulted);

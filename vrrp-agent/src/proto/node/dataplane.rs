@@ -150,9 +150,14 @@ pub fn plan<'a>(contribs: impl IntoIterator<Item = Contribution<'a>>) -> Plan {
             }
         }
         if c.v2_interop {
-            // v2 adverts are held to our interval, as on a v2 instance (RFC 3768 §7.1).
+            // v2 adverts are held to our interval and password, as on a v2 instance (RFC 3768
+            // §7.1).
             cfg.flags |= VRID_F_V2_INTEROP;
             cfg.interval_cs = c.interval_cs;
+            if let Auth::Pass(pw) = c.auth {
+                cfg.flags |= VRID_F_AUTH_PASS;
+                cfg.auth_pass = pw;
+            }
         }
         // VRRPv3 only: a v2 advert with another address list (another cluster on our VRID,
         // RFC 3768 §7.1) is dropped by the agent but not by XDP, and must not silence us.

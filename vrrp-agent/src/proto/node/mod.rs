@@ -467,7 +467,7 @@ impl Instance {
             // (they drop the v3 one); v3 routers ignore it since we send v3 too.
             let v2 = Advert {
                 version: Version::V2,
-                auth: Auth::None,
+                auth: self.spec.vr.auth,
                 ..advert
             };
             let mut dsts: Vec<IpAddr> = Vec::with_capacity(plan.len());

@@ -773,6 +773,7 @@ fn rfc9568_8_4_a_master_in_v2_interop_sends_both_versions_and_xdp_takes_both() {
     let t0 = clock();
     let mut s = master(spec("VI_1", 51, "192.0.2.3"));
     s.vr.v2_interop = true;
+    s.vr.auth = Auth::Pass(*b"1111\0\0\0\0");
     let (mut n, acts) = started(cfg(vec![s], &[]), t0);
     let slot = acts
         .iter()
@@ -784,6 +785,7 @@ fn rfc9568_8_4_a_master_in_v2_interop_sends_both_versions_and_xdp_takes_both() {
         })
         .expect("the VRID's slot is written");
     assert_ne!(slot.cfg.flags & vrrp_common::maps::VRID_F_V2_INTEROP, 0);
+    assert_ne!(slot.cfg.flags & vrrp_common::maps::VRID_F_AUTH_PASS, 0);
     assert_eq!(
         slot.cfg.interval_cs, 100,
         "v2 adverts are held to our interval"
@@ -792,9 +794,12 @@ fn rfc9568_8_4_a_master_in_v2_interop_sends_both_versions_and_xdp_takes_both() {
     let out = n.adverts(id, Priority(200)).expect("an advert");
     let versions: Vec<u8> = out.adverts.iter().map(|(_, m)| m[0] >> 4).collect();
     assert_eq!(versions, [3, 2], "one advert per version, to 224.0.0.18");
-    // The v2 copy carries whole seconds and no authentication (RFC 3768 §5.3.6-7).
+    // The v2 copy carries whole seconds and the v2 nodes' password (RFC 3768 §5.3.6-7), the
+    // v3 one none (RFC 9568 §9.1).
     let v2 = &out.adverts[1].1;
-    assert_eq!((v2[4], v2[5]), (0, 1));
+    assert_eq!((v2[4], v2[5]), (1, 1));
+    assert_eq!(&v2[12..16], b"1111");
+    assert_eq!(out.adverts[0].1.len(), 12);
 }
 
 /// The checksum form of each message the instance sends now (priority 200), by destination.

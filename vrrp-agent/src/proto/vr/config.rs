@@ -217,8 +217,8 @@ impl VrConfig {
 
     /// keepalived's silent corrections in `vrrp_complete_instance` (it logs and resets).
     pub(super) fn normalize(&mut self) {
-        if self.version == Version::V3 {
-            // RFC 9568 §9.1: no authentication in v3.
+        if self.version == Version::V3 && !self.v2_interop {
+            // RFC 9568 §9.1: no authentication in v3 (the v2 copies of §8.4 keep theirs).
             self.auth = Auth::None;
         }
         // "nopreempt is incompatible with priority 255" / "will not work with initial state
