@@ -972,6 +972,16 @@ impl Instance {
         }
     }
 
+    /// [`Instance::seed`] as VRRPv3 at 100 ms adverts, without authentication.
+    pub fn fast(state: &str, priority: u8) -> Self {
+        Self {
+            advert_int: "0.1".into(),
+            version: 3,
+            auth_pass: None,
+            ..Self::seed(state, priority)
+        }
+    }
+
     /// The instance's text.
     pub fn render(&self) -> String {
         let mut s = format!("vrrp_instance {} {{\n", self.name);

@@ -17,15 +17,6 @@ use vrrp_tests::{Instance, Lab, agent_bin, in_netns, keepalived_conf, require_la
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn fast(state: &str, prio: u8) -> Instance {
-    Instance {
-        advert_int: "0.1".into(),
-        version: 3,
-        auth_pass: None,
-        ..Instance::seed(state, prio)
-    }
-}
-
 /// Starts the seed pair with control sockets and a metrics endpoint on lb02.
 fn pair(lab: &mut Lab) -> (vrrp_tests::Host, vrrp_tests::Host) {
     let lb01 = lab.host("lb01", &["192.0.2.1/24"]).expect("lb01");
@@ -36,14 +27,14 @@ fn pair(lab: &mut Lab) -> (vrrp_tests::Host, vrrp_tests::Host) {
     lab.agent_conf(
         &lb01,
         "lb01",
-        &keepalived_conf("lb01", &[fast("BACKUP", 50)]),
+        &keepalived_conf("lb01", &[Instance::fast("BACKUP", 50)]),
         &["--control-socket", &s1],
     )
     .expect("lb01 agent");
     lab.agent_conf(
         &lb02,
         "lb02",
-        &keepalived_conf("lb02", &[fast("MASTER", 100)]),
+        &keepalived_conf("lb02", &[Instance::fast("MASTER", 100)]),
         &[
             "--control-socket",
             &s2,
@@ -247,7 +238,10 @@ fn check_mode_and_startup_errors_name_the_place_and_the_fix() {
     );
 
     let good = lab
-        .write_file("good.conf", &keepalived_conf("lb01", &[fast("BACKUP", 50)]))
+        .write_file(
+            "good.conf",
+            &keepalived_conf("lb01", &[Instance::fast("BACKUP", 50)]),
+        )
         .expect("write");
     let out = std::process::Command::new(agent_bin())
         .arg("--check")
@@ -295,7 +289,7 @@ fn systemd_unit_commands_are_accepted_by_the_agent() {
     let conf = lab
         .write_file(
             "keepalived.conf",
-            &keepalived_conf("lb01", &[fast("BACKUP", 50)]),
+            &keepalived_conf("lb01", &[Instance::fast("BACKUP", 50)]),
         )
         .expect("write");
     let bin = agent_bin();
@@ -346,7 +340,7 @@ fn systemd_unit_commands_are_accepted_by_the_agent() {
     let master = lab
         .write_file(
             "unit.conf",
-            &keepalived_conf("lb02", &[fast("MASTER", 100)]),
+            &keepalived_conf("lb02", &[Instance::fast("MASTER", 100)]),
         )
         .expect("write");
     let args: Vec<String> = vec![
@@ -446,7 +440,7 @@ fn the_election_runs_real_time_and_its_guardian_too_unless_told_not_to() {
     let s1 = lab.path("lb01.sock").display().to_string();
     let s2 = lab.path("lb02.sock").display().to_string();
     // lb01: vrrp_rt_priority 0 in the file (SCHED_OTHER); lb02: the default.
-    let conf1 = keepalived_conf("lb01", &[fast("BACKUP", 50)]).replacen(
+    let conf1 = keepalived_conf("lb01", &[Instance::fast("BACKUP", 50)]).replacen(
         "global_defs {",
         "global_defs {\n    vrrp_rt_priority 0",
         1,
@@ -457,7 +451,7 @@ fn the_election_runs_real_time_and_its_guardian_too_unless_told_not_to() {
     lab.agent_conf(
         &lb02,
         "lb02",
-        &keepalived_conf("lb02", &[fast("MASTER", 100)]),
+        &keepalived_conf("lb02", &[Instance::fast("MASTER", 100)]),
         &["--control-socket", &s2],
     )
     .expect("lb02 agent");
@@ -551,7 +545,7 @@ fn a_refused_second_start_changes_nothing_and_a_removed_vip_comes_back() {
     let conf = lab
         .write_file(
             "lb03.conf",
-            &keepalived_conf("lb03", &[fast("MASTER", 200)]),
+            &keepalived_conf("lb03", &[Instance::fast("MASTER", 200)]),
         )
         .expect("conf");
     let failing = format!(
@@ -600,7 +594,7 @@ fn a_reload_releases_an_unused_interface_and_a_refused_one_attaches_nothing() {
             "vrrp_instance VI_2 {{\n    state MASTER\n    interface eth1\n    virtual_router_id 60\n    priority 100\n    advert_int 0.1\n    version 3\n{vips}}}\n"
         )
     };
-    let one = keepalived_conf("lb02", &[fast("MASTER", 100)]);
+    let one = keepalived_conf("lb02", &[Instance::fast("MASTER", 100)]);
     let both = format!(
         "{one}{}",
         second("    virtual_ipaddress {\n        198.51.100.10/24\n    }\n")

@@ -25,15 +25,6 @@ const UNIT: &str = "vrrp-agent.service";
 const CONF: &str = "/etc/vrrp-agent/keepalived.conf";
 const T: Duration = Duration::from_secs(30);
 
-fn fast(state: &str, prio: u8) -> Instance {
-    Instance {
-        advert_int: "0.1".into(),
-        version: 3,
-        auth_pass: None,
-        ..Instance::seed(state, prio)
-    }
-}
-
 fn deb() -> PathBuf {
     PathBuf::from(std::env::var_os("VRRP_DEB").expect(
         "VRRP_DEB is not set: `cargo xtask test` builds the package (cargo xtask deb) and sets it",
@@ -97,7 +88,7 @@ fn systemd_runs_the_package_start_reload_kill_restart_stop() {
     lab.agent_conf(
         &peer,
         "peer",
-        &keepalived_conf("peer", &[fast("BACKUP", 50)]),
+        &keepalived_conf("peer", &[Instance::fast("BACKUP", 50)]),
         &[],
     )
     .expect("peer agent");
@@ -105,8 +96,12 @@ fn systemd_runs_the_package_start_reload_kill_restart_stop() {
         .expect("the peer alone is master");
 
     // systemctl start: the container's agent preempts and owns the VIP.
-    c.write(&lab, CONF, &keepalived_conf("sd", &[fast("MASTER", 100)]))
-        .expect("write the config");
+    c.write(
+        &lab,
+        CONF,
+        &keepalived_conf("sd", &[Instance::fast("MASTER", 100)]),
+    )
+    .expect("write the config");
     c.ok(&["systemctl", "start", UNIT])
         .expect("systemctl start");
     lab.wait_until("the container's agent to be MASTER", T, || {
@@ -166,8 +161,12 @@ fn systemd_runs_the_package_start_reload_kill_restart_stop() {
     assert_eq!(c.prop(UNIT, "MainPID").unwrap(), pid);
     assert_eq!(lab.vip_owner(VIP), ["sd"]);
     // The reload re-read the file: a new priority is advertised, still without a transition.
-    c.write(&lab, CONF, &keepalived_conf("sd", &[fast("MASTER", 120)]))
-        .expect("write the config");
+    c.write(
+        &lab,
+        CONF,
+        &keepalived_conf("sd", &[Instance::fast("MASTER", 120)]),
+    )
+    .expect("write the config");
     c.ok(&["systemctl", "reload", UNIT])
         .expect("systemctl reload");
     lab.wait_until("the peer to hear priority 120", T, || {
@@ -358,9 +357,13 @@ fn systemd_verifies_the_unit_and_keepalived_conflicts() {
     // gone before the other starts (the stop is ordered first), so that the two never run at
     // once: when `systemctl start` returns, the other is already inactive. keepalived (Debian's
     // 2.2.7, in the container too) really runs: its own VIP comes and goes with it.
-    c.write(&lab, CONF, &keepalived_conf("sd", &[fast("MASTER", 100)]))
-        .expect("write the config");
-    let mut k = fast("MASTER", 100);
+    c.write(
+        &lab,
+        CONF,
+        &keepalived_conf("sd", &[Instance::fast("MASTER", 100)]),
+    )
+    .expect("write the config");
+    let mut k = Instance::fast("MASTER", 100);
     k.name = "K_1".into();
     k.vrid = 60;
     k.vips = vec!["192.0.2.60/24 dev eth0".into()];

@@ -86,6 +86,18 @@ fn peer(ipv6: bool, vrid: u8, addr: [u8; 4]) -> PeerKey {
     }
 }
 
+/// VRID 51 owns [`VIP4`], answering with `mac`.
+fn own_vip4(p: &mut Plane, mac: [u8; 6]) {
+    p.owned4.push((
+        VIP4,
+        OwnedVip {
+            vrid: 51,
+            flags: 0,
+            mac,
+        },
+    ));
+}
+
 /// Runs a frame; returns the action and the counters it moved.
 fn run_on(p: &mut Plane, frame: &[u8]) -> (Action, Vec<(u32, u64)>) {
     let before = p.counters.clone();
@@ -216,14 +228,7 @@ fn frames_for_an_owned_vmac_are_readdressed_to_the_interface() {
 #[test]
 fn the_dead_man_gate_silences_the_responder() {
     let mut p = consuming();
-    p.owned4.push((
-        VIP4,
-        OwnedVip {
-            vrid: 51,
-            flags: 0,
-            mac: vmac(false, 51),
-        },
-    ));
+    own_vip4(&mut p, vmac(false, 51));
     let req = arp_request(VIP4);
     let body: [u8; ARP_LEN] = req[ETH_HLEN..].try_into().expect("ARP body");
     let reply = arp_reply(&Arp::parse(&body).expect("ARP"), VIP4, vmac(false, 51));
@@ -308,14 +313,7 @@ fn a_master_stops_answering_the_moment_a_higher_priority_master_speaks() {
     // old master's agent left MASTER only after a ring event and a wake-up, and both nodes
     // answered ARP/ND for 25-36 ms under load. The old master's XDP now yields on the advert.
     let mut p = consuming();
-    p.owned4.push((
-        VIP4,
-        OwnedVip {
-            vrid: 51,
-            flags: 0,
-            mac: OUR_MAC,
-        },
-    ));
+    own_vip4(&mut p, OUR_MAC);
     let yielding = |own_priority| VridConfig {
         own_priority,
         ..v3(crate::maps::VRID_F_YIELD)
