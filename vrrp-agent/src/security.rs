@@ -220,6 +220,36 @@ pub struct Vetted {
     pub insecure: bool,
     /// Warnings, keepalived's wording.
     pub notes: Vec<String>,
+    /// A file-open test (`</path`) run through `/bin/sh -c` (keepalived's `SC_SYSTEM`): not a
+    /// script file, so not one the "scripts are being executed" summary counts.
+    pub via_shell: bool,
+}
+
+/// The shell keepalived's `system()` runs.
+pub const SHELL: &str = "/bin/sh";
+
+/// keepalived's test for a redirect-only command (`check_script_secure`): argv\[0\] is `<`,
+/// then optional blanks, then `/` (`"</run/nginx.pid"` passes while the file opens).
+pub fn is_redirect_test(argv0: &str) -> bool {
+    argv0
+        .strip_prefix('<')
+        .is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with('/'))
+}
+
+/// keepalived's `cmd_str_r`: the command line `system()` is given. A leading redirect is kept
+/// as written; every other word is single-quoted (`'` as `'\''`), so nothing in it is expanded.
+pub fn shell_command_line(argv: &[String]) -> String {
+    argv.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i == 0 && (a.starts_with('<') || a.starts_with('>')) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The C library's text for an I/O error, as keepalived logs it (no "(os error N)").
@@ -297,6 +327,29 @@ pub fn vet(policy: &ScriptPolicy, cmd: &Command, what: &str) -> Result<Vetted, S
     let Some(first) = argv.first().cloned() else {
         return Err(format!("{what}: empty command"));
     };
+    if is_redirect_test(&first) {
+        // keepalived returns SC_SYSTEM before any file check: a track script runs it through
+        // system(); a notify script is dropped (check_notify_script_secure wants
+        // SC_EXECUTABLE), silently there, with a word here.
+        if what != "vrrp_script" {
+            return Err(format!(
+                "{what} '{}' is a file-open test, which keepalived runs only as a vrrp_script",
+                cmd.argv.join(" ")
+            ));
+        }
+        let ours = our_ids();
+        return Ok(Vetted {
+            argv: vec![
+                SHELL.to_string(),
+                "-c".to_string(),
+                shell_command_line(&argv),
+            ],
+            ids: (ids != ours).then_some(ids),
+            insecure: false,
+            notes: Vec::new(),
+            via_shell: true,
+        });
+    }
     let mut notes = Vec::new();
     if !first.contains('/') {
         match path_search(&first, ids) {
@@ -363,6 +416,7 @@ pub fn vet(policy: &ScriptPolicy, cmd: &Command, what: &str) -> Result<Vetted, S
         ids: (ids != ours).then_some(ids),
         insecure,
         notes,
+        via_shell: false,
     })
 }
 
@@ -413,7 +467,7 @@ pub fn audit(cfg: &Config, file: &str) -> Vec<Diagnostic> {
     for (label, what, cmd) in commands(cfg) {
         match vet(&policy, cmd, what) {
             Ok(v) => {
-                any = true;
+                any |= !v.via_shell;
                 any_insecure |= v.insecure;
                 for n in v.notes {
                     out.push(Diagnostic {
@@ -626,5 +680,63 @@ mod tests {
             config_file_concern(&m(FileKind::File, 0o664, 0, 100), 0)
                 .is_some_and(|w| w.contains("gid 100"))
         );
+    }
+
+    fn cmd(argv: &[&str]) -> Command {
+        Command {
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            user: None,
+            span: Span::new("t.conf", 1, 1),
+        }
+    }
+
+    #[test]
+    fn a_redirect_only_test_is_keepalived_s() {
+        assert!(is_redirect_test("</run/nginx.pid"));
+        assert!(is_redirect_test("< \t/run/nginx.pid"));
+        assert!(!is_redirect_test("<"), "a lone '<' is a command name");
+        assert!(!is_redirect_test("<run/x"), "relative: not the test");
+        assert!(!is_redirect_test("/bin/true"));
+        assert_eq!(
+            shell_command_line(&["</a b".into(), "it's".into(), "$HOME".into()]),
+            "</a b 'it'\\''s' '$HOME'"
+        );
+    }
+
+    #[test]
+    fn a_file_open_test_runs_through_the_shell_as_a_track_script_only() {
+        let policy = ScriptPolicy::default();
+        let v = vet(&policy, &cmd(&["</etc/hostname"]), "vrrp_script").expect("track script");
+        assert_eq!(v.argv, ["/bin/sh", "-c", "</etc/hostname"]);
+        assert!(v.via_shell && !v.insecure && v.notes.is_empty());
+        let why = vet(&policy, &cmd(&["</etc/hostname"]), "notify_master").unwrap_err();
+        assert!(why.contains("file-open test"), "{why}");
+    }
+
+    #[test]
+    fn a_file_open_test_passes_while_the_file_opens() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = std::env::temp_dir().join(format!("vx-redirect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("nginx.pid");
+        let test = format!("<{}", file.display());
+        let policy = ScriptPolicy::default();
+        let run = |argv: &[String]| {
+            rt.block_on(exec::run(
+                argv,
+                &[],
+                None,
+                std::time::Duration::from_secs(5),
+            ))
+            .outcome
+        };
+        let v = vet(&policy, &cmd(&[&test]), "vrrp_script").expect("vetted");
+        assert!(!run(&v.argv).success(), "no file: the test fails");
+        std::fs::write(&file, "1\n").expect("write");
+        assert!(run(&v.argv).success(), "the file opens: the test passes");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
